@@ -1,0 +1,219 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { parseArgs, parseEnv } from 'node:util';
+import type { LockstepOptions } from '../core/config.js';
+import { ConfigError, ExitCode, LockstepError } from '../core/errors.js';
+import { Migrator } from '../core/runner.js';
+import { createMigrationFile } from './new.js';
+import { formatEvent, formatResult } from './output.js';
+
+const HELP = `lockstep — database migrations applied exactly once, in order, by exactly one process,
+however many processes start at the same moment.
+
+Usage: lockstep <command> [options]
+
+Commands:
+  up                     Apply every pending migration (the default command). Safe to run from
+                         many processes at once: one applies, the others wait, then exit 0 and
+                         say who applied what.
+  down [--steps N]       Roll back the newest N applied migrations (default 1).
+  status                 List every migration with its state, when and by whom it was applied,
+                         and the current lock holder. Takes no lock.
+  new <name> [--ts]      Create <dir>/<UTC timestamp>_<name>.sql (or .ts with --ts).
+  resolve <version> --applied | --rolled-back
+                         Record how an interrupted or failed non-transactional migration ended,
+                         after you checked the database: --applied if its changes are in place,
+                         --rolled-back if they are not (the ledger row is removed).
+
+Options:
+  -u, --url <url>            Database URL. Default: $DATABASE_URL (also read from ./.env),
+                             else sqlite:db/lockstep.sqlite3. Schemes: postgres://, postgresql://,
+                             sqlite:relative/path.db, sqlite:///absolute/path.db
+  -d, --dir <dir>            Migrations directory. Default: db/migrations
+  -t, --table <name>         Ledger table. Default: lockstep_migrations (schema.table on Postgres;
+                             unqualified means public)
+      --lock-timeout <dur>   How long to wait for another runner's lock, e.g. 30s, 15m. Default: 15m
+      --ddl-lock-timeout <dur|off>
+                             Postgres lock_timeout for statements of transactional migrations,
+                             so DDL never queues production traffic behind it. Default: 5s
+      --ddl-lock-retries <n> Retries (with backoff) after a DDL lock timeout. Default: 5
+      --allow-out-of-order   Apply pending migrations older than the newest applied one
+      --allow-changed        Accept applied migrations whose file changed since
+      --allow-missing        Accept applied migrations whose file is gone
+      --steps <n>            With down: how many migrations to roll back. Default: 1
+      --applied, --rolled-back
+                             With resolve: how the migration ended
+      --ts                   With new: create a TypeScript migration module
+      --json                 Print the result, or the error, as one JSON object on stdout
+  -q, --quiet                Print only errors
+  -h, --help                 Show this help
+  -v, --version              Show the version
+
+Migration files (dbmate's format):
+  -- migrate:up [transaction:false] [lock_timeout:2s|off] [lock_retries:N]
+  CREATE TABLE ...;
+  -- migrate:down
+  DROP TABLE ...;
+  TypeScript/JavaScript modules export up(ctx), down(ctx) and optionally transaction = false.
+
+Exit codes:
+  0  success, including a runner that waited and found everything applied
+  1  a migration failed (its error says where and what state it left)
+  2  bad input: usage, URL, migration files, or history checks; nothing was changed
+  3  timed out waiting for the migration lock; the error names the holder
+  4  dirty state: an interrupted non-transactional migration needs \`lockstep resolve\`
+  5  the database could not be reached, or the session was lost during the run
+`;
+
+const OPTIONS = {
+  url: { type: 'string', short: 'u' },
+  dir: { type: 'string', short: 'd' },
+  table: { type: 'string', short: 't' },
+  'lock-timeout': { type: 'string' },
+  'ddl-lock-timeout': { type: 'string' },
+  'ddl-lock-retries': { type: 'string' },
+  'allow-out-of-order': { type: 'boolean' },
+  'allow-changed': { type: 'boolean' },
+  'allow-missing': { type: 'boolean' },
+  steps: { type: 'string' },
+  applied: { type: 'boolean' },
+  'rolled-back': { type: 'boolean' },
+  ts: { type: 'boolean' },
+  json: { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+
+async function main(argv: string[]): Promise<number> {
+  let values: Values;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }));
+  } catch (error) {
+    return fail(new ConfigError(`${(error as Error).message}\nRun \`lockstep --help\` for usage.`), argv.includes('--json'));
+  }
+  const json = values.json ?? false;
+  if (values.help) {
+    process.stdout.write(HELP);
+    return ExitCode.ok;
+  }
+  if (values.version) {
+    process.stdout.write(`${readVersion()}\n`);
+    return ExitCode.ok;
+  }
+  const [command = 'up', ...args] = positionals;
+  const print = (text: string) => {
+    if (!values.quiet) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  };
+  try {
+    const migrator = () => new Migrator(toOptions(values));
+    switch (command) {
+      case 'up':
+        expectArgs(command, args, 0);
+        return report(await migrator().up(), 'up', json, print);
+      case 'down':
+        expectArgs(command, args, 0);
+        return report(await migrator().down({ steps: intOption('--steps', values.steps, 1) }), 'down', json, print);
+      case 'status':
+        expectArgs(command, args, 0);
+        return report(await migrator().status(), 'status', json, print);
+      case 'resolve': {
+        expectArgs(command, args, 1, '<version>');
+        if (values.applied === values['rolled-back']) {
+          throw new ConfigError('resolve needs exactly one of --applied or --rolled-back');
+        }
+        const result = await migrator().resolve(args[0] as string, values.applied ? 'applied' : 'rolled-back');
+        return report(result, 'resolve', json, print);
+      }
+      case 'new': {
+        expectArgs(command, args, 1, '<name>');
+        const file = await createMigrationFile(values.dir ?? 'db/migrations', args[0] as string, values.ts ?? false);
+        return report({ created: file }, 'new', json, print);
+      }
+      default:
+        throw new ConfigError(`unknown command "${command}". Commands: up, down, status, new, resolve. See --help.`);
+    }
+  } catch (error) {
+    return fail(error, json);
+  }
+}
+
+/** Progress goes to stderr; stdout carries only the result (text, or JSON with --json). */
+function toOptions(values: Values): LockstepOptions {
+  const quiet = values.quiet ?? false;
+  const ddlLockTimeout = values['ddl-lock-timeout'];
+  return {
+    url: values.url ?? process.env.DATABASE_URL ?? readDotEnvUrl(),
+    dir: values.dir,
+    table: values.table,
+    lockTimeout: values['lock-timeout'],
+    ddlLockTimeout: ddlLockTimeout === 'off' ? null : ddlLockTimeout,
+    ddlLockRetries: intOption('--ddl-lock-retries', values['ddl-lock-retries'], 5, 0),
+    allowOutOfOrder: values['allow-out-of-order'],
+    allowChanged: values['allow-changed'],
+    allowMissing: values['allow-missing'],
+    on: (event) => {
+      if (quiet && event.type !== 'lock-waiting') return;
+      const line = formatEvent(event);
+      if (line) process.stderr.write(`${line}\n`);
+    },
+  };
+}
+
+function readDotEnvUrl(): string | undefined {
+  try {
+    return parseEnv(readFileSync('.env', 'utf8')).DATABASE_URL;
+  } catch {
+    return undefined;
+  }
+}
+
+function intOption(flag: string, value: string | undefined, fallback: number, min = 1): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < min) throw new ConfigError(`${flag} takes a whole number ≥ ${min}, got "${value}"`);
+  return Number(value);
+}
+
+function expectArgs(command: string, args: string[], count: number, usage = '') {
+  if (args.length !== count) {
+    throw new ConfigError(
+      count === 0
+        ? `\`lockstep ${command}\` takes no arguments, got "${args.join(' ')}"`
+        : `usage: lockstep ${command} ${usage}`,
+    );
+  }
+}
+
+function report(result: object, command: string, json: boolean, print: (text: string) => void): number {
+  print(json ? JSON.stringify(result, null, 2) : formatResult(command, result));
+  return ExitCode.ok;
+}
+
+function fail(error: unknown, json: boolean): number {
+  if (error instanceof LockstepError) {
+    if (json) process.stdout.write(`${JSON.stringify(error.toJSON(), null, 2)}\n`);
+    process.stderr.write(`lockstep: ${error.message}\n`);
+    return error.exitCode;
+  }
+  const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  if (json) process.stdout.write(`${JSON.stringify({ error: 'INTERNAL', message: String(error) }, null, 2)}\n`);
+  process.stderr.write(`lockstep: unexpected error (please report it): ${message}\n`);
+  return ExitCode.migrationFailed;
+}
+
+function readVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error) => {
+    process.exitCode = fail(error, false);
+  },
+);

@@ -1,0 +1,95 @@
+import { describeHolder } from '../core/errors.js';
+import type { LockstepEvent } from '../core/events.js';
+import type { DownResult, ResolveResult, StatusResult, UpResult } from '../core/runner.js';
+import { formatDuration } from '../util/duration.js';
+
+/** One progress line on stderr for an event, or undefined for events not shown. */
+export function formatEvent(event: LockstepEvent): string | undefined {
+  switch (event.type) {
+    case 'lock-waiting':
+      return `waiting for the migration lock, held by ${describeHolder(event.holder)} (waited ${formatDuration(event.waitedMs)})`;
+    case 'lock-acquired':
+      return event.waitedMs > 0 ? `got the migration lock after ${formatDuration(event.waitedMs)}` : undefined;
+    case 'applied-by-other':
+      return `${event.version} ${event.name}: applied by ${event.by} while this runner waited`;
+    case 'migrating':
+      return `${event.direction === 'up' ? 'applying' : 'rolling back'} ${event.version} ${event.name}${event.transactional ? '' : ' (not transactional)'}`;
+    case 'migrated':
+      return `${event.direction === 'up' ? 'applied' : 'rolled back'} ${event.version} ${event.name} in ${formatDuration(event.durationMs)}`;
+    case 'lock-retry':
+      return `${event.version}: table lock not granted (${event.message}); retry ${event.attempt} in ${formatDuration(event.delayMs)}`;
+    case 'log':
+      return `${event.version}: ${event.message}`;
+    default:
+      return undefined;
+  }
+}
+
+/** The human result of a command, for stdout. */
+export function formatResult(command: string, result: object): string {
+  switch (command) {
+    case 'up': {
+      const r = result as UpResult;
+      if (r.applied.length > 0) {
+        const total = r.applied.reduce((sum, m) => sum + m.durationMs, 0);
+        return `applied ${plural(r.applied.length, 'migration')} in ${formatDuration(total)}; ${r.total} applied in all`;
+      }
+      if (r.appliedByOthers.length > 0) {
+        const by = [...new Set(r.appliedByOthers.map((m) => m.by))].join(', ');
+        return `up to date: ${plural(r.appliedByOthers.length, 'migration')} applied by ${by} while this runner waited; ${r.total} applied in all`;
+      }
+      return `up to date: ${plural(r.total, 'migration')} applied, nothing pending`;
+    }
+    case 'down': {
+      const r = result as DownResult;
+      return r.rolledBack.length === 0
+        ? 'nothing to roll back: no migration is applied'
+        : `rolled back ${r.rolledBack.map((m) => `${m.version} ${m.name}`).join(', ')}`;
+    }
+    case 'resolve': {
+      const r = result as ResolveResult;
+      return `migration ${r.version} recorded as ${r.resolvedAs} (was ${r.previousState ?? 'not in the ledger'})`;
+    }
+    case 'new':
+      return `created ${(result as { created: string }).created}`;
+    case 'status':
+      return formatStatus(result as StatusResult);
+    default:
+      return JSON.stringify(result);
+  }
+}
+
+function formatStatus(status: StatusResult): string {
+  const lines = [`target: ${status.target}`, `lock:   ${status.lockHolder ? `held by ${describeHolder(status.lockHolder)}` : 'free'}`, ''];
+  const header = ['VERSION', 'NAME', 'STATE', 'APPLIED AT', 'BY', 'TOOK'];
+  const table = status.migrations.map((m) => [
+    m.version,
+    m.name,
+    m.status === 'running' && m.row ? `running (${m.row.statementsDone}/${m.row.statementCount ?? '?'} statements)` : m.status,
+    m.row?.state === 'applied' ? (m.row.finishedAt ?? '') : '',
+    m.row && m.row.state !== 'rolled_back' ? m.row.appliedBy : '',
+    m.row?.durationMs != null && m.row.state === 'applied' ? formatDuration(m.row.durationMs) : '',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => (r[i] as string).length)));
+  const row = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd();
+  lines.push(row(header));
+  status.migrations.forEach((m, i) => {
+    lines.push(row(table[i] as string[]));
+    if (m.row?.error && m.row.state !== 'applied') {
+      const label = m.row.state === 'rolled_back' ? 'last attempt failed and was rolled back' : 'error';
+      lines.push(`    ${label}: ${m.row.error}`);
+    }
+    if (m.status === 'running' || m.status === 'failed') {
+      lines.push(`    fix: lockstep resolve ${m.version} --applied | --rolled-back`);
+    }
+  });
+  if (status.migrations.length === 0) lines.push('(no migrations)');
+  const counts = new Map<string, number>();
+  for (const m of status.migrations) counts.set(m.status, (counts.get(m.status) ?? 0) + 1);
+  lines.push('', [...counts].map(([s, n]) => `${n} ${s}`).join(', ') || 'nothing yet');
+  return lines.join('\n');
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}

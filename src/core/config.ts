@@ -1,0 +1,79 @@
+import { hostname } from 'node:os';
+import { ConfigError } from './errors.js';
+import type { EventHandler } from './events.js';
+import type { HistoryPolicy } from './plan.js';
+import { parseDuration } from '../util/duration.js';
+
+/** Options of `migrate()` and `createMigrator()`; the CLI flags map onto them one to one. */
+export interface LockstepOptions extends HistoryPolicy {
+  /**
+   * Database URL: `postgres://…`, `postgresql://…`, `sqlite:relative/path.db`, `sqlite:///abs/path.db`.
+   * Default is `DATABASE_URL`, else `sqlite:db/lockstep.sqlite3`.
+   */
+  readonly url?: string | undefined;
+  /** Migrations directory. Default is `db/migrations`. */
+  readonly dir?: string | undefined;
+  /** Ledger table; `schema.table` on Postgres. Default is `lockstep_migrations` (Postgres: in `public`). */
+  readonly table?: string | undefined;
+  /** How long to wait for another runner's lock, in ms or as `15m`/`30s`. Default is 15 minutes. */
+  readonly lockTimeout?: number | string | undefined;
+  /** Postgres `lock_timeout` for migration statements, in ms or as `5s`; null turns it off. Default is 5s. */
+  readonly ddlLockTimeout?: number | string | null | undefined;
+  /** Retries after a DDL lock timeout, with backoff. Default is 5. */
+  readonly ddlLockRetries?: number | undefined;
+  /** Called with every event of the run. */
+  readonly on?: EventHandler | undefined;
+  /** Base for relative paths. Default is `process.cwd()`. */
+  readonly cwd?: string | undefined;
+}
+
+export interface ResolvedConfig extends HistoryPolicy {
+  readonly url: string;
+  readonly dir: string;
+  readonly table: string;
+  readonly lockTimeoutMs: number;
+  readonly ddlLockTimeoutMs: number | null;
+  readonly ddlLockRetries: number;
+  readonly on: EventHandler;
+  readonly cwd: string;
+  readonly runnerId: string;
+}
+
+export const DEFAULT_URL = 'sqlite:db/lockstep.sqlite3';
+export const DEFAULT_DIR = 'db/migrations';
+export const DEFAULT_TABLE = 'lockstep_migrations';
+
+export function resolveConfig(options: LockstepOptions): ResolvedConfig {
+  const table = options.table ?? DEFAULT_TABLE;
+  if (!/^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$/.test(table) || table.length > 127) {
+    throw new ConfigError(`invalid ledger table name "${table}": use letters, digits and _ (optionally schema.table)`);
+  }
+  const ddlLockRetries = options.ddlLockRetries ?? 5;
+  if (!Number.isInteger(ddlLockRetries) || ddlLockRetries < 0) {
+    throw new ConfigError(`invalid DDL lock retries "${options.ddlLockRetries}": expected a whole number`);
+  }
+  return {
+    url: options.url || process.env.DATABASE_URL || DEFAULT_URL,
+    dir: options.dir ?? DEFAULT_DIR,
+    table,
+    lockTimeoutMs: durationOption('lock timeout', options.lockTimeout, 15 * 60_000),
+    ddlLockTimeoutMs:
+      options.ddlLockTimeout === null ? null : durationOption('DDL lock timeout', options.ddlLockTimeout, 5_000),
+    ddlLockRetries,
+    allowOutOfOrder: options.allowOutOfOrder ?? false,
+    allowChanged: options.allowChanged ?? false,
+    allowMissing: options.allowMissing ?? false,
+    on: options.on ?? (() => {}),
+    cwd: options.cwd ?? process.cwd(),
+    runnerId: `${hostname()}:${process.pid}`,
+  };
+}
+
+function durationOption(what: string, value: number | string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const ms = typeof value === 'number' ? value : parseDuration(value);
+  if (ms === undefined || !Number.isFinite(ms) || ms < 0) {
+    throw new ConfigError(`invalid ${what} "${value}": use a duration such as 30s, 15m or 500ms`);
+  }
+  return ms;
+}

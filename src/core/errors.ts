@@ -1,0 +1,224 @@
+/**
+ * Every error lockstep raises is a LockstepError: the facts are fields, the message is built from
+ * them, `exitCode` is what the CLI exits with and `toJSON()` is what `--json` prints.
+ */
+
+export const ExitCode = {
+  ok: 0,
+  migrationFailed: 1,
+  badInput: 2,
+  lockTimeout: 3,
+  dirtyState: 4,
+  connection: 5,
+} as const;
+
+export abstract class LockstepError extends Error {
+  abstract readonly code: string;
+  abstract readonly exitCode: number;
+
+  toJSON(): Record<string, unknown> {
+    const fields: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(this)) {
+      if (key !== 'cause') fields[key] = value;
+    }
+    return { error: this.code, message: this.message, ...fields };
+  }
+}
+
+/** A wrong option, URL or command line. Nothing was changed. */
+export class ConfigError extends LockstepError {
+  readonly code = 'CONFIG';
+  readonly exitCode = ExitCode.badInput;
+}
+
+export interface SourceProblem {
+  readonly file: string;
+  readonly line?: number;
+  readonly problem: string;
+}
+
+/** Migration files that cannot be used as they are. Found before connecting; nothing was changed. */
+export class SourceError extends LockstepError {
+  readonly code = 'INVALID_SOURCES';
+  readonly exitCode = ExitCode.badInput;
+  constructor(readonly problems: readonly SourceProblem[]) {
+    super(
+      `invalid migration sources; nothing was changed:\n${problems
+        .map((p) => `  ${p.file}${p.line ? `:${p.line}` : ''}: ${p.problem}`)
+        .join('\n')}`,
+    );
+  }
+}
+
+export type HistoryProblemKind = 'changed' | 'missing' | 'out-of-order';
+
+export interface HistoryProblem {
+  readonly kind: HistoryProblemKind;
+  readonly version: string;
+  readonly name: string;
+  readonly file?: string;
+  readonly detail: string;
+}
+
+const historyFlag: Record<HistoryProblemKind, string> = {
+  changed: '--allow-changed',
+  missing: '--allow-missing',
+  'out-of-order': '--allow-out-of-order',
+};
+
+/** The files disagree with what the ledger says was applied. Nothing was changed. */
+export class HistoryError extends LockstepError {
+  readonly code = 'HISTORY_MISMATCH';
+  readonly exitCode = ExitCode.badInput;
+  constructor(readonly problems: readonly HistoryProblem[]) {
+    const kinds = [...new Set(problems.map((p) => historyFlag[p.kind]))];
+    super(
+      `migration history check failed; nothing was changed:\n${problems
+        .map((p) => `  ${p.file ?? p.version}: ${p.detail}`)
+        .join('\n')}\nIf this is intended, rerun with ${kinds.join(' / ')}.`,
+    );
+  }
+}
+
+export interface LockHolder {
+  /** `host:pid` of the process holding the lock, when the database can tell. */
+  readonly who: string;
+  /** When it took the lock (ISO 8601), when known. */
+  readonly since?: string;
+  /** Database-side detail, e.g. the Postgres backend pid and the query it runs. */
+  readonly detail?: string;
+}
+
+export function describeHolder(holder: LockHolder | null): string {
+  if (!holder) return 'an unknown holder (it may have just released it)';
+  return `${holder.who}${holder.since ? ` since ${holder.since}` : ''}${holder.detail ? ` (${holder.detail})` : ''}`;
+}
+
+export class LockTimeoutError extends LockstepError {
+  readonly code = 'LOCK_TIMEOUT';
+  readonly exitCode = ExitCode.lockTimeout;
+  constructor(
+    readonly lock: string,
+    readonly waitedMs: number,
+    readonly holder: LockHolder | null,
+  ) {
+    super(
+      `gave up waiting for the migration lock on ${lock} after ${Math.round(waitedMs / 1000)}s; ` +
+        `it is held by ${describeHolder(holder)}. Nothing was changed. ` +
+        `Wait for that run to finish, or raise --lock-timeout.`,
+    );
+  }
+}
+
+/** The lock could not be trusted: e.g. a transaction-pooling proxy between lockstep and Postgres. */
+export class LockNotHeldError extends LockstepError {
+  readonly code = 'LOCK_NOT_HELD';
+  readonly exitCode = ExitCode.connection;
+}
+
+export type StateLeft =
+  | 'rolled back'
+  | 'partially applied'
+  | 'unknown: the connection was lost during a non-transactional migration';
+
+/** A migration's statement failed. */
+export class MigrationError extends LockstepError {
+  readonly code = 'MIGRATION_FAILED';
+  readonly exitCode = ExitCode.migrationFailed;
+  constructor(
+    readonly version: string,
+    readonly file: string,
+    readonly line: number | undefined,
+    readonly statementIndex: number | undefined,
+    readonly statementCount: number | undefined,
+    readonly statement: string | undefined,
+    readonly dbMessage: string,
+    readonly dbCode: string | undefined,
+    readonly stateLeft: StateLeft,
+    readonly direction: 'up' | 'down',
+    readonly fix: string | undefined,
+  ) {
+    const where = `${file}${line ? `:${line}` : ''}`;
+    const which =
+      statementIndex !== undefined && statementCount !== undefined
+        ? ` (statement ${statementIndex + 1} of ${statementCount})`
+        : '';
+    super(
+      `migration ${version} (${direction}) failed at ${where}${which}: ${dbMessage}` +
+        `${dbCode ? ` [${dbCode}]` : ''}${statement ? `\n  statement: ${abbreviate(statement)}` : ''}` +
+        `\n  state: ${stateLeft}${fix ? `\n  fix: ${fix}` : ''}`,
+    );
+  }
+}
+
+/**
+ * A runner that was waiting for the lock found that the migration it waited for failed while it
+ * waited. It does not retry it in the same wave: twenty workers must not run a broken migration
+ * twenty times.
+ */
+export class FailedWhileWaitingError extends LockstepError {
+  readonly code = 'FAILED_WHILE_WAITING';
+  readonly exitCode = ExitCode.migrationFailed;
+  constructor(
+    readonly version: string,
+    readonly file: string,
+    readonly by: string,
+    readonly at: string,
+    readonly recordedError: string,
+  ) {
+    super(
+      `migration ${version} (${file}) failed in ${by} at ${at} while this runner waited for the lock; ` +
+        `not retrying it in the same wave. Recorded error: ${recordedError}\n` +
+        `  state: rolled back; the next \`lockstep up\` retries it once the file is fixed.`,
+    );
+  }
+}
+
+/** The ledger says a migration was interrupted or failed half-way: a person must decide. */
+export class DirtyStateError extends LockstepError {
+  readonly code = 'DIRTY_STATE';
+  readonly exitCode = ExitCode.dirtyState;
+  constructor(
+    readonly version: string,
+    readonly file: string,
+    readonly state: 'running' | 'failed',
+    readonly direction: 'up' | 'down',
+    readonly statementsDone: number,
+    readonly statementCount: number | undefined,
+    readonly reachedLine: number | undefined,
+    readonly by: string,
+    readonly since: string,
+    readonly recordedError: string | undefined,
+  ) {
+    const what =
+      state === 'running'
+        ? `was interrupted (its runner ${by} died or lost its connection; started ${since})`
+        : `failed (run by ${by}, started ${since})`;
+    const total = statementCount !== undefined ? ` of ${statementCount}` : '';
+    const reached =
+      statementsDone > 0
+        ? `statements 1..${statementsDone}${total} completed; statement ${statementsDone + 1}`
+        : `statement 1${total}`;
+    super(
+      `migration ${version} (${direction}) ${what}.\n` +
+        `  reached: ${reached}${reachedLine ? ` at ${file}:${reachedLine}` : ` in ${file}`} ` +
+        `${state === 'running' ? 'may or may not have completed' : 'failed'}` +
+        `${recordedError ? `\n  error: ${recordedError}` : ''}\n` +
+        `  It was not transactional, so lockstep will not re-run or skip it. Inspect the database, ` +
+        `finish or undo the change by hand, then run one of:\n` +
+        `    lockstep resolve ${version} --applied       # its effects are in place\n` +
+        `    lockstep resolve ${version} --rolled-back   # its effects are undone`,
+    );
+  }
+}
+
+/** The database could not be reached, or the session died during the run. */
+export class ConnectionError extends LockstepError {
+  readonly code = 'CONNECTION';
+  readonly exitCode = ExitCode.connection;
+}
+
+function abbreviate(sql: string): string {
+  const oneLine = sql.replace(/\s+/g, ' ').trim();
+  return oneLine.length > 200 ? `${oneLine.slice(0, 197)}...` : oneLine;
+}

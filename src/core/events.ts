@@ -1,0 +1,42 @@
+import type { LockHolder } from './errors.js';
+
+/**
+ * What a run reports while it goes. Logging, progress output and metrics attach here from
+ * outside; the runner itself prints nothing.
+ */
+export type LockstepEvent =
+  | { readonly type: 'up-to-date'; readonly applied: number }
+  | { readonly type: 'lock-waiting'; readonly holder: LockHolder | null; readonly waitedMs: number }
+  | { readonly type: 'lock-acquired'; readonly waitedMs: number }
+  | {
+      readonly type: 'applied-by-other';
+      readonly version: string;
+      readonly name: string;
+      readonly by: string;
+      readonly at: string | null;
+    }
+  | {
+      readonly type: 'migrating';
+      readonly version: string;
+      readonly name: string;
+      readonly direction: 'up' | 'down';
+      readonly transactional: boolean;
+    }
+  | {
+      readonly type: 'migrated';
+      readonly version: string;
+      readonly name: string;
+      readonly direction: 'up' | 'down';
+      readonly durationMs: number;
+    }
+  | {
+      readonly type: 'lock-retry';
+      readonly version: string;
+      readonly attempt: number;
+      readonly delayMs: number;
+      readonly message: string;
+    }
+  | { readonly type: 'log'; readonly version: string; readonly message: string }
+  | { readonly type: 'query'; readonly sql: string };
+
+export type EventHandler = (event: LockstepEvent) => void;

@@ -1,0 +1,253 @@
+import type { DbErrorInfo, Driver, LedgerRow, QueryResult, Session } from '../drivers/driver.js';
+import { lineAt, splitStatements } from '../sql/split.js';
+import { sleep } from '../util/duration.js';
+import type { ResolvedConfig } from './config.js';
+import { ConnectionError, MigrationError, type StateLeft } from './errors.js';
+import type { Migration, MigrationContext, Step } from './migration.js';
+
+/** A statement that the database refused, with where it came from. */
+class StatementFailure extends Error {
+  constructor(
+    readonly info: DbErrorInfo,
+    readonly sql: string,
+    readonly line: number | undefined,
+    readonly index: number,
+  ) {
+    super(info.message);
+  }
+}
+
+export interface RunContext {
+  readonly session: Session;
+  readonly driver: Driver;
+  readonly config: ResolvedConfig;
+}
+
+/**
+ * Applies (`up`) or rolls back (`down`) one migration on the locked session, following SPEC
+ * guarantee 5: transactional → statements and ledger change commit together; otherwise a
+ * `running` row first, progress after every statement, then `applied` (or the row removed).
+ * Returns the duration in ms.
+ */
+export async function runMigration(
+  run: RunContext,
+  migration: Migration,
+  step: Step,
+  direction: 'up' | 'down',
+  previous: LedgerRow | undefined,
+): Promise<number> {
+  const transactional = step.settings.transaction;
+  run.config.on({ type: 'migrating', version: migration.version, name: migration.name, direction, transactional });
+  const started = new Date();
+  const t0 = performance.now();
+  const count = step.kind === 'sql' ? step.statements.length : null;
+  const base: LedgerRow = {
+    version: migration.version,
+    name: migration.name,
+    checksum: migration.checksum,
+    state: 'running',
+    direction,
+    statementsDone: 0,
+    statementCount: count,
+    startedAt: started.toISOString(),
+    finishedAt: null,
+    durationMs: null,
+    appliedBy: run.config.runnerId,
+    error: null,
+  };
+  const finished = (): Pick<LedgerRow, 'finishedAt' | 'durationMs'> => ({
+    finishedAt: new Date().toISOString(),
+    durationMs: Math.round(performance.now() - t0),
+  });
+  // `down` keeps the row's original record until the row is removed.
+  const downBase = direction === 'down' && previous ? { ...previous, state: 'running' as const, direction } : base;
+
+  if (transactional) {
+    await runTransactional(run, migration, step, direction, async (done) => {
+      if (direction === 'up') await run.session.writeLedger({ ...base, state: 'applied', statementsDone: done, ...finished() });
+      else await run.session.deleteLedger(migration.version);
+    });
+  } else {
+    let done = 0;
+    const row = { ...downBase, statementsDone: 0, statementCount: count, appliedBy: run.config.runnerId };
+    await run.session.writeLedger(row);
+    try {
+      done = await runStatements(run, migration, step, async (n) => {
+        await run.session.writeLedger({ ...row, statementsDone: n });
+      });
+    } catch (error) {
+      if (!(error instanceof StatementFailure)) throw error;
+      if (error.info.connectionLost) throw lostConnection(migration, error, false);
+      const message = `statement ${error.index + 1}${error.line ? ` (line ${error.line})` : ''}: ${error.info.message}`;
+      await run.session.writeLedger({ ...row, state: 'failed', statementsDone: error.index, error: message, ...finished() });
+      throw migrationError(migration, direction, error, count, 'partially applied', [
+        `statements 1..${error.index} were applied and stay applied. Fix the cause, then`,
+        `lockstep resolve ${migration.version} --applied (after finishing the change by hand) or --rolled-back (after undoing statements 1..${error.index})`,
+      ]);
+    }
+    if (direction === 'up') await run.session.writeLedger({ ...row, state: 'applied', statementsDone: done, ...finished() });
+    else await run.session.deleteLedger(migration.version);
+  }
+  const durationMs = Math.round(performance.now() - t0);
+  run.config.on({ type: 'migrated', version: migration.version, name: migration.name, direction, durationMs });
+  return durationMs;
+}
+
+async function runTransactional(
+  run: RunContext,
+  migration: Migration,
+  step: Step,
+  direction: 'up' | 'down',
+  record: (statementsDone: number) => Promise<void>,
+): Promise<void> {
+  const lockTimeoutMs = step.settings.lockTimeoutMs !== undefined ? step.settings.lockTimeoutMs : run.config.ddlLockTimeoutMs;
+  const retries = lockTimeoutMs === null ? 0 : (step.settings.lockRetries ?? run.config.ddlLockRetries);
+  const count = step.kind === 'sql' ? step.statements.length : null;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await run.session.begin({ lockTimeoutMs: lockTimeoutMs ?? undefined });
+      const done = await runStatements(run, migration, step, async () => {});
+      await record(done);
+      await run.session.commit();
+      return;
+    } catch (error) {
+      const failure = error instanceof StatementFailure ? error : asFailure(run.session, error);
+      if (!failure.info.connectionLost) await run.session.rollback().catch(() => {});
+      if (failure.info.connectionLost) throw lostConnection(migration, failure, true);
+      if (failure.info.lockTimeout && attempt < retries) {
+        // GitLab's with_lock_retries: let the queries queued behind us through, then try again.
+        const delayMs = Math.min(100 * 2 ** attempt, 5_000) * (0.5 + Math.random());
+        run.config.on({ type: 'lock-retry', version: migration.version, attempt: attempt + 1, delayMs, message: failure.info.message });
+        await sleep(delayMs);
+        continue;
+      }
+      const message = `${failure.line ? `line ${failure.line}: ` : ''}${failure.info.message}`;
+      if (direction === 'up') {
+        const at = new Date().toISOString();
+        await run.session
+          .writeLedger({
+            version: migration.version,
+            name: migration.name,
+            checksum: migration.checksum,
+            state: 'rolled_back',
+            direction,
+            statementsDone: 0,
+            statementCount: count,
+            startedAt: at,
+            finishedAt: at,
+            durationMs: null,
+            appliedBy: run.config.runnerId,
+            error: message,
+          })
+          .catch(() => {});
+      }
+      const retried = attempt > 0 ? ` after ${attempt} DDL lock retries` : '';
+      throw migrationError(migration, direction, failure, count, 'rolled back', [
+        `nothing of this migration was applied${retried}; fix ${migration.file} and run lockstep ${direction} again`,
+      ]);
+    }
+  }
+}
+
+/** Runs every statement of a step; calls `afterEach` with the count done. Returns the count. */
+async function runStatements(
+  run: RunContext,
+  migration: Migration,
+  step: Step,
+  afterEach: (done: number) => Promise<void>,
+): Promise<number> {
+  let done = 0;
+  const runOne = async (sql: string, line: number | undefined, params?: readonly unknown[]): Promise<QueryResult> => {
+    let result: QueryResult;
+    try {
+      result = await run.session.execute(sql, params);
+    } catch (error) {
+      const info = run.session.describeError(error);
+      const errorLine = line !== undefined && info.position !== undefined ? line + lineAt(sql, info.position) - 1 : line;
+      throw new StatementFailure(info, sql, errorLine, done);
+    }
+    done++;
+    await afterEach(done);
+    return result;
+  };
+
+  if (step.kind === 'sql') {
+    for (const statement of step.statements) await runOne(statement.sql, statement.line);
+    return done;
+  }
+  const ctx: MigrationContext = {
+    dialect: run.driver.dialect,
+    query: (sql, params) => runOne(sql, callerLine(migration.path), params),
+    async exec(script) {
+      const line = callerLine(migration.path);
+      for (const s of splitStatements(script, run.driver.syntax)) {
+        await runOne(s.sql, line === undefined ? undefined : line + lineAt(script, s.offset) - 1);
+      }
+    },
+    log: (message) => run.config.on({ type: 'log', version: migration.version, message }),
+  };
+  try {
+    await step.run(ctx);
+  } catch (error) {
+    if (error instanceof StatementFailure) throw error;
+    // The module's own code threw: report it like a failing statement at the line that threw.
+    throw new StatementFailure(
+      { message: error instanceof Error ? error.message : String(error), lockTimeout: false, connectionLost: false },
+      '',
+      error instanceof Error ? callerLine(migration.path, error.stack) : undefined,
+      done,
+    );
+  }
+  return done;
+}
+
+function asFailure(session: Session, error: unknown): StatementFailure {
+  return new StatementFailure(session.describeError(error), '', undefined, 0);
+}
+
+function migrationError(
+  migration: Migration,
+  direction: 'up' | 'down',
+  failure: StatementFailure,
+  count: number | null,
+  stateLeft: StateLeft,
+  fix: string[],
+): MigrationError {
+  return new MigrationError(
+    migration.version,
+    migration.file,
+    failure.line,
+    failure.sql ? failure.index : undefined,
+    failure.sql ? (count ?? undefined) : undefined,
+    failure.sql || undefined,
+    failure.info.message,
+    failure.info.code,
+    stateLeft,
+    direction,
+    fix.join(' '),
+  );
+}
+
+function lostConnection(migration: Migration, failure: StatementFailure, transactional: boolean): ConnectionError {
+  const where = `${migration.file}${failure.line ? `:${failure.line}` : ''}`;
+  return new ConnectionError(
+    `lost the database session while running migration ${migration.version} at ${where}: ${failure.info.message}. ` +
+      (transactional
+        ? 'The database rolled the migration back and released the lock; the next `lockstep up` applies it.'
+        : `The database released the lock. The migration is not transactional: statements 1..${failure.index} were applied, ` +
+          `statement ${failure.index + 1} may or may not have been; the next runner refuses until \`lockstep resolve ${migration.version} --applied|--rolled-back\`.`),
+  );
+}
+
+/** The line in `file` of the innermost stack frame inside it: where a module migration called us. */
+function callerLine(file: string, stack = new Error().stack): number | undefined {
+  if (!stack) return undefined;
+  for (const frame of stack.split('\n')) {
+    const index = frame.indexOf(file);
+    if (index >= 0) {
+      const match = /:(\d+):\d+\)?\s*$/.exec(frame.slice(index + file.length));
+      if (match) return Number(match[1]);
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,70 @@
+import type { QueryResult } from '../drivers/driver.js';
+
+/** Per-migration settings, from the marker line of a SQL file or the exports of a module. */
+export interface MigrationSettings {
+  /** Run in one transaction with its ledger row. Default is true. */
+  readonly transaction: boolean;
+  /** DDL lock wait limit for this migration, overriding the run's; null turns it off. */
+  readonly lockTimeoutMs?: number | null | undefined;
+  /** How often to retry after a DDL lock timeout, overriding the run's. */
+  readonly lockRetries?: number | undefined;
+}
+
+/** What a migration module's `up`/`down` receives: the runner's own session. */
+export interface MigrationContext {
+  /** `postgres`, `sqlite`, ... */
+  readonly dialect: string;
+  /** Runs one statement (with `$1`/`?` parameters as the database expects) and returns its rows. */
+  query(sql: string, params?: readonly unknown[]): Promise<QueryResult>;
+  /** Runs a script of one or more statements, split as a SQL migration file would be. */
+  exec(sql: string): Promise<void>;
+  /** Reports progress through the run's event hook. */
+  log(message: string): void;
+}
+
+export type MigrationFunction = (ctx: MigrationContext) => Promise<void> | void;
+
+/** One direction of a migration, ready to run. */
+export type Step =
+  | {
+      readonly kind: 'sql';
+      readonly settings: MigrationSettings;
+      readonly statements: readonly SqlStatement[];
+    }
+  | {
+      readonly kind: 'module';
+      readonly settings: MigrationSettings;
+      readonly run: MigrationFunction;
+    };
+
+export interface SqlStatement {
+  readonly sql: string;
+  /** 1-based line in the migration file where the statement starts. */
+  readonly line: number;
+  /** Offset of the statement in the migration file. */
+  readonly offset: number;
+}
+
+/** A migration file, read and checked, not yet run. */
+export interface Migration {
+  readonly version: string;
+  readonly name: string;
+  /** Path as shown to users (relative to the working directory when inside it). */
+  readonly file: string;
+  readonly path: string;
+  /** sha256 of the up section (SQL) or of the whole file (modules). */
+  readonly checksum: string;
+  readonly kind: 'sql' | 'module';
+  /** Whether a down direction exists; false for a SQL file with no `-- migrate:down` section. */
+  readonly hasDown: boolean;
+  /** Loads (modules: imports) and splits one direction for the given database syntax. */
+  load(direction: 'up' | 'down', dialect: import('../sql/split.js').SplitDialect): Promise<Step>;
+}
+
+/** Versions are digit strings compared as numbers: `9` comes before `10`. */
+export function compareVersions(a: string, b: string): number {
+  const x = a.replace(/^0+(?=\d)/, '');
+  const y = b.replace(/^0+(?=\d)/, '');
+  if (x.length !== y.length) return x.length - y.length;
+  return x < y ? -1 : x > y ? 1 : 0;
+}

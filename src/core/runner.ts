@@ -1,0 +1,326 @@
+import type { Driver, LedgerRow, Session } from '../drivers/driver.js';
+import { openDriver, redactUrl, scrubSecrets } from '../drivers/registry.js';
+import { type LockstepOptions, type ResolvedConfig, resolveConfig } from './config.js';
+import {
+  ConfigError,
+  DirtyStateError,
+  FailedWhileWaitingError,
+  HistoryError,
+  type LockHolder,
+  LockstepError,
+  SourceError,
+} from './errors.js';
+import { runMigration } from './execute.js';
+import { acquireLock } from './lock.js';
+import type { Migration, Step } from './migration.js';
+import { describeStatus, planDown, planUp, type StatusEntry } from './plan.js';
+import { readMigrations } from './sources.js';
+
+export interface AppliedMigration {
+  readonly version: string;
+  readonly name: string;
+  readonly durationMs: number;
+}
+
+export interface AppliedElsewhere {
+  readonly version: string;
+  readonly name: string;
+  /** `host:pid` of the runner that applied it while this one waited. */
+  readonly by: string;
+  readonly at: string | null;
+}
+
+export interface UpResult {
+  /** Migrations this runner applied, in order. */
+  readonly applied: AppliedMigration[];
+  /** Migrations another runner applied while this one waited for the lock. */
+  readonly appliedByOthers: AppliedElsewhere[];
+  /** True when nothing was pending (at once, or after waiting). */
+  readonly upToDate: boolean;
+  readonly waitedMs: number;
+  /** Migrations applied in total now. */
+  readonly total: number;
+}
+
+export interface DownResult {
+  readonly rolledBack: AppliedMigration[];
+  readonly waitedMs: number;
+}
+
+export interface StatusResult {
+  readonly target: string;
+  readonly migrations: StatusEntry[];
+  readonly lockHolder: LockHolder | null;
+  readonly ledgerExists: boolean;
+}
+
+export interface ResolveResult {
+  readonly version: string;
+  readonly resolvedAs: 'applied' | 'rolled-back';
+  readonly previousState: string | null;
+}
+
+/**
+ * The runner: `up`, `down`, `status` and `resolve` against one ledger. Each call opens one
+ * session, does its work on it (under the lock when it changes anything) and closes it.
+ */
+export class Migrator {
+  readonly #config: ResolvedConfig;
+  readonly #listening: boolean;
+
+  constructor(options: LockstepOptions = {}) {
+    this.#config = resolveConfig(options);
+    this.#listening = options.on !== undefined;
+  }
+
+  /** SPEC "The run": applies every pending migration, exactly once, whoever else runs at the same time. */
+  up(): Promise<UpResult> {
+    return this.#guard(async () => {
+      const config = this.#config;
+      const migrations = await readMigrations(config.dir, config.cwd);
+      return this.#withSession(async (session, driver) => {
+        const before = await session.readLedger();
+        const first = planUp(migrations, before ?? [], config);
+        if (first.problems.length > 0) throw new HistoryError(first.problems);
+        if (before && first.pending.length === 0 && !first.dirty) {
+          config.on({ type: 'up-to-date', applied: before.length });
+          return { applied: [], appliedByOthers: [], upToDate: true, waitedMs: 0, total: countApplied(before) };
+        }
+        // Load (and for modules, import) what is pending before locking, so bad files change nothing.
+        const steps = await loadSteps(first.pending, 'up', driver);
+
+        const waitedMs = await acquireLock(session, { timeoutMs: config.lockTimeoutMs, target: driver.target, on: config.on });
+        try {
+          let rows = await session.readLedger();
+          if (!rows) {
+            await session.createLedger();
+            rows = [];
+          }
+          const plan = planUp(migrations, rows, config);
+          if (plan.dirty) throw await dirtyError(plan.dirty, migrations, driver);
+          if (plan.problems.length > 0) throw new HistoryError(plan.problems);
+          const appliedByOthers = newlyApplied(before ?? [], rows);
+          for (const other of appliedByOthers) config.on({ type: 'applied-by-other', ...other });
+
+          const run = { session, driver, config };
+          const applied: AppliedMigration[] = [];
+          const previousRows = new Map((before ?? []).map((r) => [r.version, r]));
+          for (const migration of plan.pending) {
+            const row = rows.find((r) => r.version === migration.version);
+            const seen = previousRows.get(migration.version);
+            if (row?.state === 'rolled_back' && (seen?.state !== 'rolled_back' || seen.finishedAt !== row.finishedAt)) {
+              // It failed after this runner started: another runner of this wave already tried it.
+              throw new FailedWhileWaitingError(
+                migration.version,
+                migration.file,
+                row.appliedBy,
+                row.finishedAt ?? row.startedAt,
+                row.error ?? 'unknown error',
+              );
+            }
+            const step = steps.get(migration.version) as Step;
+            const durationMs = await runMigration(run, migration, step, 'up', row);
+            applied.push({ version: migration.version, name: migration.name, durationMs });
+          }
+          const upToDate = applied.length === 0;
+          if (upToDate) config.on({ type: 'up-to-date', applied: countApplied(rows) });
+          return { applied, appliedByOthers, upToDate, waitedMs, total: countApplied(rows) + applied.length };
+        } finally {
+          await session.unlock().catch(() => {});
+        }
+      });
+    });
+  }
+
+  /** Rolls back the newest `steps` applied migrations (default 1), newest first, under the lock. */
+  down(options: { readonly steps?: number } = {}): Promise<DownResult> {
+    return this.#guard(async () => {
+      const steps = options.steps ?? 1;
+      if (!Number.isInteger(steps) || steps < 1) throw new ConfigError(`--steps must be a whole number ≥ 1, got ${steps}`);
+      const config = this.#config;
+      const migrations = await readMigrations(config.dir, config.cwd);
+      const sources = new Map(migrations.map((m) => [m.version, m]));
+      return this.#withSession(async (session, driver) => {
+        const waitedMs = await acquireLock(session, { timeoutMs: config.lockTimeoutMs, target: driver.target, on: config.on });
+        try {
+          const rows = (await session.readLedger()) ?? [];
+          const dirty = planUp(migrations, rows, { allowChanged: true, allowMissing: true, allowOutOfOrder: true }).dirty;
+          if (dirty) throw await dirtyError(dirty, migrations, driver);
+          const targets = planDown(rows, steps);
+          const missing = targets.filter((r) => !sources.get(r.version)?.hasDown);
+          if (missing.length > 0) {
+            throw new SourceError(
+              missing.map((r) => ({
+                file: sources.get(r.version)?.file ?? `${r.version}_${r.name}`,
+                problem: sources.has(r.version)
+                  ? 'has no down section: it cannot be rolled back'
+                  : 'is applied but its file is missing: it cannot be rolled back',
+              })),
+            );
+          }
+          const loaded = await loadSteps(
+            targets.map((r) => sources.get(r.version) as Migration),
+            'down',
+            driver,
+          );
+          const run = { session, driver, config };
+          const rolledBack: AppliedMigration[] = [];
+          for (const row of targets) {
+            const migration = sources.get(row.version) as Migration;
+            const durationMs = await runMigration(run, migration, loaded.get(row.version) as Step, 'down', row);
+            rolledBack.push({ version: row.version, name: row.name, durationMs });
+          }
+          return { rolledBack, waitedMs };
+        } finally {
+          await session.unlock().catch(() => {});
+        }
+      });
+    });
+  }
+
+  /** Every migration with its state, and the current lock holder. Takes no lock. */
+  status(): Promise<StatusResult> {
+    return this.#guard(async () => {
+      const config = this.#config;
+      const migrations = await readMigrations(config.dir, config.cwd);
+      return this.#withSession(async (session, driver) => {
+        const rows = await session.readLedger();
+        const lockHolder = await session.lockHolder();
+        return {
+          target: driver.target,
+          migrations: describeStatus(migrations, rows ?? []),
+          lockHolder,
+          ledgerExists: rows !== null,
+        };
+      });
+    });
+  }
+
+  /**
+   * Records by hand what a person decided about an interrupted or failed migration:
+   * `applied` (its effects are in place) or `rolled-back` (they are not; the row is removed).
+   */
+  resolve(version: string, as: 'applied' | 'rolled-back'): Promise<ResolveResult> {
+    return this.#guard(async () => {
+      const config = this.#config;
+      if (!/^\d+$/.test(version)) throw new ConfigError(`resolve takes a migration version (digits), got "${version}"`);
+      const migrations = await readMigrations(config.dir, config.cwd);
+      const source = migrations.find((m) => m.version === version);
+      return this.#withSession(async (session, driver) => {
+        await acquireLock(session, { timeoutMs: config.lockTimeoutMs, target: driver.target, on: config.on });
+        try {
+          let rows = await session.readLedger();
+          if (!rows) {
+            await session.createLedger();
+            rows = [];
+          }
+          const row = rows.find((r) => r.version === version);
+          if (!row && (as === 'rolled-back' || !source)) {
+            throw new ConfigError(`migration ${version} has no ledger row and ${source ? 'is not applied' : 'no file'}: nothing to resolve`);
+          }
+          if (as === 'applied') {
+            const now = new Date().toISOString();
+            await session.writeLedger({
+              version,
+              name: source?.name ?? row?.name ?? '',
+              checksum: source?.checksum ?? row?.checksum ?? '',
+              state: 'applied',
+              direction: 'up',
+              statementsDone: row?.statementsDone ?? 0,
+              statementCount: row?.statementCount ?? null,
+              startedAt: row?.startedAt ?? now,
+              finishedAt: now,
+              durationMs: row?.durationMs ?? null,
+              appliedBy: `${config.runnerId} (resolve --applied)`,
+              error: row?.error ?? null,
+            });
+          } else {
+            await session.deleteLedger(version);
+          }
+          return { version, resolvedAs: as, previousState: row?.state ?? null };
+        } finally {
+          await session.unlock().catch(() => {});
+        }
+      });
+    });
+  }
+
+  async #withSession<T>(work: (session: Session, driver: Driver) => Promise<T>): Promise<T> {
+    const config = this.#config;
+    const onQuery = !this.#listening ? undefined : (sql: string) => config.on({ type: 'query', sql });
+    const driver = await openDriver(config.url, { table: config.table, runnerId: config.runnerId, onQuery });
+    const session = await driver.connect();
+    try {
+      return await work(session, driver);
+    } finally {
+      await session.close().catch(() => {});
+    }
+  }
+
+  /** No error leaves the runner with a secret from the URL in it. */
+  async #guard<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (error instanceof Error) {
+        error.message = scrubSecrets(error.message, this.#config.url);
+        if (error.stack) error.stack = scrubSecrets(error.stack, this.#config.url);
+      }
+      throw error;
+    }
+  }
+
+  /** The database URL with its password hidden. */
+  get target(): string {
+    return redactUrl(this.#config.url);
+  }
+}
+
+async function loadSteps(migrations: readonly Migration[], direction: 'up' | 'down', driver: Driver) {
+  const steps = new Map<string, Step>();
+  const problems: SourceError['problems'][number][] = [];
+  for (const migration of migrations) {
+    try {
+      steps.set(migration.version, await migration.load(direction, driver.syntax));
+    } catch (error) {
+      if (error instanceof SourceError) problems.push(...error.problems);
+      else throw error;
+    }
+  }
+  if (problems.length > 0) throw new SourceError(problems);
+  return steps;
+}
+
+function countApplied(rows: readonly LedgerRow[]): number {
+  return rows.filter((r) => r.state === 'applied').length;
+}
+
+function newlyApplied(before: readonly LedgerRow[], after: readonly LedgerRow[]) {
+  const known = new Set(before.filter((r) => r.state === 'applied').map((r) => r.version));
+  return after
+    .filter((r) => r.state === 'applied' && !known.has(r.version))
+    .map((r) => ({ version: r.version, name: r.name, by: r.appliedBy, at: r.finishedAt }));
+}
+
+async function dirtyError(row: LedgerRow, migrations: readonly Migration[], driver: Driver): Promise<DirtyStateError> {
+  const migration = migrations.find((m) => m.version === row.version);
+  let reachedLine: number | undefined;
+  if (migration?.kind === 'sql' && migration.checksum === row.checksum) {
+    const step = await migration.load(row.direction, driver.syntax).catch(() => undefined);
+    if (step?.kind === 'sql') reachedLine = step.statements[row.statementsDone]?.line;
+  }
+  return new DirtyStateError(
+    row.version,
+    migration?.file ?? `${row.version}_${row.name}`,
+    row.state === 'failed' ? 'failed' : 'running',
+    row.direction,
+    row.statementsDone,
+    row.statementCount ?? undefined,
+    reachedLine,
+    row.appliedBy,
+    row.startedAt,
+    row.error ?? undefined,
+  );
+}
+
+export { LockstepError };

@@ -1,0 +1,47 @@
+import { ConfigError } from '../core/errors.js';
+import type { Driver, DriverOptions } from './driver.js';
+
+type DriverFactory = (url: string, options: DriverOptions) => Driver;
+
+/** URL scheme → driver module, imported only when a URL asks for it (start-up stays lean). */
+const drivers: Record<string, () => Promise<DriverFactory>> = {
+  postgres: async () => (await import('./postgres.js')).createPostgresDriver,
+  postgresql: async () => (await import('./postgres.js')).createPostgresDriver,
+  sqlite: async () => (await import('./sqlite.js')).createSqliteDriver,
+  sqlite3: async () => (await import('./sqlite.js')).createSqliteDriver,
+};
+
+export async function openDriver(url: string, options: DriverOptions): Promise<Driver> {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+  const load = scheme ? drivers[scheme] : undefined;
+  if (!load) {
+    throw new ConfigError(
+      `unsupported database URL "${redactUrl(url)}": expected postgres://, postgresql://, sqlite:path or sqlite:///absolute/path`,
+    );
+  }
+  return (await load())(url, options);
+}
+
+/** The URL with its password replaced, safe for logs, errors and --json output. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*):([^@/?#]*)@/i, '$1:***@').replace(
+    /([?&](?:password|pass|pwd)=)[^&#]*/gi,
+    '$1***',
+  );
+}
+
+/** Removes a secret from any text (e.g. a driver's error message that echoes the URL). */
+export function scrubSecrets(text: string, url: string): string {
+  const secrets: string[] = [];
+  const password = /^[a-z][a-z0-9+.-]*:\/\/[^:/?#@]*:([^@/?#]*)@/i.exec(url)?.[1];
+  if (password) {
+    secrets.push(password);
+    try {
+      secrets.push(decodeURIComponent(password));
+    } catch {}
+  }
+  for (const m of url.matchAll(/[?&](?:password|pass|pwd)=([^&#]*)/gi)) if (m[1]) secrets.push(m[1]);
+  let result = text.split(url).join(redactUrl(url));
+  for (const secret of secrets.filter((s) => s.length > 0)) result = result.split(secret).join('***');
+  return result;
+}

@@ -1,0 +1,251 @@
+import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
+import { ConfigError, ConnectionError, type LockHolder } from '../core/errors.js';
+import type { SplitDialect } from '../sql/split.js';
+import { sleep } from '../util/duration.js';
+import type { DbErrorInfo, Driver, DriverOptions, LedgerRow, QueryResult, Session } from './driver.js';
+import { fromLedgerRecord, LEDGER_COLUMNS, ledgerValues, quoteIdentifier } from './ledger-sql.js';
+
+const syntax: SplitDialect = {
+  dollarQuotes: false,
+  backslashEscapes: 'never',
+  hashComments: false,
+  nestedBlockComments: false,
+  backticks: true,
+  brackets: true,
+  bodies: 'sqlite-trigger',
+};
+
+/** Busy timeout for the target database, where the application's own connections may write. */
+const BUSY_TIMEOUT_MS = 5_000;
+const MAX_BACKOFF_MS = 40;
+
+/** `sqlite:relative/path.db`, `sqlite:///absolute/path.db` → a file path. */
+export function sqlitePath(url: string, cwd = process.cwd()): string {
+  let rest = url.replace(/^sqlite3?:/i, '');
+  if (rest.startsWith('//')) {
+    rest = rest.slice(2);
+    if (!rest.startsWith('/')) {
+      throw new ConfigError(
+        `malformed SQLite URL "${url}": use sqlite:relative/path.db or sqlite:///absolute/path.db (three slashes)`,
+      );
+    }
+  }
+  rest = rest.replace(/[?#].*$/, '');
+  if (rest === '' || rest === ':memory:') {
+    throw new ConfigError(`SQLite URL "${url}" names no file: migrations need a database file other processes can open`);
+  }
+  try {
+    rest = decodeURIComponent(rest);
+  } catch {
+    throw new ConfigError(`malformed SQLite URL "${url}": bad %-escape`);
+  }
+  return path.resolve(cwd, rest);
+}
+
+export function createSqliteDriver(url: string, options: DriverOptions): Driver {
+  if (options.table.includes('.')) {
+    throw new ConfigError(`SQLite ledger table "${options.table}" cannot have a schema: use a plain name`);
+  }
+  const file = sqlitePath(url);
+  // Beside the target: a file whose SQLite write lock is the migration lock. The OS drops it when
+  // the holder dies, so there is never a stale lock to clean up.
+  const lockFile = `${file}-${options.table}.lock`;
+  return {
+    dialect: 'sqlite',
+    syntax,
+    target: `sqlite:${file} (ledger ${options.table})`,
+    async connect() {
+      const { default: Database } = await import('better-sqlite3');
+      try {
+        mkdirSync(path.dirname(file), { recursive: true });
+        const db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
+        return new SqliteSession(Database, db, lockFile, options);
+      } catch (error) {
+        throw new ConnectionError(`cannot open SQLite database ${file}: ${(error as Error).message}`);
+      }
+    },
+  };
+}
+
+interface HolderRecord {
+  readonly who: string;
+  readonly host: string;
+  readonly pid: number;
+  readonly since: string;
+}
+
+class SqliteSession implements Session {
+  readonly #Database: typeof BetterSqlite3;
+  readonly #db: BetterSqlite3.Database;
+  readonly #lockFile: string;
+  readonly #holderFile: string;
+  readonly #options: DriverOptions;
+  readonly #table: string;
+  #lockDb: BetterSqlite3.Database | undefined;
+  #holding = false;
+  #backoff = 2;
+
+  constructor(
+    Database: typeof BetterSqlite3,
+    db: BetterSqlite3.Database,
+    lockFile: string,
+    options: DriverOptions,
+  ) {
+    this.#Database = Database;
+    this.#db = db;
+    this.#lockFile = lockFile;
+    this.#holderFile = `${lockFile}.holder`;
+    this.#options = options;
+    this.#table = quoteIdentifier(options.table);
+  }
+
+  #prepare(sql: string): BetterSqlite3.Statement {
+    this.#options.onQuery?.(sql);
+    return this.#db.prepare(sql);
+  }
+
+  async readLedger(): Promise<LedgerRow[] | null> {
+    try {
+      return this.#prepare(`SELECT ${LEDGER_COLUMNS} FROM ${this.#table}`)
+        .all()
+        .map((r) => fromLedgerRecord(r as Record<string, unknown>));
+    } catch (error) {
+      if (/no such table/.test((error as Error).message)) return null;
+      throw error;
+    }
+  }
+
+  async createLedger(): Promise<void> {
+    this.#options.onQuery?.('CREATE TABLE');
+    this.#db.exec(`CREATE TABLE IF NOT EXISTS ${this.#table} (
+      version TEXT PRIMARY KEY,
+      name TEXT NOT NULL,
+      checksum TEXT NOT NULL,
+      state TEXT NOT NULL CHECK (state IN ('applied', 'running', 'failed', 'rolled_back')),
+      direction TEXT NOT NULL DEFAULT 'up' CHECK (direction IN ('up', 'down')),
+      statements_done INTEGER NOT NULL DEFAULT 0,
+      statement_count INTEGER,
+      started_at TEXT NOT NULL,
+      finished_at TEXT,
+      duration_ms INTEGER,
+      applied_by TEXT NOT NULL,
+      error TEXT
+    )`);
+  }
+
+  async writeLedger(row: LedgerRow): Promise<void> {
+    const values = ledgerValues(row);
+    this.#prepare(`INSERT OR REPLACE INTO ${this.#table} (${LEDGER_COLUMNS}) VALUES (${values.map(() => '?').join(', ')})`).run(
+      values,
+    );
+  }
+
+  async deleteLedger(version: string): Promise<void> {
+    this.#prepare(`DELETE FROM ${this.#table} WHERE version = ?`).run(version);
+  }
+
+  #openLockDb(): BetterSqlite3.Database {
+    // Busy timeout 0: the lock is tried, never waited for inside SQLite (that would block the
+    // event loop of an application calling migrate()); waitForUnlock backs off asynchronously.
+    this.#lockDb ??= new this.#Database(this.#lockFile, { timeout: 0 });
+    return this.#lockDb;
+  }
+
+  async tryLock(): Promise<boolean> {
+    if (!this.#tryBegin()) return false;
+    this.#holding = true;
+    this.#backoff = 2;
+    const record: HolderRecord = {
+      who: this.#options.runnerId,
+      host: hostname(),
+      pid: process.pid,
+      since: new Date().toISOString(),
+    };
+    const temporary = `${this.#holderFile}.${process.pid}`;
+    writeFileSync(temporary, JSON.stringify(record));
+    renameSync(temporary, this.#holderFile);
+    return true;
+  }
+
+  #tryBegin(): boolean {
+    try {
+      this.#options.onQuery?.('BEGIN IMMEDIATE (lock)');
+      this.#openLockDb().exec('BEGIN IMMEDIATE');
+      return true;
+    } catch (error) {
+      if (/^SQLITE_(BUSY|LOCKED)/.test((error as { code?: string }).code ?? '')) return false;
+      throw error;
+    }
+  }
+
+  async waitForUnlock(maxMs: number): Promise<void> {
+    await sleep(Math.min(maxMs, this.#backoff * (0.5 + Math.random())));
+    this.#backoff = Math.min(this.#backoff * 2, MAX_BACKOFF_MS);
+  }
+
+  async lockHolder(): Promise<LockHolder | null> {
+    if (this.#holding) return { who: this.#options.runnerId };
+    if (this.#tryBegin()) {
+      this.#openLockDb().exec('ROLLBACK');
+      return null;
+    }
+    let record: HolderRecord;
+    try {
+      record = JSON.parse(readFileSync(this.#holderFile, 'utf8')) as HolderRecord;
+    } catch {
+      return { who: 'another process (not yet named)' };
+    }
+    return { who: record.who, since: record.since, detail: `lock file ${this.#lockFile}` };
+  }
+
+  async unlock(): Promise<void> {
+    if (!this.#holding) return;
+    try {
+      unlinkSync(this.#holderFile);
+    } catch {}
+    this.#lockDb?.exec('ROLLBACK');
+    this.#holding = false;
+  }
+
+  async begin(): Promise<void> {
+    // IMMEDIATE: take the write lock up front, so WAL readers never force a busy upgrade mid-way.
+    this.#prepare('BEGIN IMMEDIATE').run();
+  }
+
+  async commit(): Promise<void> {
+    this.#prepare('COMMIT').run();
+  }
+
+  async rollback(): Promise<void> {
+    if (this.#db.inTransaction) this.#prepare('ROLLBACK').run();
+  }
+
+  async execute(sql: string, params: readonly unknown[] = []): Promise<QueryResult> {
+    const statement = this.#prepare(sql);
+    if (statement.reader) {
+      const rows = statement.all(...params) as Record<string, unknown>[];
+      return { rows, rowCount: rows.length };
+    }
+    const result = statement.run(...params);
+    return { rows: [], rowCount: result.changes };
+  }
+
+  describeError(error: unknown): DbErrorInfo {
+    const e = error as { message?: string; code?: string };
+    return {
+      message: e.message ?? String(error),
+      ...(e.code ? { code: e.code } : {}),
+      lockTimeout: false,
+      connectionLost: false,
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.unlock().catch(() => {});
+    this.#lockDb?.close();
+    this.#db.close();
+  }
+}

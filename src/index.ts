@@ -1,0 +1,41 @@
+import type { LockstepOptions } from './core/config.js';
+import type { MigrationFunction, MigrationSettings } from './core/migration.js';
+import { Migrator, type UpResult } from './core/runner.js';
+
+export type { LockstepOptions } from './core/config.js';
+export { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL } from './core/config.js';
+export * from './core/errors.js';
+export type { EventHandler, LockstepEvent } from './core/events.js';
+export type { MigrationContext, MigrationFunction } from './core/migration.js';
+export type { MigrationStatus, StatusEntry } from './core/plan.js';
+export type { AppliedElsewhere, AppliedMigration, DownResult, ResolveResult, StatusResult, UpResult } from './core/runner.js';
+export { Migrator } from './core/runner.js';
+export { redactUrl } from './drivers/registry.js';
+
+/**
+ * Applies every pending migration. Safe to call from every worker at boot: exactly one applies,
+ * the others wait and return what was applied and by whom.
+ */
+export function migrate(options: LockstepOptions = {}): Promise<UpResult> {
+  return new Migrator(options).up();
+}
+
+/** A runner for `up`, `down`, `status` and `resolve` with the same options. */
+export function createMigrator(options: LockstepOptions = {}): Migrator {
+  return new Migrator(options);
+}
+
+export interface MigrationDefinition {
+  readonly up: MigrationFunction;
+  readonly down?: MigrationFunction;
+  /** Run in one transaction with the ledger row. Default is true. */
+  readonly transaction?: MigrationSettings['transaction'];
+  /** DDL lock wait limit (ms or "2s"), or null for none. Default is the run's `ddlLockTimeout`. */
+  readonly lockTimeout?: number | string | null;
+  readonly lockRetries?: number;
+}
+
+/** Types a TS/JS migration module: `export default defineMigration({ up, down })`. */
+export function defineMigration(definition: MigrationDefinition): MigrationDefinition {
+  return definition;
+}
