@@ -86,9 +86,6 @@ export class Migrator {
           config.on({ type: 'up-to-date', applied: before.length });
           return { applied: [], appliedByOthers: [], upToDate: true, waitedMs: 0, total: countApplied(before) };
         }
-        // Load (and for modules, import) what is pending before locking, so bad files change nothing.
-        const steps = await loadSteps(first.pending, 'up', driver);
-
         const waitedMs = await acquireLock(session, { timeoutMs: config.lockTimeoutMs, target: driver.target, on: config.on });
         try {
           let rows = await session.readLedger();
@@ -99,6 +96,9 @@ export class Migrator {
           const plan = planUp(migrations, rows, config);
           if (plan.dirty) throw await dirtyError(plan.dirty, migrations, driver);
           if (plan.problems.length > 0) throw new HistoryError(plan.problems);
+          // Load (modules: import) everything pending before applying any of it, so a bad file
+          // changes nothing; after locking, so runners that find the work done never pay for it.
+          const steps = await loadSteps(plan.pending, 'up', driver);
           const appliedByOthers = newlyApplied(before ?? [], rows);
           for (const other of appliedByOthers) config.on({ type: 'applied-by-other', ...other });
 

@@ -1,0 +1,97 @@
+/**
+ * Guarantees 1, 2 and 4 under real concurrency: 20 OS processes start `lockstep up` (or call
+ * `migrate()`) at the same instant on a fresh database, round after round.
+ */
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import {
+  CLEAN_ENV,
+  type ProcessResult,
+  ROOT,
+  runCli,
+  runNode,
+  TARGETS,
+  type TestDatabase,
+  writeMigrations,
+} from '../helpers/targets.js';
+
+const ROUNDS = Number(process.env.LOCKSTEP_RACE_ROUNDS ?? 10);
+const PROCESSES = Number(process.env.LOCKSTEP_RACE_PROCESSES ?? 20);
+const VERSIONS = ['001', '002', '003', '004'];
+
+/** Every migration inserts its version into applied_log: a count above 1 is a double application. */
+function raceMigrations(kind: TestDatabase['kind']): Record<string, string> {
+  const index =
+    kind === 'postgres'
+      ? 'CREATE INDEX CONCURRENTLY users_email ON users (email);'
+      : 'CREATE INDEX users_email ON users (email);';
+  return {
+    '001_applied_log.sql': `-- migrate:up
+CREATE TABLE applied_log (version text NOT NULL);
+INSERT INTO applied_log (version) VALUES ('001');
+-- migrate:down
+DROP TABLE applied_log;
+`,
+    '002_users.sql': `-- migrate:up
+CREATE TABLE users (id integer PRIMARY KEY, email text);
+INSERT INTO applied_log (version) VALUES ('002');
+-- migrate:down
+DROP TABLE users;
+`,
+    '003_users_email.sql': `-- migrate:up transaction:false
+${index}
+INSERT INTO applied_log (version) VALUES ('003');
+`,
+    '004_slow.ts': `import type { MigrationContext } from '${path.join(ROOT, 'src/index.js')}';
+
+export async function up(ctx: MigrationContext): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  await ctx.query("INSERT INTO applied_log (version) VALUES ('004')");
+}
+`,
+  };
+}
+
+async function assertAppliedOnce(db: TestDatabase, results: ProcessResult[], round: number) {
+  const failed = results.filter((r) => r.code !== 0);
+  assert.equal(failed.length, 0, `round ${round}: ${failed.length} processes failed:\n${failed[0]?.stderr}`);
+  const counts = await db.query('SELECT version, COUNT(*) AS n FROM applied_log GROUP BY version ORDER BY version');
+  assert.deepEqual(
+    counts.map((r) => [r.version, Number(r.n)]),
+    VERSIONS.map((v) => [v, 1]),
+    `round ${round}: every migration ran exactly once`,
+  );
+  const ledger = await db.query('SELECT version, state FROM lockstep_migrations ORDER BY version');
+  assert.deepEqual(
+    ledger.map((r) => [r.version, r.state]),
+    VERSIONS.map((v) => [v, 'applied']),
+    `round ${round}: one ledger row per version`,
+  );
+  const outputs = results.map((r) => JSON.parse(r.stdout) as { applied: unknown[]; appliedByOthers: unknown[] });
+  const appliedHere = outputs.reduce((sum, o) => sum + o.applied.length, 0);
+  assert.equal(appliedHere, VERSIONS.length, `round ${round}: the processes report ${VERSIONS.length} applications in all`);
+}
+
+for (const target of TARGETS) {
+  describe(`boot race: ${target.kind}, ${PROCESSES} processes × ${ROUNDS} rounds`, () => {
+    for (const via of ['cli', 'library'] as const) {
+      it(`${via}: every process exits 0 and every migration runs exactly once`, async () => {
+        for (let round = 1; round <= ROUNDS; round++) {
+          const db = await target.create();
+          try {
+            const dir = writeMigrations(db.dir, raceMigrations(target.kind));
+            const runs = Array.from({ length: PROCESSES }, () =>
+              via === 'cli'
+                ? runCli(['up', '--json', '--url', db.url, '--dir', dir], { cwd: db.dir, env: CLEAN_ENV })
+                : runNode([path.join(ROOT, 'test/fixtures/migrate.mjs'), db.url, dir], { cwd: db.dir }),
+            );
+            await assertAppliedOnce(db, await Promise.all(runs), round);
+          } finally {
+            await db.cleanup();
+          }
+        }
+      });
+    }
+  });
+}
