@@ -189,6 +189,7 @@ export class DirtyStateError extends LockstepError {
     readonly by: string,
     readonly since: string,
     readonly recordedError: string | undefined,
+    readonly leftovers: readonly string[] = [],
   ) {
     const what =
       state === 'running'
@@ -204,6 +205,7 @@ export class DirtyStateError extends LockstepError {
         `  reached: ${reached}${reachedLine ? ` at ${file}:${reachedLine}` : ` in ${file}`} ` +
         `${state === 'running' ? 'may or may not have completed' : 'failed'}` +
         `${recordedError ? `\n  error: ${recordedError}` : ''}\n` +
+        `${leftovers.length > 0 ? `  the database also has: ${leftovers.join('; ')}\n` : ''}` +
         `  It was not transactional, so lockstep will not re-run or skip it. Inspect the database, ` +
         `finish or undo the change by hand, then run one of:\n` +
         `    lockstep resolve ${version} --applied       # its effects are in place\n` +

@@ -80,9 +80,12 @@ export async function runMigration(
       if (error.info.connectionLost) throw lostConnection(migration, error, false);
       const message = `statement ${error.index + 1}${error.line ? ` (line ${error.line})` : ''}: ${error.info.message}`;
       await run.session.writeLedger({ ...row, state: 'failed', statementsDone: error.index, error: message, ...finished() });
+      const leftovers = (await run.session.leftovers?.().catch(() => [])) ?? [];
       throw migrationError(migration, direction, error, count, 'partially applied', [
-        `statements 1..${error.index} were applied and stay applied. Fix the cause, then`,
-        `lockstep resolve ${migration.version} --applied (after finishing the change by hand) or --rolled-back (after undoing statements 1..${error.index})`,
+        `statements 1..${error.index} were applied and stay applied.`,
+        ...(leftovers.length > 0 ? [`The database also has: ${leftovers.join('; ')}.`] : []),
+        `Fix the cause, then lockstep resolve ${migration.version} --applied (after finishing the change by hand)`,
+        `or --rolled-back (after undoing statements 1..${error.index})`,
       ]);
     }
     if (direction === 'up') await run.session.writeLedger({ ...row, state: 'applied', statementsDone: done, ...finished() });

@@ -94,7 +94,7 @@ export class Migrator {
             rows = [];
           }
           const plan = planUp(migrations, rows, config);
-          if (plan.dirty) throw await dirtyError(plan.dirty, migrations, driver);
+          if (plan.dirty) throw await dirtyError(plan.dirty, migrations, driver, session);
           if (plan.problems.length > 0) throw new HistoryError(plan.problems);
           // Load (modules: import) everything pending before applying any of it, so a bad file
           // changes nothing; after locking, so runners that find the work done never pay for it.
@@ -145,7 +145,7 @@ export class Migrator {
         try {
           const rows = (await session.readLedger()) ?? [];
           const dirty = planUp(migrations, rows, { allowChanged: true, allowMissing: true, allowOutOfOrder: true }).dirty;
-          if (dirty) throw await dirtyError(dirty, migrations, driver);
+          if (dirty) throw await dirtyError(dirty, migrations, driver, session);
           const targets = planDown(rows, steps);
           const missing = targets.filter((r) => !sources.get(r.version)?.hasDown);
           if (missing.length > 0) {
@@ -302,7 +302,12 @@ function newlyApplied(before: readonly LedgerRow[], after: readonly LedgerRow[])
     .map((r) => ({ version: r.version, name: r.name, by: r.appliedBy, at: r.finishedAt }));
 }
 
-async function dirtyError(row: LedgerRow, migrations: readonly Migration[], driver: Driver): Promise<DirtyStateError> {
+async function dirtyError(
+  row: LedgerRow,
+  migrations: readonly Migration[],
+  driver: Driver,
+  session: Session,
+): Promise<DirtyStateError> {
   const migration = migrations.find((m) => m.version === row.version);
   let reachedLine: number | undefined;
   if (migration?.kind === 'sql' && migration.checksum === row.checksum) {
@@ -320,6 +325,7 @@ async function dirtyError(row: LedgerRow, migrations: readonly Migration[], driv
     row.appliedBy,
     row.startedAt,
     row.error ?? undefined,
+    (await session.leftovers?.().catch(() => [])) ?? [],
   );
 }
 

@@ -89,6 +89,11 @@ export interface Session {
   /** Runs one statement of a migration (or of a migration module's `ctx.query`). */
   execute(sql: string, params?: readonly unknown[]): Promise<QueryResult>;
   describeError(error: unknown): DbErrorInfo;
+  /**
+   * What a failed or interrupted non-transactional statement can leave behind, named for the
+   * error message (Postgres: INVALID indexes of a concurrent build). Optional.
+   */
+  leftovers?(): Promise<string[]>;
 
   close(): Promise<void>;
 }

@@ -261,6 +261,16 @@ class PostgresSession implements Session {
     };
   }
 
+  async leftovers(): Promise<string[]> {
+    const result = await this.#query(
+      `SELECT i.indexrelid::regclass::text AS name FROM pg_index i
+        JOIN pg_class c ON c.oid = i.indexrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE NOT i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
+    );
+    return result.rows.map((r) => `INVALID index ${r.name} (drop it with DROP INDEX CONCURRENTLY ${r.name})`);
+  }
+
   async close(): Promise<void> {
     this.#wake?.();
     await this.#client.end();

@@ -1,0 +1,189 @@
+/** The runner through the library API, in-process, against the real databases. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import pg from 'pg';
+import { createMigrator, DirtyStateError, type LockstepEvent, MigrationError, migrate } from '../../src/index.js';
+import { createPostgresDatabase, TARGETS, writeMigrations } from '../helpers/targets.js';
+
+const MIGRATIONS = {
+  '001_users.sql': `-- migrate:up
+CREATE TABLE users (id integer PRIMARY KEY, email text);
+-- migrate:down
+DROP TABLE users;
+`,
+  '002_posts.sql': `-- migrate:up
+CREATE TABLE posts (id integer PRIMARY KEY, user_id integer);
+-- migrate:down
+DROP TABLE posts;
+`,
+};
+
+for (const target of TARGETS) {
+  describe(`runner: ${target.kind}`, () => {
+    it('on the no-op path makes one query and takes no lock', async () => {
+      const db = await target.create();
+      try {
+        const dir = writeMigrations(db.dir, MIGRATIONS);
+        const first = await migrate({ url: db.url, dir });
+        assert.deepEqual(
+          first.applied.map((m) => m.version),
+          ['001', '002'],
+        );
+        const events: LockstepEvent[] = [];
+        const again = await migrate({ url: db.url, dir, on: (e) => events.push(e) });
+        assert.equal(again.upToDate, true);
+        assert.deepEqual(
+          events.filter((e) => e.type === 'query').length,
+          1,
+          'one round trip besides connecting',
+        );
+        assert.equal(events.filter((e) => e.type === 'lock-acquired').length, 0, 'no lock taken');
+      } finally {
+        await db.cleanup();
+      }
+    });
+
+    it('a runner that waited reports what was applied and by whom', async () => {
+      const db = await target.create();
+      try {
+        const dir = writeMigrations(db.dir, {
+          ...MIGRATIONS,
+          '003_slow.mjs': 'export async function up() { await new Promise((r) => setTimeout(r, 300)); }\n',
+        });
+        const [a, b] = await Promise.all([migrate({ url: db.url, dir }), migrate({ url: db.url, dir })]);
+        const [applier, waiter] = a.applied.length > 0 ? [a, b] : [b, a];
+        assert.equal(applier.applied.length, 3);
+        assert.equal(waiter.applied.length, 0);
+        assert.equal(waiter.upToDate, true);
+        assert.deepEqual(
+          waiter.appliedByOthers.map((m) => m.version),
+          ['001', '002', '003'],
+        );
+        assert.match(waiter.appliedByOthers[0]?.by ?? '', /:\d+$/);
+      } finally {
+        await db.cleanup();
+      }
+    });
+
+    it('down rolls back newest first, and status shows the result', async () => {
+      const db = await target.create();
+      try {
+        const dir = writeMigrations(db.dir, MIGRATIONS);
+        const migrator = createMigrator({ url: db.url, dir });
+        await migrator.up();
+        const down = await migrator.down({ steps: 2 });
+        assert.deepEqual(
+          down.rolledBack.map((m) => m.version),
+          ['002', '001'],
+        );
+        const status = await migrator.status();
+        assert.deepEqual(
+          status.migrations.map((m) => m.status),
+          ['pending', 'pending'],
+        );
+        assert.equal(status.lockHolder, null);
+      } finally {
+        await db.cleanup();
+      }
+    });
+
+    it('maps a failing statement to its line in the migration file', async () => {
+      const db = await target.create();
+      try {
+        const dir = writeMigrations(db.dir, {
+          '001_bad.sql': `-- migrate:up
+CREATE TABLE ok_table (id integer);
+
+INSERT INTO ok_table (id)
+  VALUES (1);
+INSERT INTO ok_table (id)
+  SELECT id
+    FROM missing_table;
+`,
+        });
+        const error = await migrate({ url: db.url, dir }).catch((e: unknown) => e);
+        assert.ok(error instanceof MigrationError, String(error));
+        assert.equal(error.statementIndex, 2);
+        assert.equal(error.line, target.kind === 'postgres' ? 8 : 6);
+        assert.equal(error.stateLeft, 'rolled back');
+        await assert.rejects(db.query('SELECT * FROM ok_table'), 'the migration was rolled back');
+      } finally {
+        await db.cleanup();
+      }
+    });
+  });
+}
+
+describe('runner: postgres DDL lock_timeout', () => {
+  const setup = async () => {
+    const db = await createPostgresDatabase();
+    await db.query('CREATE TABLE busy (id integer)');
+    const blocker = new pg.Client({ connectionString: db.url });
+    await blocker.connect();
+    await blocker.query('BEGIN; LOCK TABLE busy IN ACCESS EXCLUSIVE MODE');
+    const dir = writeMigrations(db.dir, {
+      '001_alter.sql': `-- migrate:up
+ALTER TABLE busy ADD COLUMN note text;
+`,
+    });
+    return { db, blocker, dir };
+  };
+
+  it('retries with backoff while a table lock is held, then succeeds', async () => {
+    const { db, blocker, dir } = await setup();
+    try {
+      const events: LockstepEvent[] = [];
+      setTimeout(() => void blocker.query('COMMIT'), 700);
+      const result = await migrate({ url: db.url, dir, ddlLockTimeout: 100, ddlLockRetries: 20, on: (e) => events.push(e) });
+      assert.deepEqual(
+        result.applied.map((m) => m.version),
+        ['001'],
+      );
+      assert.ok(events.filter((e) => e.type === 'lock-retry').length >= 1, 'retried at least once');
+    } finally {
+      await blocker.end();
+      await db.cleanup();
+    }
+  });
+
+  it('gives up after the retries with a lock_timeout error and nothing applied', async () => {
+    const { db, blocker, dir } = await setup();
+    try {
+      const error = await migrate({ url: db.url, dir, ddlLockTimeout: 50, ddlLockRetries: 1 }).catch((e: unknown) => e);
+      assert.ok(error instanceof MigrationError, String(error));
+      assert.equal(error.dbCode, '55P03');
+      assert.equal(error.stateLeft, 'rolled back');
+    } finally {
+      await blocker.query('ROLLBACK');
+      await blocker.end();
+      await db.cleanup();
+    }
+  });
+});
+
+describe('runner: postgres failed CREATE INDEX CONCURRENTLY', () => {
+  it('names the INVALID index it left, in the failure and in the dirty-state refusal', async () => {
+    const db = await createPostgresDatabase();
+    try {
+      const dir = writeMigrations(db.dir, {
+        '001_dupes.sql': `-- migrate:up
+CREATE TABLE dupes (v integer);
+INSERT INTO dupes VALUES (1), (1);
+`,
+        '002_unique.sql': `-- migrate:up transaction:false
+CREATE UNIQUE INDEX CONCURRENTLY dupes_v ON dupes (v);
+`,
+      });
+      const failure = await migrate({ url: db.url, dir }).catch((e: unknown) => e);
+      assert.ok(failure instanceof MigrationError, String(failure));
+      assert.equal(failure.stateLeft, 'partially applied');
+      assert.match(failure.fix ?? '', /INVALID index dupes_v \(drop it with DROP INDEX CONCURRENTLY dupes_v\)/);
+      const refusal = await migrate({ url: db.url, dir }).catch((e: unknown) => e);
+      assert.ok(refusal instanceof DirtyStateError, String(refusal));
+      assert.deepEqual(refusal.leftovers, ['INVALID index dupes_v (drop it with DROP INDEX CONCURRENTLY dupes_v)']);
+      assert.match(refusal.message, /002_unique\.sql:2/);
+    } finally {
+      await db.cleanup();
+    }
+  });
+});
