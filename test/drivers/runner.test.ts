@@ -187,3 +187,39 @@ CREATE UNIQUE INDEX CONCURRENTLY dupes_v ON dupes (v);
     }
   });
 });
+
+describe('runner: postgres session', () => {
+  it('keeps a schema-qualified ledger, and runs with keepalives and a connection check', async () => {
+    const db = await createPostgresDatabase();
+    try {
+      const dir = writeMigrations(db.dir, {
+        '001_settings.mjs': `export async function up(ctx) {
+  for (const name of ['tcp_keepalives_idle', 'tcp_keepalives_interval', 'tcp_keepalives_count', 'client_connection_check_interval']) {
+    const { rows } = await ctx.query('SELECT current_setting($1) AS value', [name]);
+    ctx.log(name + '=' + rows[0].value);
+  }
+}
+`,
+      });
+      const logs: string[] = [];
+      await migrate({
+        url: db.url,
+        dir,
+        table: 'deploy.schema_history',
+        on: (e) => {
+          if (e.type === 'log') logs.push(e.message);
+        },
+      });
+      assert.deepEqual(logs, [
+        'tcp_keepalives_idle=10',
+        'tcp_keepalives_interval=5',
+        'tcp_keepalives_count=3',
+        'client_connection_check_interval=5s',
+      ]);
+      const rows = await db.query('SELECT version, state FROM deploy.schema_history');
+      assert.deepEqual(rows, [{ version: '001', state: 'applied' }]);
+    } finally {
+      await db.cleanup();
+    }
+  });
+});
