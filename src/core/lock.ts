@@ -29,8 +29,7 @@ export async function acquireLock(
       options.on({ type: 'lock-waiting', holder: await session.lockHolder(), waitedMs: waited });
       nextReport = waited + REPORT_EVERY_MS;
     }
-    await session.waitForUnlock(Math.max(1, Math.min(options.timeoutMs, nextReport) - waited));
-    if (await session.tryLock()) {
+    if (await session.waitForLock(Math.max(1, Math.min(options.timeoutMs, nextReport) - waited))) {
       const waitedMs = performance.now() - started;
       options.on({ type: 'lock-acquired', waitedMs });
       return waitedMs;

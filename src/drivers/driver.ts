@@ -76,8 +76,11 @@ export interface Session {
 
   /** Takes the migration lock if it is free; never waits and holds no snapshot. */
   tryLock(): Promise<boolean>;
-  /** Idles until the lock may have been released or `maxMs` passed, holding no transaction. */
-  waitForUnlock(maxMs: number): Promise<void>;
+  /**
+   * Waits up to `maxMs` for the lock, holding no transaction or snapshot while it waits, and
+   * takes it if it came free. Returns whether it is now held.
+   */
+  waitForLock(maxMs: number): Promise<boolean>;
   /** Who holds the lock now, or null if nobody (or the database cannot tell). */
   lockHolder(): Promise<LockHolder | null>;
   /** Releases the lock and wakes waiters. */

@@ -180,14 +180,14 @@ class PostgresSession implements Session {
     }
   }
 
-  async waitForUnlock(maxMs: number): Promise<void> {
+  async waitForLock(maxMs: number): Promise<boolean> {
     if (this.#lost) throw this.#lost;
     if (!this.#listening) {
-      // Subscribe first, then let the caller try once more: a release between its failed try
-      // and this LISTEN would otherwise be missed.
+      // Subscribe first, then try once more: a release between the failed try and this LISTEN
+      // would otherwise be missed.
       await this.#query(`LISTEN ${quoteIdentifier(this.#channel)}`);
       this.#listening = true;
-      return;
+      return this.tryLock();
     }
     await new Promise<void>((resolve) => {
       const timer = setTimeout(done, Math.min(maxMs, FALLBACK_POLL_MS * (0.8 + Math.random() * 0.4)));
@@ -198,6 +198,7 @@ class PostgresSession implements Session {
       this.#wake = done;
     });
     this.#wake = undefined;
+    return this.tryLock();
   }
 
   async lockHolder(): Promise<LockHolder | null> {

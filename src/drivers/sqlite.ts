@@ -181,9 +181,10 @@ class SqliteSession implements Session {
     }
   }
 
-  async waitForUnlock(maxMs: number): Promise<void> {
+  async waitForLock(maxMs: number): Promise<boolean> {
     await sleep(Math.min(maxMs, this.#backoff * (0.5 + Math.random())));
     this.#backoff = Math.min(this.#backoff * 2, MAX_BACKOFF_MS);
+    return this.tryLock();
   }
 
   async lockHolder(): Promise<LockHolder | null> {

@@ -13,7 +13,7 @@ export function startCli(
   args: readonly string[],
   options: { cwd: string; env?: Record<string, string | undefined> },
 ): RunningProcess {
-  const env = { ...process.env, DATABASE_URL: undefined, ...options.env };
+  const env: Record<string, string | undefined> = { ...process.env, DATABASE_URL: undefined, ...options.env };
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
   const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
