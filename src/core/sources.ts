@@ -37,7 +37,10 @@ export async function readMigrations(dir: string, cwd = process.cwd()): Promise<
 
   const problems: SourceProblem[] = [];
   const migrations: Migration[] = [];
-  const candidates = names.filter((n) => !n.startsWith('.') && !n.endsWith('.d.ts')).sort();
+  // Only names that can be migrations are read: README.md, subdirectories and the like are ignored.
+  const candidates = names
+    .filter((n) => !n.startsWith('.') && !n.endsWith('.d.ts') && /\.(sql|ts|mts|js|mjs)$/.test(n))
+    .sort();
   const texts = await Promise.all(candidates.map((n) => readFile(path.join(absoluteDir, n), 'utf8')));
   candidates.forEach((fileName, index) => {
     const fullPath = path.join(absoluteDir, fileName);
@@ -128,7 +131,11 @@ function moduleMigration(version: string, name: string, file: string, fullPath: 
       } catch (error) {
         throw new SourceError([{ file, problem: `cannot be imported: ${(error as Error).message}` }]);
       }
-      const definition = (isObject(exports.default) ? exports.default : exports) as Record<string, unknown>;
+      let definition = (isObject(exports.default) ? exports.default : exports) as Record<string, unknown>;
+      // `export default {...}` compiled as CommonJS (a package without "type": "module") nests once more.
+      if (typeof definition[direction] !== 'function' && isObject(definition.default)) {
+        definition = definition.default;
+      }
       const run = definition[direction];
       if (typeof run !== 'function') {
         throw new SourceError([

@@ -22,25 +22,29 @@ export async function openDriver(url: string, options: DriverOptions): Promise<D
   return (await load())(url, options);
 }
 
+/**
+ * `scheme://user:password@` — the password is taken to run to the last `@`, so a password with an
+ * unencoded `@`, `/`, `?` or `#` (a malformed URL, echoed in its error) is still hidden whole.
+ */
+const USERINFO_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*):(.*)@/i;
+
 /** The URL with its password replaced, safe for logs, errors and --json output. */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*):([^@/?#]*)@/i, '$1:***@').replace(
-    /([?&](?:password|pass|pwd)=)[^&#]*/gi,
-    '$1***',
-  );
+  return url.replace(USERINFO_PASSWORD, '$1:***@').replace(/([?&](?:password|pass|pwd)=)[^&#]*/gi, '$1***');
 }
 
 /** Removes a secret from any text (e.g. a driver's error message that echoes the URL). */
 export function scrubSecrets(text: string, url: string): string {
   const secrets: string[] = [];
-  const password = /^[a-z][a-z0-9+.-]*:\/\/[^:/?#@]*:([^@/?#]*)@/i.exec(url)?.[1];
-  if (password) {
+  const encoded = [USERINFO_PASSWORD.exec(url)?.[2]];
+  for (const m of url.matchAll(/[?&](?:password|pass|pwd)=([^&#]*)/gi)) encoded.push(m[1]);
+  for (const password of encoded) {
+    if (!password) continue;
     secrets.push(password);
     try {
       secrets.push(decodeURIComponent(password));
     } catch {}
   }
-  for (const m of url.matchAll(/[?&](?:password|pass|pwd)=([^&#]*)/gi)) if (m[1]) secrets.push(m[1]);
   let result = text.split(url).join(redactUrl(url));
   for (const secret of secrets.filter((s) => s.length > 0)) result = result.split(secret).join('***');
   return result;
