@@ -106,7 +106,8 @@ async function main(argv: string[]): Promise<number> {
   }
   const [command = 'up', ...args] = positionals;
   const print = (text: string) => {
-    if (!values.quiet) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    // --quiet silences the human summary; a --json result is always printed.
+    if (!values.quiet || json) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
   };
   try {
     const migrator = () => new Migrator(toOptions(values));
@@ -145,6 +146,10 @@ async function main(argv: string[]): Promise<number> {
 function toOptions(values: Values): LockstepOptions {
   const quiet = values.quiet ?? false;
   const ddlLockTimeout = values['ddl-lock-timeout'];
+  if (values.url !== undefined && values.url.trim() === '') {
+    // `--url "$UNSET_VARIABLE"` must not fall back to the default SQLite file and migrate that.
+    throw new ConfigError('--url is empty: pass a database URL, or leave --url out to use $DATABASE_URL');
+  }
   return {
     url: values.url ?? process.env.DATABASE_URL ?? readDotEnvUrl(),
     dir: values.dir,
@@ -194,14 +199,25 @@ function report(result: object, command: string, json: boolean, print: (text: st
 
 function fail(error: unknown, json: boolean): number {
   if (error instanceof LockstepError) {
-    if (json) process.stdout.write(`${JSON.stringify(error.toJSON(), null, 2)}\n`);
-    process.stderr.write(`lockstep: ${error.message}\n`);
+    if (json) process.stdout.write(`${redactUrls(JSON.stringify(error.toJSON(), null, 2))}\n`);
+    process.stderr.write(`lockstep: ${redactUrls(error.message)}\n`);
     return error.exitCode;
   }
   const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  if (json) process.stdout.write(`${JSON.stringify({ error: 'INTERNAL', message: String(error) }, null, 2)}\n`);
-  process.stderr.write(`lockstep: unexpected error (please report it): ${message}\n`);
+  if (json) process.stdout.write(`${redactUrls(JSON.stringify({ error: 'INTERNAL', message: String(error) }, null, 2))}\n`);
+  process.stderr.write(`lockstep: unexpected error (please report it): ${redactUrls(message)}\n`);
   return ExitCode.migrationFailed;
+}
+
+/**
+ * Hides the password of any URL in an error's text. The runner scrubs the URL it was given, but a
+ * URL typed where it does not belong (`lockstep up postgres://u:pw@h/db`) is echoed by usage errors.
+ * The password runs to the last `@` of the authority, as URL parsers read it.
+ */
+function redactUrls(text: string): string {
+  return text
+    .replace(/([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s"'`]*):([^/?#\s"'`]*)@/gi, '$1:***@')
+    .replace(/([?&](?:password|pass|pwd)=)[^&#\s"'`]*/gi, '$1***');
 }
 
 function readVersion(): string {

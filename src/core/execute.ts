@@ -36,7 +36,7 @@ export async function runMigration(
   direction: 'up' | 'down',
   previous: LedgerRow | undefined,
 ): Promise<number> {
-  const transactional = step.settings.transaction;
+  const transactional = runsInTransaction(run.driver, step);
   run.config.on({ type: 'migrating', version: migration.version, name: migration.name, direction, transactional });
   const started = new Date();
   const t0 = performance.now();
@@ -166,7 +166,8 @@ async function runStatements(
       result = await run.session.execute(sql, params);
     } catch (error) {
       const info = run.session.describeError(error);
-      const errorLine = line !== undefined && info.position !== undefined ? line + lineAt(sql, info.position) - 1 : line;
+      const lineInStatement = info.position !== undefined ? lineAt(sql, info.position) : info.line;
+      const errorLine = line !== undefined && lineInStatement !== undefined ? line + lineInStatement - 1 : line;
       throw new StatementFailure(info, sql, errorLine, done);
     }
     done++;
@@ -202,6 +203,17 @@ async function runStatements(
     );
   }
   return done;
+}
+
+/**
+ * A migration runs in one transaction with its ledger row when it asks to (the default) and the
+ * database can: where DDL commits implicitly (MySQL), only migrations of DML statements can.
+ */
+function runsInTransaction(driver: Driver, step: Step): boolean {
+  if (!step.settings.transaction) return false;
+  if (driver.transactionalDdl) return true;
+  const isTransactional = driver.isTransactionalStatement;
+  return step.kind === 'sql' && isTransactional !== undefined && step.statements.every((s) => isTransactional(s.sql));
 }
 
 function asFailure(session: Session, error: unknown): StatementFailure {

@@ -12,7 +12,7 @@ import {
 } from './errors.js';
 import { runMigration } from './execute.js';
 import { acquireLock } from './lock.js';
-import type { Migration, Step } from './migration.js';
+import { compareVersions, type Migration, type Step } from './migration.js';
 import { describeStatus, planDown, planUp, type StatusEntry } from './plan.js';
 import { readMigrations } from './sources.js';
 
@@ -88,17 +88,15 @@ export class Migrator {
         }
         const waitedMs = await acquireLock(session, { timeoutMs: config.lockTimeoutMs, target: driver.target, on: config.on });
         try {
-          let rows = await session.readLedger();
-          if (!rows) {
-            await session.createLedger();
-            rows = [];
-          }
+          const found = await session.readLedger();
+          const rows = found ?? [];
           const plan = planUp(migrations, rows, config);
           if (plan.dirty) throw await dirtyError(plan.dirty, migrations, driver, session);
           if (plan.problems.length > 0) throw new HistoryError(plan.problems);
-          // Load (modules: import) everything pending before applying any of it, so a bad file
+          // Load (modules: import) everything pending before changing anything, so a bad file
           // changes nothing; after locking, so runners that find the work done never pay for it.
           const steps = await loadSteps(plan.pending, 'up', driver);
+          if (!found) await session.createLedger();
           const appliedByOthers = newlyApplied(before ?? [], rows);
           for (const other of appliedByOthers) config.on({ type: 'applied-by-other', ...other });
 
@@ -205,7 +203,7 @@ export class Migrator {
       const config = this.#config;
       if (!/^\d+$/.test(version)) throw new ConfigError(`resolve takes a migration version (digits), got "${version}"`);
       const migrations = await readMigrations(config.dir, config.cwd);
-      const source = migrations.find((m) => m.version === version);
+      const source = migrations.find((m) => compareVersions(m.version, version) === 0);
       return this.#withSession(async (session, driver) => {
         await acquireLock(session, { timeoutMs: config.lockTimeoutMs, target: driver.target, on: config.on });
         try {
@@ -214,14 +212,14 @@ export class Migrator {
             await session.createLedger();
             rows = [];
           }
-          const row = rows.find((r) => r.version === version);
+          const row = rows.find((r) => compareVersions(r.version, version) === 0);
           if (!row && (as === 'rolled-back' || !source)) {
             throw new ConfigError(`migration ${version} has no ledger row and ${source ? 'is not applied' : 'no file'}: nothing to resolve`);
           }
           if (as === 'applied') {
             const now = new Date().toISOString();
             await session.writeLedger({
-              version,
+              version: row?.version ?? source?.version ?? version,
               name: source?.name ?? row?.name ?? '',
               checksum: source?.checksum ?? row?.checksum ?? '',
               state: 'applied',
@@ -235,7 +233,7 @@ export class Migrator {
               error: row?.error ?? null,
             });
           } else {
-            await session.deleteLedger(version);
+            await session.deleteLedger(row?.version ?? version);
           }
           return { version, resolvedAs: as, previousState: row?.state ?? null };
         } finally {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Dirent } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -23,13 +24,20 @@ const MODULE_EXTENSIONS = /\.(ts|mts|js|mjs)$/;
  */
 export async function readMigrations(dir: string, cwd = process.cwd()): Promise<Migration[]> {
   const absoluteDir = path.resolve(cwd, dir);
-  let names: string[];
+  let entries: Dirent[];
   try {
-    names = await readdir(absoluteDir);
+    entries = await readdir(absoluteDir, { withFileTypes: true });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
       throw new SourceError([
-        { file: dir, problem: 'migrations directory not found (create it, or pass --dir; `lockstep new <name>` creates it)' },
+        {
+          file: dir,
+          problem:
+            code === 'ENOENT'
+              ? 'migrations directory not found (create it, or pass --dir; `lockstep new <name>` creates it)'
+              : 'is not a directory (--dir names the folder that holds the migration files)',
+        },
       ]);
     }
     throw error;
@@ -37,9 +45,18 @@ export async function readMigrations(dir: string, cwd = process.cwd()): Promise<
 
   const problems: SourceProblem[] = [];
   const migrations: Migration[] = [];
-  // Only names that can be migrations are read: README.md, subdirectories and the like are ignored.
-  const candidates = names
-    .filter((n) => !n.startsWith('.') && !n.endsWith('.d.ts') && /\.(sql|ts|mts|js|mjs)$/.test(n))
+  // Only names that can be migrations are read: README.md and the like are ignored.
+  const named = entries.filter(
+    (e) => !e.name.startsWith('.') && !e.name.endsWith('.d.ts') && /\.(sql|ts|mts|js|mjs)$/.test(e.name),
+  );
+  for (const entry of named) {
+    if (entry.isDirectory()) {
+      problems.push({ file: displayPath(path.join(absoluteDir, entry.name), cwd), problem: 'is a directory, not a migration file' });
+    }
+  }
+  const candidates = named
+    .filter((e) => !e.isDirectory())
+    .map((e) => e.name)
     .sort();
   const texts = await Promise.all(candidates.map((n) => readFile(path.join(absoluteDir, n), 'utf8')));
   candidates.forEach((fileName, index) => {

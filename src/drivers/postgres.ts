@@ -41,6 +41,7 @@ export function createPostgresDriver(url: string, options: DriverOptions): Drive
   return {
     dialect: 'postgres',
     syntax,
+    transactionalDdl: true,
     target,
     async connect() {
       const { default: pgModule } = await import('pg');
@@ -72,6 +73,7 @@ class PostgresSession implements Session {
   readonly #lockKey: number;
   readonly #channel: string;
   #listening = false;
+  #held = false;
   #wake: (() => void) | undefined;
   #lost: Error | undefined;
 
@@ -149,6 +151,7 @@ class PostgresSession implements Session {
     // snapshot that a holder's CREATE INDEX CONCURRENTLY waits for, a deadlock (SPEC guarantee 6).
     const result = await this.#query('SELECT pg_try_advisory_lock($1, $2) AS locked', [LOCK_NAMESPACE, this.#lockKey]);
     if (!result.rows[0]?.locked) return false;
+    this.#held = true;
     await this.#afterLock();
     return true;
   }
@@ -171,6 +174,7 @@ class PostgresSession implements Session {
       [LOCK_NAMESPACE, this.#lockKey, applicationName(this.#options.runnerId, since), CONNECTION_CHECK_INTERVAL],
     );
     if (!result.rows[0]?.held) {
+      this.#held = false;
       await this.#query('SELECT pg_advisory_unlock($1, $2)', [LOCK_NAMESPACE, this.#lockKey]).catch(() => {});
       throw new LockNotHeldError(
         'took the advisory lock, but it is not held by this session\'s backend: a transaction-pooling proxy ' +
@@ -219,6 +223,7 @@ class PostgresSession implements Session {
   }
 
   async unlock(): Promise<void> {
+    this.#held = false;
     // pg_notify in autocommit is delivered at once: waiters retry within milliseconds.
     await this.#query('SELECT pg_advisory_unlock($1, $2), pg_notify($3, $4)', [
       LOCK_NAMESPACE,
@@ -274,6 +279,8 @@ class PostgresSession implements Session {
 
   async close(): Promise<void> {
     this.#wake?.();
+    // Release explicitly: the server frees it only once it has processed our disconnect.
+    if (this.#held) await this.unlock().catch(() => {});
     await this.#client.end();
   }
 }

@@ -26,6 +26,15 @@ const row = (version: string, overrides: Partial<LedgerRow> = {}): LedgerRow => 
   ...overrides,
 });
 
+/**
+ * Postgres and SQLite name the holder by the `host:pid` it registered; MySQL has no place for it
+ * (no application_name, performance_schema often off) and names the connection from the processlist.
+ */
+function assertHolder(kind: string, who: string | undefined, runnerId: string) {
+  if (kind === 'mysql') assert.match(who ?? '', /^connection \d+ \(\S+@\S+\)$/);
+  else assert.equal(who, runnerId);
+}
+
 for (const target of TARGETS) {
   describe(`driver contract: ${target.kind}`, () => {
     let db: TestDatabase;
@@ -74,8 +83,7 @@ for (const target of TARGETS) {
       const b = await connect('lock_one', 'host-b:22');
       assert.equal(await a.tryLock(), true);
       assert.equal(await b.tryLock(), false);
-      const holder = await b.lockHolder();
-      assert.equal(holder?.who, 'host-a:11');
+      assertHolder(target.kind, (await b.lockHolder())?.who, 'host-a:11');
       await a.unlock();
       assert.equal(await b.tryLock(), true);
       assert.equal(await a.tryLock(), false);
@@ -122,7 +130,7 @@ for (const target of TARGETS) {
       assert.equal(said, 'locked');
       const b = await connect('lock_kill');
       assert.equal(await b.tryLock(), false);
-      assert.equal((await b.lockHolder())?.who, `holder:${child.pid}`);
+      assertHolder(target.kind, (await b.lockHolder())?.who, `holder:${child.pid}`);
       child.kill('SIGKILL');
       let got = false;
       for (let i = 0; i < 200 && !got; i++) got = await b.waitForLock(100);
@@ -130,13 +138,24 @@ for (const target of TARGETS) {
       await b.unlock();
     });
 
-    it('rolls back statements and DDL in a transaction', async () => {
+    it('rolls back statements (and DDL where the database can) in a transaction', async () => {
+      const driver = await driverFor();
       const s = await connect();
-      await s.begin({});
-      await s.execute('CREATE TABLE rolled (id integer)');
-      await s.execute('INSERT INTO rolled (id) VALUES (1)');
-      await s.rollback();
-      await assert.rejects(s.execute('SELECT * FROM rolled'));
+      if (driver.transactionalDdl) {
+        await s.begin({});
+        await s.execute('CREATE TABLE rolled (id integer)');
+        await s.execute('INSERT INTO rolled (id) VALUES (1)');
+        await s.rollback();
+        await assert.rejects(s.execute('SELECT * FROM rolled'));
+      } else {
+        assert.equal(driver.isTransactionalStatement?.('CREATE TABLE t (id integer)'), false);
+        assert.equal(driver.isTransactionalStatement?.('  insert into t values (1)'), true);
+        await s.execute('CREATE TABLE rolled (id integer)');
+        await s.begin({});
+        await s.execute('INSERT INTO rolled (id) VALUES (1)');
+        await s.rollback();
+        assert.equal((await s.execute('SELECT * FROM rolled')).rows.length, 0);
+      }
       await s.begin({ lockTimeoutMs: 1000 });
       await s.execute('CREATE TABLE kept (id integer)');
       await s.execute('INSERT INTO kept (id) VALUES (7)');
