@@ -12,6 +12,13 @@ export interface Driver {
   readonly syntax: SplitDialect;
   /** The target as shown to users: URL without secrets, plus the ledger table. */
   readonly target: string;
+  /**
+   * Whether every statement can run in a transaction (Postgres, SQLite). When false (MySQL:
+   * DDL commits implicitly), a migration runs in a transaction only if `isTransactionalStatement`
+   * holds for all its statements; otherwise it follows the non-transactional protocol.
+   */
+  readonly transactionalDdl: boolean;
+  isTransactionalStatement?(sql: string): boolean;
   connect(): Promise<Session>;
 }
 
@@ -45,6 +52,8 @@ export interface DbErrorInfo {
   readonly code?: string;
   /** 0-based offset of the error in the statement text, when the database reports one. */
   readonly position?: number;
+  /** 1-based line of the error in the statement text, when the database reports only that. */
+  readonly line?: number;
   /** A DDL lock wait gave up (`lock_timeout`): the statement may be retried. */
   readonly lockTimeout: boolean;
   /** The session is gone: the database rolled back its transaction and released its lock. */

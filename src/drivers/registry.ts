@@ -9,6 +9,8 @@ const drivers: Record<string, () => Promise<DriverFactory>> = {
   postgresql: async () => (await import('./postgres.js')).createPostgresDriver,
   sqlite: async () => (await import('./sqlite.js')).createSqliteDriver,
   sqlite3: async () => (await import('./sqlite.js')).createSqliteDriver,
+  mysql: async () => (await import('./mysql.js')).createMysqlDriver,
+  mariadb: async () => (await import('./mysql.js')).createMysqlDriver,
 };
 
 export async function openDriver(url: string, options: DriverOptions): Promise<Driver> {
@@ -16,7 +18,7 @@ export async function openDriver(url: string, options: DriverOptions): Promise<D
   const load = scheme ? drivers[scheme] : undefined;
   if (!load) {
     throw new ConfigError(
-      `unsupported database URL "${redactUrl(url)}": expected postgres://, postgresql://, sqlite:path or sqlite:///absolute/path`,
+      `unsupported database URL "${redactUrl(url)}": expected postgres://, postgresql://, mysql://, mariadb://, sqlite:path or sqlite:///absolute/path`,
     );
   }
   return (await load())(url, options);

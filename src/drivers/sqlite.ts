@@ -56,6 +56,7 @@ export function createSqliteDriver(url: string, options: DriverOptions): Driver 
   return {
     dialect: 'sqlite',
     syntax,
+    transactionalDdl: true,
     target: `sqlite:${file} (ledger ${options.table})`,
     async connect() {
       const { default: Database } = await import('better-sqlite3');

@@ -17,9 +17,16 @@ export interface SplitDialect {
   readonly brackets: boolean;
   /**
    * Statements whose body holds `;`: SQLite's `CREATE TRIGGER ... BEGIN ... END`, Postgres's
-   * `BEGIN ATOMIC ... END`. Inside such a body CASE ... END nests too.
+   * `BEGIN ATOMIC ... END`, MySQL's stored routines (`CREATE PROCEDURE ... BEGIN ... END`, with
+   * IF/CASE/LOOP/WHILE/REPEAT ... END IF/... inside). Inside such a body CASE ... END nests too.
    */
-  readonly bodies: 'sqlite-trigger' | 'begin-atomic' | 'none';
+  readonly bodies: 'sqlite-trigger' | 'begin-atomic' | 'mysql-routine' | 'none';
+  /** MySQL: `--` starts a comment only when followed by white space. */
+  readonly dashCommentNeedsSpace?: boolean;
+  /** MySQL/MariaDB: `/*! ... *\/` and `/*M! ... *\/` are executed, not comments. */
+  readonly versionedComments?: boolean;
+  /** The mysql client's `DELIMITER $$` lines, which change the statement terminator. */
+  readonly delimiterCommand?: boolean;
 }
 
 export interface Statement {
@@ -35,6 +42,7 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
   let words: string[] = []; // leading words of the current statement, upper-cased
   let depth = 0;
   let previousWord = '';
+  let delimiter = ';';
   let i = 0;
 
   const finish = (end: number) => {
@@ -55,7 +63,15 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
     const c = text[i] as string;
     const next = text[i + 1];
 
-    if (c === '-' && next === '-') {
+    if (dialect.delimiterCommand && start < 0 && (i === 0 || text[i - 1] === '\n')) {
+      const command = /^[ \t]*DELIMITER[ \t]+(\S+)[ \t]*(?:\r?\n|$)/i.exec(text.slice(i, i + 80));
+      if (command) {
+        delimiter = command[1] as string;
+        i += command[0].length;
+        continue;
+      }
+    }
+    if (c === '-' && next === '-' && !(dialect.dashCommentNeedsSpace && !isSpaceOrEnd(text[i + 2]))) {
       i = skipToLineEnd(text, i);
       continue;
     }
@@ -64,6 +80,8 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
       continue;
     }
     if (c === '/' && next === '*') {
+      const executable = dialect.versionedComments && /^\/\*M?!/.test(text.slice(i, i + 4));
+      if (executable) markStart(i);
       i = skipBlockComment(text, i, dialect.nestedBlockComments);
       continue;
     }
@@ -72,10 +90,15 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
       continue;
     }
 
-    if (c === ';') {
-      if (depth === 0) {
+    if (delimiter !== ';') {
+      if (text.startsWith(delimiter, i)) {
         finish(i);
+        i += delimiter.length;
+        continue;
       }
+    } else if (c === ';') {
+      if (depth === 0) finish(i);
+      else previousWord = '';
       i++;
       continue;
     }
@@ -113,10 +136,10 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
     }
     if (isWordStart(c)) {
       let j = i + 1;
-      while (j < text.length && isWordChar(text[j])) j++;
+      while (j < text.length && isWordChar(text[j]) && !(delimiter !== ';' && text.startsWith(delimiter, j))) j++;
       const word = text.slice(i, j).toUpperCase();
-      if (words.length < 4) words.push(word);
-      depth = nextDepth(dialect, words, previousWord, word, depth);
+      if (words.length < 8) words.push(word);
+      if (delimiter === ';') depth = nextDepth(dialect, words, previousWord, word, depth, text.slice(j, j + 16));
       previousWord = word;
       i = j;
       continue;
@@ -127,7 +150,33 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
   return statements;
 }
 
-function nextDepth(dialect: SplitDialect, words: string[], previous: string, word: string, depth: number) {
+const ROUTINE_KINDS = new Set(['PROCEDURE', 'FUNCTION', 'TRIGGER', 'EVENT']);
+const MYSQL_BLOCKS = new Set(['IF', 'CASE', 'LOOP', 'WHILE', 'REPEAT']);
+/** Words after which a new statement starts inside a routine body ('' = after a `;`). */
+const STATEMENT_STARTS = new Set(['', 'BEGIN', 'THEN', 'ELSE', 'DO', 'LOOP', 'REPEAT']);
+
+function nextDepth(
+  dialect: SplitDialect,
+  words: string[],
+  previous: string,
+  word: string,
+  depth: number,
+  after: string,
+) {
+  if (dialect.bodies === 'mysql-routine') {
+    if (words[0] !== 'CREATE' || !words.slice(1, 7).some((w) => ROUTINE_KINDS.has(w))) return depth;
+    if (word === 'BEGIN') return depth + 1;
+    if (depth === 0) return depth;
+    if (word === 'END') return depth - 1;
+    // `END IF`, `END LOOP`, ...: the word after END closes nothing more.
+    if (previous === 'END' && MYSQL_BLOCKS.has(word)) return depth;
+    // IF(...) and REPEAT(...) are functions, `TABLE IF NOT EXISTS` a clause: only an IF that
+    // starts a statement opens a block.
+    if ((word === 'IF' || word === 'REPEAT') && /^\s*\(/.test(after)) return depth;
+    if (word === 'IF' && !STATEMENT_STARTS.has(previous)) return depth;
+    if (MYSQL_BLOCKS.has(word)) return depth + 1;
+    return depth;
+  }
   if (dialect.bodies === 'sqlite-trigger') {
     const isTrigger =
       words[0] === 'CREATE' &&
@@ -143,6 +192,10 @@ function nextDepth(dialect: SplitDialect, words: string[], previous: string, wor
     if (word === 'END' && depth > 0) return depth - 1;
   }
   return depth;
+}
+
+function isSpaceOrEnd(c: string | undefined): boolean {
+  return c === undefined || /\s/.test(c);
 }
 
 function isWordStart(c: string): boolean {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pg from 'pg';
 import { createMigrator, DirtyStateError, type LockstepEvent, MigrationError, migrate } from '../../src/index.js';
-import { createPostgresDatabase, TARGETS, writeMigrations } from '../helpers/targets.js';
+import { createMysqlDatabase, createPostgresDatabase, TARGETS, writeMigrations } from '../helpers/targets.js';
 
 const MIGRATIONS = {
   '001_users.sql': `-- migrate:up
@@ -105,8 +105,13 @@ INSERT INTO ok_table (id)
         assert.ok(error instanceof MigrationError, String(error));
         assert.equal(error.statementIndex, 2);
         assert.equal(error.line, target.kind === 'postgres' ? 8 : 6);
-        assert.equal(error.stateLeft, 'rolled back');
-        await assert.rejects(db.query('SELECT * FROM ok_table'), 'the migration was rolled back');
+        if (target.kind === 'mysql') {
+          // DDL commits implicitly: the migration ran statement by statement and says so.
+          assert.equal(error.stateLeft, 'partially applied');
+        } else {
+          assert.equal(error.stateLeft, 'rolled back');
+          await assert.rejects(db.query('SELECT * FROM ok_table'), 'the migration was rolled back');
+        }
       } finally {
         await db.cleanup();
       }
@@ -218,6 +223,56 @@ describe('runner: postgres session', () => {
       ]);
       const rows = await db.query('SELECT version, state FROM deploy.schema_history');
       assert.deepEqual(rows, [{ version: '001', state: 'applied' }]);
+    } finally {
+      await db.cleanup();
+    }
+  });
+});
+
+describe('runner: mysql', () => {
+  it('runs a migration of DML statements in one transaction with its ledger row', async () => {
+    const db = await createMysqlDatabase();
+    try {
+      await db.query('CREATE TABLE accounts (id integer PRIMARY KEY, balance integer)');
+      const dir = writeMigrations(db.dir, {
+        '001_seed.sql': `-- migrate:up
+INSERT INTO accounts VALUES (1, 100);
+INSERT INTO accounts VALUES (2, 100);
+UPDATE accounts SET balance = balance - 10 WHERE id = 1;
+INSERT INTO accounts VALUES (1, 0);
+`,
+      });
+      const events: LockstepEvent[] = [];
+      const error = await migrate({ url: db.url, dir, on: (e) => events.push(e) }).catch((e: unknown) => e);
+      assert.ok(error instanceof MigrationError, String(error));
+      assert.equal(error.stateLeft, 'rolled back');
+      assert.equal(error.line, 5);
+      assert.deepEqual(await db.query('SELECT * FROM accounts'), [], 'the inserts were rolled back');
+      assert.ok(events.some((e) => e.type === 'migrating' && e.transactional));
+    } finally {
+      await db.cleanup();
+    }
+  });
+
+  it("maps a syntax error's line inside a statement to the file", async () => {
+    const db = await createMysqlDatabase();
+    try {
+      const dir = writeMigrations(db.dir, {
+        '001_typo.sql': `-- migrate:up
+CREATE TABLE t (id integer);
+CREATE TABLE u (
+  id integer,
+  name varchar(10) NOT NUL
+);
+`,
+      });
+      const error = await migrate({ url: db.url, dir }).catch((e: unknown) => e);
+      assert.ok(error instanceof MigrationError, String(error));
+      const lineInStatement = Number(/at line (\d+)$/.exec(error.dbMessage)?.[1]);
+      assert.ok(lineInStatement > 1, error.dbMessage);
+      assert.equal(error.line, 3 + lineInStatement - 1, 'the statement starts at line 3 of the file');
+      assert.equal(error.stateLeft, 'partially applied');
+      assert.match(error.fix ?? '', /statements 1\.\.1 were applied/);
     } finally {
       await db.cleanup();
     }

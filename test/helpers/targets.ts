@@ -10,12 +10,15 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const CLI = path.join(ROOT, 'dist/cli/main.js');
 export const LIBRARY = path.join(ROOT, 'dist/index.js');
 
-/** The server the Postgres tests use; they fail (never skip) when it cannot be reached. */
+/** The servers the tests use; they fail (never skip) when one cannot be reached. */
 export const PG_ADMIN_URL = process.env.LOCKSTEP_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const MYSQL_ADMIN_URL = process.env.LOCKSTEP_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test';
 
 /** A fresh, empty database of one kind, dropped by `cleanup()`. */
+export type DatabaseKind = 'postgres' | 'sqlite' | 'mysql';
+
 export interface TestDatabase {
-  readonly kind: 'postgres' | 'sqlite';
+  readonly kind: DatabaseKind;
   readonly url: string;
   /** A scratch directory for migration files and output. */
   readonly dir: string;
@@ -25,14 +28,25 @@ export interface TestDatabase {
 }
 
 export interface Target {
-  readonly kind: 'postgres' | 'sqlite';
+  readonly kind: DatabaseKind;
   create(): Promise<TestDatabase>;
 }
 
-export const TARGETS: readonly Target[] = [
+const ALL_TARGETS: readonly Target[] = [
   { kind: 'postgres', create: createPostgresDatabase },
+  { kind: 'mysql', create: createMysqlDatabase },
   { kind: 'sqlite', create: createSqliteDatabase },
 ];
+
+/** Every database, or those named in LOCKSTEP_TEST_TARGETS (e.g. `sqlite,mysql`) for a quicker local run. */
+export const TARGETS: readonly Target[] = selectTargets(process.env.LOCKSTEP_TEST_TARGETS ?? 'postgres,mysql,sqlite');
+
+function selectTargets(names: string): readonly Target[] {
+  const wanted = names.split(',').map((n) => n.trim());
+  const unknown = wanted.filter((n) => !ALL_TARGETS.some((t) => t.kind === n));
+  if (unknown.length > 0) throw new Error(`LOCKSTEP_TEST_TARGETS: unknown database ${unknown.join(', ')}`);
+  return ALL_TARGETS.filter((t) => wanted.includes(t.kind));
+}
 
 function scratchDir(): string {
   return mkdtempSync(path.join(tmpdir(), 'lockstep-test-'));
@@ -62,6 +76,35 @@ export async function createPostgresDatabase(): Promise<TestDatabase> {
       const dropper = new pg.Client({ connectionString: PG_ADMIN_URL });
       await dropper.connect();
       await dropper.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await dropper.end();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function createMysqlDatabase(): Promise<TestDatabase> {
+  const mysql = await import('mysql2/promise');
+  const name = `lockstep_t_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const admin = await mysql.createConnection({ uri: MYSQL_ADMIN_URL });
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(MYSQL_ADMIN_URL);
+  url.pathname = `/${name}`;
+  const dir = scratchDir();
+  const client = await mysql.createConnection({ uri: url.href, dateStrings: true });
+  client.on('error', () => {});
+  return {
+    kind: 'mysql',
+    url: url.href,
+    dir,
+    async query(sql, params) {
+      const [rows] = await client.query(sql, params);
+      return Array.isArray(rows) ? (rows as Record<string, unknown>[]) : [];
+    },
+    async cleanup() {
+      await client.end().catch(() => {});
+      const dropper = await mysql.createConnection({ uri: MYSQL_ADMIN_URL });
+      await dropper.query(`DROP DATABASE IF EXISTS ${name}`);
       await dropper.end();
       rmSync(dir, { recursive: true, force: true });
     },

@@ -10,7 +10,9 @@ import { describe, it } from 'node:test';
 import { eventually, startCli } from '../helpers/process.js';
 import {
   CLEAN_ENV,
+  createMysqlDatabase,
   createPostgresDatabase,
+  type DatabaseKind,
   runCli,
   TARGETS,
   type TestDatabase,
@@ -18,8 +20,27 @@ import {
 } from '../helpers/targets.js';
 
 const LOG_TABLE = `-- migrate:up
-CREATE TABLE applied_log (version text NOT NULL);
+CREATE TABLE applied_log (version varchar(32) NOT NULL);
+CREATE TABLE hang_marker (n integer);
+INSERT INTO hang_marker (n) VALUES (1);
 `;
+
+/**
+ * A statement that runs long while hang_marker has a row, and at once when the test emptied it.
+ * MySQL keeps running a statement whose client died until it ends (then rolls back and frees the
+ * lock), so its sleep is short; Postgres notices within client_connection_check_interval.
+ */
+const SLOW_WHILE_MARKED: Record<DatabaseKind, string> = {
+  postgres: 'SELECT pg_sleep(600) FROM hang_marker;',
+  mysql: 'SELECT SLEEP(4) FROM hang_marker;',
+  sqlite:
+    'WITH RECURSIVE c(x) AS (SELECT 1 FROM hang_marker UNION ALL SELECT x + 1 FROM c WHERE x < 2000000000) SELECT COUNT(*) FROM c;',
+};
+
+/** Postgres and SQLite name the holder host:pid; MySQL names its connection. */
+function holderPattern(kind: DatabaseKind, pid: number | undefined): string {
+  return kind === 'mysql' ? 'connection \\d+ \\(root@[^)]+\\)' : `${hostname()}:${pid}`;
+}
 
 /** A module migration that logs itself, then hangs when LOCKSTEP_TEST_HANG is set. */
 const hangingModule = (version: string, hang: string) => `
@@ -49,17 +70,24 @@ for (const target of TARGETS) {
     it('SIGKILL during a transactional migration: the next runner applies it exactly once, no manual step', async () => {
       const db = await target.create();
       try {
-        const dir = writeMigrations(db.dir, { '001_log.sql': LOG_TABLE, '002_hang.ts': hangingModule('002', JS_HANG) });
-        const a = startCli(['up', '--url', db.url, '--dir', dir], { cwd: db.dir, env: { LOCKSTEP_TEST_HANG: '1' } });
-        await a.waitFor(/002: hanging/);
+        const dir = writeMigrations(db.dir, {
+          '001_log.sql': LOG_TABLE,
+          '002_hang.sql': `-- migrate:up
+INSERT INTO applied_log (version) VALUES ('002');
+${SLOW_WHILE_MARKED[target.kind]}
+`,
+        });
+        const a = startCli(['up', '--url', db.url, '--dir', dir], { cwd: db.dir });
+        await a.waitFor(/applying 002 hang\n/);
+        await new Promise((r) => setTimeout(r, 500));
         a.child.kill('SIGKILL');
         assert.equal((await a.done).signal, 'SIGKILL');
+        await db.query('DELETE FROM hang_marker');
 
-        const b = await runCli(['up', '--url', db.url, '--dir', dir, '--lock-timeout', '30s'], { cwd: db.dir, env: CLEAN_ENV });
+        const b = await runCli(['up', '--url', db.url, '--dir', dir, '--lock-timeout', '60s'], { cwd: db.dir, env: CLEAN_ENV });
         assert.equal(b.code, 0, b.stderr);
         assert.equal(await countLog(db, '002'), 1);
         assert.equal((await ledgerRow(db, '002'))?.state, 'applied');
-        await db.query('SELECT * FROM made_by_002');
       } finally {
         await db.cleanup();
       }
@@ -68,10 +96,7 @@ for (const target of TARGETS) {
     it('SIGKILL during a non-transactional migration: the next runner refuses, names the statement, resolve continues', async () => {
       const db = await target.create();
       try {
-        const slow =
-          target.kind === 'postgres'
-            ? 'SELECT pg_sleep(600);'
-            : 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000000) SELECT COUNT(*) FROM c;';
+        const slow = SLOW_WHILE_MARKED[target.kind];
         const dir = writeMigrations(db.dir, {
           '001_log.sql': LOG_TABLE,
           '002_nontx.sql': `-- migrate:up transaction:false
@@ -120,10 +145,10 @@ CREATE TABLE part_two (id integer);
         const b = await runCli(['up', '--url', db.url, '--dir', dir, '--lock-timeout', '1s'], { cwd: db.dir, env: CLEAN_ENV });
         a.child.kill('SIGKILL');
         await a.done;
-        const holder = `${hostname()}:${a.child.pid}`;
+        const holder = holderPattern(target.kind, a.child.pid);
         assert.equal(b.code, 3, b.stderr);
         assert.match(b.stderr, new RegExp(`waiting for the migration lock, held by ${holder}`));
-        assert.match(b.stderr, new RegExp(`gave up waiting for the migration lock .* held by ${holder} since `));
+        assert.match(b.stderr, new RegExp(`gave up waiting for the migration lock .* held by ${holder}${target.kind === 'mysql' ? '' : ' since '}`));
       } finally {
         await db.cleanup();
       }
@@ -132,17 +157,33 @@ CREATE TABLE part_two (id integer);
     it('a broken migration in a boot race runs once; the waiters report its error instead of retrying', async () => {
       const db = await target.create();
       try {
-        const attempts = path.join(db.dir, 'attempts.txt');
-        const dir = writeMigrations(db.dir, {
-          '001_log.sql': LOG_TABLE,
-          '002_broken.ts': `import { appendFileSync } from 'node:fs';
+        // Attempts are counted where a rollback cannot undo them: a file written by a module, or
+        // on MySQL (where a module is never transactional) a MyISAM table.
+        const attemptsFile = path.join(db.dir, 'attempts.txt');
+        const broken: Record<string, string> =
+          target.kind === 'mysql'
+            ? {
+                '002_broken.sql': `-- migrate:up
+INSERT INTO attempts (n) VALUES (1);
+SELECT SLEEP(0.3);
+SELECT no_such_column FROM applied_log;
+`,
+              }
+            : {
+                '002_broken.ts': `import { appendFileSync } from 'node:fs';
 export async function up(ctx: { query(sql: string): Promise<unknown> }): Promise<void> {
-  appendFileSync(${JSON.stringify(attempts)}, 'x');
+  appendFileSync(${JSON.stringify(attemptsFile)}, 'x');
   await new Promise((resolve) => setTimeout(resolve, 300));
   await ctx.query('SELECT no_such_column FROM applied_log');
 }
 `,
-        });
+              };
+        if (target.kind === 'mysql') await db.query('CREATE TABLE attempts (n integer) ENGINE=MyISAM');
+        const attempts = async () =>
+          target.kind === 'mysql'
+            ? 'x'.repeat(Number((await db.query('SELECT COUNT(*) AS n FROM attempts'))[0]?.n))
+            : readFileSync(attemptsFile, 'utf8');
+        const dir = writeMigrations(db.dir, { '001_log.sql': LOG_TABLE, ...broken });
         const runs = await Promise.all(
           Array.from({ length: 20 }, () =>
             runCli(['up', '--json', '--url', db.url, '--dir', dir], { cwd: db.dir, env: CLEAN_ENV }),
@@ -152,14 +193,14 @@ export async function up(ctx: { query(sql: string): Promise<unknown> }): Promise
           runs.map((r) => r.code),
           runs.map(() => 1),
         );
-        assert.equal(readFileSync(attempts, 'utf8'), 'x', 'the broken migration ran once in the wave');
+        assert.equal(await attempts(), 'x', 'the broken migration ran once in the wave');
         const errors = runs.map((r) => JSON.parse(r.stdout).error).sort();
         assert.equal(errors.filter((e) => e === 'MIGRATION_FAILED').length, 1);
         assert.equal(errors.filter((e) => e === 'FAILED_WHILE_WAITING').length, 19);
 
         const later = await runCli(['up', '--url', db.url, '--dir', dir], { cwd: db.dir, env: CLEAN_ENV });
         assert.equal(later.code, 1);
-        assert.equal(readFileSync(attempts, 'utf8'), 'xx', 'a later up retries it');
+        assert.equal(await attempts(), 'xx', 'a later up retries it');
       } finally {
         await db.cleanup();
       }
@@ -224,6 +265,41 @@ CREATE INDEX CONCURRENTLY big_v ON big (v);
         "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'big_v'",
       );
       assert.equal(index?.indisvalid, true);
+    } finally {
+      await db.cleanup();
+    }
+  });
+});
+
+describe('crashes: mysql only', () => {
+  it('KILL of the runner\'s connection: it exits non-zero, the lock is free at once, the waiter applies', async () => {
+    const db = await createMysqlDatabase();
+    try {
+      const dir = writeMigrations(db.dir, {
+        '001_log.sql': LOG_TABLE,
+        '002_hang.sql': `-- migrate:up
+INSERT INTO applied_log (version) VALUES ('002');
+SELECT SLEEP(600) FROM hang_marker;
+`,
+      });
+      const a = startCli(['up', '--url', db.url, '--dir', dir], { cwd: db.dir });
+      let victim: unknown;
+      await eventually(async () => {
+        [victim] = (await db.query("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(600)%'")).map(
+          (r) => r.ID,
+        );
+        return victim !== undefined;
+      }, 'the runner sleeps');
+      const b = startCli(['up', '--url', db.url, '--dir', dir, '--lock-timeout', '60s'], { cwd: db.dir });
+      await b.waitFor(/waiting for the migration lock, held by connection/);
+      await db.query('DELETE FROM hang_marker');
+      await db.query(`KILL CONNECTION ${Number(victim)}`);
+
+      const [resultA, resultB] = await Promise.all([a.done, b.done]);
+      assert.equal(resultA.code, 5, resultA.stderr);
+      assert.match(resultA.stderr, /lost the database session while running migration 002/);
+      assert.equal(resultB.code, 0, resultB.stderr);
+      assert.equal(await countLog(db, '002'), 1, 'A rolled back, B applied once');
     } finally {
       await db.cleanup();
     }

@@ -28,13 +28,13 @@ function raceMigrations(kind: TestDatabase['kind']): Record<string, string> {
       : 'CREATE INDEX users_email ON users (email);';
   return {
     '001_applied_log.sql': `-- migrate:up
-CREATE TABLE applied_log (version text NOT NULL);
+CREATE TABLE applied_log (version varchar(32) NOT NULL);
 INSERT INTO applied_log (version) VALUES ('001');
 -- migrate:down
 DROP TABLE applied_log;
 `,
     '002_users.sql': `-- migrate:up
-CREATE TABLE users (id integer PRIMARY KEY, email text);
+CREATE TABLE users (id integer PRIMARY KEY, email varchar(255));
 INSERT INTO applied_log (version) VALUES ('002');
 -- migrate:down
 DROP TABLE users;
