@@ -8,7 +8,14 @@ export * from './core/errors.js';
 export type { EventHandler, LockstepEvent } from './core/events.js';
 export type { MigrationContext, MigrationFunction } from './core/migration.js';
 export type { MigrationStatus, StatusEntry } from './core/plan.js';
-export type { AppliedElsewhere, AppliedMigration, DownResult, ResolveResult, StatusResult, UpResult } from './core/runner.js';
+export type {
+  AppliedElsewhere,
+  AppliedMigration,
+  DownResult,
+  ResolveResult,
+  StatusResult,
+  UpResult,
+} from './core/runner.js';
 export { Migrator } from './core/runner.js';
 export { redactUrl } from './drivers/registry.js';
 

@@ -10,7 +10,9 @@ if (result.applied.length > 0) {
   console.log(`${tag}: applied ${result.applied.map((m) => `${m.version}_${m.name}`).join(', ')} in ${ms}ms`);
 } else if (result.appliedByOthers.length > 0) {
   const by = [...new Set(result.appliedByOthers.map((m) => m.by))].join(', ');
-  console.log(`${tag}: waited ${Math.round(result.waitedMs)}ms; ${result.appliedByOthers.length} migrations were applied by ${by}`);
+  console.log(
+    `${tag}: waited ${Math.round(result.waitedMs)}ms; ${result.appliedByOthers.length} migrations were applied by ${by}`,
+  );
 } else {
   console.log(`${tag}: up to date (${result.total} applied), ready in ${ms}ms`);
 }

@@ -91,9 +91,17 @@ async function main(argv: string[]): Promise<number> {
   let values: Values;
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }));
+    ({ values, positionals } = parseArgs({
+      args: argv,
+      options: OPTIONS,
+      allowPositionals: true,
+      strict: true,
+    }));
   } catch (error) {
-    return fail(new ConfigError(`${(error as Error).message}\nRun \`lockstep --help\` for usage.`), argv.includes('--json'));
+    return fail(
+      new ConfigError(`${(error as Error).message}\nRun \`lockstep --help\` for usage.`),
+      argv.includes('--json'),
+    );
   }
   const json = values.json ?? false;
   if (values.help) {
@@ -117,7 +125,12 @@ async function main(argv: string[]): Promise<number> {
         return report(await migrator().up(), 'up', json, print);
       case 'down':
         expectArgs(command, args, 0);
-        return report(await migrator().down({ steps: intOption('--steps', values.steps, 1) }), 'down', json, print);
+        return report(
+          await migrator().down({ steps: intOption('--steps', values.steps, 1) }),
+          'down',
+          json,
+          print,
+        );
       case 'status':
         expectArgs(command, args, 0);
         return report(await migrator().status(), 'status', json, print);
@@ -126,16 +139,25 @@ async function main(argv: string[]): Promise<number> {
         if (values.applied === values['rolled-back']) {
           throw new ConfigError('resolve needs exactly one of --applied or --rolled-back');
         }
-        const result = await migrator().resolve(args[0] as string, values.applied ? 'applied' : 'rolled-back');
+        const result = await migrator().resolve(
+          args[0] as string,
+          values.applied ? 'applied' : 'rolled-back',
+        );
         return report(result, 'resolve', json, print);
       }
       case 'new': {
         expectArgs(command, args, 1, '<name>');
-        const file = await createMigrationFile(values.dir ?? 'db/migrations', args[0] as string, values.ts ?? false);
+        const file = await createMigrationFile(
+          values.dir ?? 'db/migrations',
+          args[0] as string,
+          values.ts ?? false,
+        );
         return report({ created: file }, 'new', json, print);
       }
       default:
-        throw new ConfigError(`unknown command "${command}". Commands: up, down, status, new, resolve. See --help.`);
+        throw new ConfigError(
+          `unknown command "${command}". Commands: up, down, status, new, resolve. See --help.`,
+        );
     }
   } catch (error) {
     return fail(error, json);
@@ -178,7 +200,8 @@ function readDotEnvUrl(): string | undefined {
 
 function intOption(flag: string, value: string | undefined, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < min) throw new ConfigError(`${flag} takes a whole number ≥ ${min}, got "${value}"`);
+  if (!/^\d+$/.test(value) || Number(value) < min)
+    throw new ConfigError(`${flag} takes a whole number ≥ ${min}, got "${value}"`);
   return Number(value);
 }
 
@@ -204,7 +227,10 @@ function fail(error: unknown, json: boolean): number {
     return error.exitCode;
   }
   const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  if (json) process.stdout.write(`${redactUrls(JSON.stringify({ error: 'INTERNAL', message: String(error) }, null, 2))}\n`);
+  if (json)
+    process.stdout.write(
+      `${redactUrls(JSON.stringify({ error: 'INTERNAL', message: String(error) }, null, 2))}\n`,
+    );
   process.stderr.write(`lockstep: unexpected error (please report it): ${redactUrls(message)}\n`);
   return ExitCode.migrationFailed;
 }
@@ -221,7 +247,9 @@ function redactUrls(text: string): string {
 }
 
 function readVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 

@@ -29,7 +29,10 @@ export async function createMigrationFile(dir: string, name: string, typescript:
   const version = new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14);
   await mkdir(dir, { recursive: true });
   const clash = (await readdir(dir)).find((f) => f.startsWith(`${version}_`));
-  if (clash) throw new ConfigError(`${path.join(dir, clash)} already uses version ${version}; wait a second and retry`);
+  if (clash)
+    throw new ConfigError(
+      `${path.join(dir, clash)} already uses version ${version}; wait a second and retry`,
+    );
   const file = path.join(dir, `${version}_${name}.${typescript ? 'ts' : 'sql'}`);
   await writeFile(file, typescript ? TS_TEMPLATE : SQL_TEMPLATE, { flag: 'wx' });
   return file;

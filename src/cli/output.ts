@@ -9,7 +9,9 @@ export function formatEvent(event: LockstepEvent): string | undefined {
     case 'lock-waiting':
       return `waiting for the migration lock, held by ${describeHolder(event.holder)} (waited ${formatDuration(event.waitedMs)})`;
     case 'lock-acquired':
-      return event.waitedMs > 0 ? `got the migration lock after ${formatDuration(event.waitedMs)}` : undefined;
+      return event.waitedMs > 0
+        ? `got the migration lock after ${formatDuration(event.waitedMs)}`
+        : undefined;
     case 'applied-by-other':
       return `${event.version} ${event.name}: applied by ${event.by} while this runner waited`;
     case 'migrating':
@@ -60,18 +62,28 @@ export function formatResult(command: string, result: object): string {
 }
 
 function formatStatus(status: StatusResult): string {
-  const lines = [`target: ${status.target}`, `lock:   ${status.lockHolder ? `held by ${describeHolder(status.lockHolder)}` : 'free'}`, ''];
+  const lines = [
+    `target: ${status.target}`,
+    `lock:   ${status.lockHolder ? `held by ${describeHolder(status.lockHolder)}` : 'free'}`,
+    '',
+  ];
   const header = ['VERSION', 'NAME', 'STATE', 'APPLIED AT', 'BY', 'TOOK'];
   const table = status.migrations.map((m) => [
     m.version,
     m.name,
-    m.status === 'running' && m.row ? `running (${m.row.statementsDone}/${m.row.statementCount ?? '?'} statements)` : m.status,
+    m.status === 'running' && m.row
+      ? `running (${m.row.statementsDone}/${m.row.statementCount ?? '?'} statements)`
+      : m.status,
     m.row?.state === 'applied' ? (m.row.finishedAt ?? '') : '',
     m.row && m.row.state !== 'rolled_back' ? m.row.appliedBy : '',
     m.row?.durationMs != null && m.row.state === 'applied' ? formatDuration(m.row.durationMs) : '',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => (r[i] as string).length)));
-  const row = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd();
+  const row = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] as number))
+      .join('  ')
+      .trimEnd();
   lines.push(row(header));
   status.migrations.forEach((m, i) => {
     lines.push(row(table[i] as string[]));

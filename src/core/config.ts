@@ -1,8 +1,8 @@
 import { hostname } from 'node:os';
+import { parseDuration } from '../util/duration.js';
 import { ConfigError } from './errors.js';
 import type { EventHandler } from './events.js';
 import type { HistoryPolicy } from './plan.js';
-import { parseDuration } from '../util/duration.js';
 
 /** Options of `migrate()` and `createMigrator()`; the CLI flags map onto them one to one. */
 export interface LockstepOptions extends HistoryPolicy {
@@ -46,7 +46,9 @@ export const DEFAULT_TABLE = 'lockstep_migrations';
 export function resolveConfig(options: LockstepOptions): ResolvedConfig {
   const table = options.table ?? DEFAULT_TABLE;
   if (!/^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$/.test(table) || table.length > 127) {
-    throw new ConfigError(`invalid ledger table name "${table}": use letters, digits and _ (optionally schema.table)`);
+    throw new ConfigError(
+      `invalid ledger table name "${table}": use letters, digits and _ (optionally schema.table)`,
+    );
   }
   const ddlLockRetries = options.ddlLockRetries ?? 5;
   if (!Number.isInteger(ddlLockRetries) || ddlLockRetries < 0) {
@@ -58,7 +60,9 @@ export function resolveConfig(options: LockstepOptions): ResolvedConfig {
     table,
     lockTimeoutMs: durationOption('lock timeout', options.lockTimeout, 15 * 60_000),
     ddlLockTimeoutMs:
-      options.ddlLockTimeout === null ? null : durationOption('DDL lock timeout', options.ddlLockTimeout, 5_000),
+      options.ddlLockTimeout === null
+        ? null
+        : durationOption('DDL lock timeout', options.ddlLockTimeout, 5_000),
     ddlLockRetries,
     allowOutOfOrder: options.allowOutOfOrder ?? false,
     allowChanged: options.allowChanged ?? false,

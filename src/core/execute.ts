@@ -37,7 +37,13 @@ export async function runMigration(
   previous: LedgerRow | undefined,
 ): Promise<number> {
   const transactional = runsInTransaction(run.driver, step);
-  run.config.on({ type: 'migrating', version: migration.version, name: migration.name, direction, transactional });
+  run.config.on({
+    type: 'migrating',
+    version: migration.version,
+    name: migration.name,
+    direction,
+    transactional,
+  });
   const started = new Date();
   const t0 = performance.now();
   const count = step.kind === 'sql' ? step.statements.length : null;
@@ -60,11 +66,13 @@ export async function runMigration(
     durationMs: Math.round(performance.now() - t0),
   });
   // `down` keeps the row's original record until the row is removed.
-  const downBase = direction === 'down' && previous ? { ...previous, state: 'running' as const, direction } : base;
+  const downBase =
+    direction === 'down' && previous ? { ...previous, state: 'running' as const, direction } : base;
 
   if (transactional) {
     await runTransactional(run, migration, step, direction, async (done) => {
-      if (direction === 'up') await run.session.writeLedger({ ...base, state: 'applied', statementsDone: done, ...finished() });
+      if (direction === 'up')
+        await run.session.writeLedger({ ...base, state: 'applied', statementsDone: done, ...finished() });
       else await run.session.deleteLedger(migration.version);
     });
   } else {
@@ -78,8 +86,16 @@ export async function runMigration(
     } catch (error) {
       if (!(error instanceof StatementFailure)) throw error;
       if (error.info.connectionLost) throw lostConnection(migration, error, false);
-      const message = `statement ${error.index + 1}${error.line ? ` (line ${error.line})` : ''}: ${error.info.message}`;
-      await run.session.writeLedger({ ...row, state: 'failed', statementsDone: error.index, error: message, ...finished() });
+      const applied = error.index > 0 ? `statements 1..${error.index} applied, ` : '';
+      const where = `${migration.file}${error.line ? `:${error.line}` : ''}`;
+      const message = `${applied}statement ${error.index + 1} failed at ${where}: ${error.info.message}`;
+      await run.session.writeLedger({
+        ...row,
+        state: 'failed',
+        statementsDone: error.index,
+        error: message,
+        ...finished(),
+      });
       const leftovers = (await run.session.leftovers?.().catch(() => [])) ?? [];
       throw migrationError(migration, direction, error, count, 'partially applied', [
         `statements 1..${error.index} were applied and stay applied.`,
@@ -88,11 +104,18 @@ export async function runMigration(
         `or --rolled-back (after undoing statements 1..${error.index})`,
       ]);
     }
-    if (direction === 'up') await run.session.writeLedger({ ...row, state: 'applied', statementsDone: done, ...finished() });
+    if (direction === 'up')
+      await run.session.writeLedger({ ...row, state: 'applied', statementsDone: done, ...finished() });
     else await run.session.deleteLedger(migration.version);
   }
   const durationMs = Math.round(performance.now() - t0);
-  run.config.on({ type: 'migrated', version: migration.version, name: migration.name, direction, durationMs });
+  run.config.on({
+    type: 'migrated',
+    version: migration.version,
+    name: migration.name,
+    direction,
+    durationMs,
+  });
   return durationMs;
 }
 
@@ -103,7 +126,8 @@ async function runTransactional(
   direction: 'up' | 'down',
   record: (statementsDone: number) => Promise<void>,
 ): Promise<void> {
-  const lockTimeoutMs = step.settings.lockTimeoutMs !== undefined ? step.settings.lockTimeoutMs : run.config.ddlLockTimeoutMs;
+  const lockTimeoutMs =
+    step.settings.lockTimeoutMs !== undefined ? step.settings.lockTimeoutMs : run.config.ddlLockTimeoutMs;
   const retries = lockTimeoutMs === null ? 0 : (step.settings.lockRetries ?? run.config.ddlLockRetries);
   const count = step.kind === 'sql' ? step.statements.length : null;
   for (let attempt = 0; ; attempt++) {
@@ -120,7 +144,13 @@ async function runTransactional(
       if (failure.info.lockTimeout && attempt < retries) {
         // GitLab's with_lock_retries: let the queries queued behind us through, then try again.
         const delayMs = Math.min(100 * 2 ** attempt, 5_000) * (0.5 + Math.random());
-        run.config.on({ type: 'lock-retry', version: migration.version, attempt: attempt + 1, delayMs, message: failure.info.message });
+        run.config.on({
+          type: 'lock-retry',
+          version: migration.version,
+          attempt: attempt + 1,
+          delayMs,
+          message: failure.info.message,
+        });
         await sleep(delayMs);
         continue;
       }
@@ -160,14 +190,19 @@ async function runStatements(
   afterEach: (done: number) => Promise<void>,
 ): Promise<number> {
   let done = 0;
-  const runOne = async (sql: string, line: number | undefined, params?: readonly unknown[]): Promise<QueryResult> => {
+  const runOne = async (
+    sql: string,
+    line: number | undefined,
+    params?: readonly unknown[],
+  ): Promise<QueryResult> => {
     let result: QueryResult;
     try {
       result = await run.session.execute(sql, params);
     } catch (error) {
       const info = run.session.describeError(error);
       const lineInStatement = info.position !== undefined ? lineAt(sql, info.position) : info.line;
-      const errorLine = line !== undefined && lineInStatement !== undefined ? line + lineInStatement - 1 : line;
+      const errorLine =
+        line !== undefined && lineInStatement !== undefined ? line + lineInStatement - 1 : line;
       throw new StatementFailure(info, sql, errorLine, done);
     }
     done++;
@@ -196,7 +231,11 @@ async function runStatements(
     if (error instanceof StatementFailure) throw error;
     // The module's own code threw: report it like a failing statement at the line that threw.
     throw new StatementFailure(
-      { message: error instanceof Error ? error.message : String(error), lockTimeout: false, connectionLost: false },
+      {
+        message: error instanceof Error ? error.message : String(error),
+        lockTimeout: false,
+        connectionLost: false,
+      },
       '',
       error instanceof Error ? callerLine(migration.path, error.stack) : undefined,
       done,
@@ -213,7 +252,11 @@ function runsInTransaction(driver: Driver, step: Step): boolean {
   if (!step.settings.transaction) return false;
   if (driver.transactionalDdl) return true;
   const isTransactional = driver.isTransactionalStatement;
-  return step.kind === 'sql' && isTransactional !== undefined && step.statements.every((s) => isTransactional(s.sql));
+  return (
+    step.kind === 'sql' &&
+    isTransactional !== undefined &&
+    step.statements.every((s) => isTransactional(s.sql))
+  );
 }
 
 function asFailure(session: Session, error: unknown): StatementFailure {
@@ -243,7 +286,11 @@ function migrationError(
   );
 }
 
-function lostConnection(migration: Migration, failure: StatementFailure, transactional: boolean): ConnectionError {
+function lostConnection(
+  migration: Migration,
+  failure: StatementFailure,
+  transactional: boolean,
+): ConnectionError {
   const where = `${migration.file}${failure.line ? `:${failure.line}` : ''}`;
   return new ConnectionError(
     `lost the database session while running migration ${migration.version} at ${where}: ${failure.info.message}. ` +

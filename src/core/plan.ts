@@ -21,7 +21,11 @@ export interface UpPlan {
 }
 
 /** Ledger × sources → what `up` must do. Pure. */
-export function planUp(migrations: readonly Migration[], rows: readonly LedgerRow[], policy: HistoryPolicy): UpPlan {
+export function planUp(
+  migrations: readonly Migration[],
+  rows: readonly LedgerRow[],
+  policy: HistoryPolicy,
+): UpPlan {
   const byVersion = new Map(rows.map((r) => [r.version, r]));
   const sources = new Map(migrations.map((m) => [m.version, m]));
   const problems: HistoryProblem[] = [];
@@ -108,7 +112,8 @@ export function describeStatus(migrations: readonly Migration[], rows: readonly 
   const known = new Set(migrations.map((m) => m.version));
   for (const row of rows) {
     if (!known.has(row.version)) {
-      const status: MigrationStatus = row.state === 'applied' ? 'missing' : row.state === 'rolled_back' ? 'missing' : row.state;
+      const status: MigrationStatus =
+        row.state === 'applied' ? 'missing' : row.state === 'rolled_back' ? 'missing' : row.state;
       entries.push({ version: row.version, name: row.name, file: null, status, row });
     }
   }

@@ -84,9 +84,19 @@ export class Migrator {
         if (first.problems.length > 0) throw new HistoryError(first.problems);
         if (before && first.pending.length === 0 && !first.dirty) {
           config.on({ type: 'up-to-date', applied: before.length });
-          return { applied: [], appliedByOthers: [], upToDate: true, waitedMs: 0, total: countApplied(before) };
+          return {
+            applied: [],
+            appliedByOthers: [],
+            upToDate: true,
+            waitedMs: 0,
+            total: countApplied(before),
+          };
         }
-        const waitedMs = await acquireLock(session, { timeoutMs: config.lockTimeoutMs, target: driver.target, on: config.on });
+        const waitedMs = await acquireLock(session, {
+          timeoutMs: config.lockTimeoutMs,
+          target: driver.target,
+          on: config.on,
+        });
         try {
           const found = await session.readLedger();
           const rows = found ?? [];
@@ -106,7 +116,10 @@ export class Migrator {
           for (const migration of plan.pending) {
             const row = rows.find((r) => r.version === migration.version);
             const seen = previousRows.get(migration.version);
-            if (row?.state === 'rolled_back' && (seen?.state !== 'rolled_back' || seen.finishedAt !== row.finishedAt)) {
+            if (
+              row?.state === 'rolled_back' &&
+              (seen?.state !== 'rolled_back' || seen.finishedAt !== row.finishedAt)
+            ) {
               // It failed after this runner started: another runner of this wave already tried it.
               throw new FailedWhileWaitingError(
                 migration.version,
@@ -134,15 +147,24 @@ export class Migrator {
   down(options: { readonly steps?: number } = {}): Promise<DownResult> {
     return this.#guard(async () => {
       const steps = options.steps ?? 1;
-      if (!Number.isInteger(steps) || steps < 1) throw new ConfigError(`--steps must be a whole number ≥ 1, got ${steps}`);
+      if (!Number.isInteger(steps) || steps < 1)
+        throw new ConfigError(`--steps must be a whole number ≥ 1, got ${steps}`);
       const config = this.#config;
       const migrations = await readMigrations(config.dir, config.cwd);
       const sources = new Map(migrations.map((m) => [m.version, m]));
       return this.#withSession(async (session, driver) => {
-        const waitedMs = await acquireLock(session, { timeoutMs: config.lockTimeoutMs, target: driver.target, on: config.on });
+        const waitedMs = await acquireLock(session, {
+          timeoutMs: config.lockTimeoutMs,
+          target: driver.target,
+          on: config.on,
+        });
         try {
           const rows = (await session.readLedger()) ?? [];
-          const dirty = planUp(migrations, rows, { allowChanged: true, allowMissing: true, allowOutOfOrder: true }).dirty;
+          const dirty = planUp(migrations, rows, {
+            allowChanged: true,
+            allowMissing: true,
+            allowOutOfOrder: true,
+          }).dirty;
           if (dirty) throw await dirtyError(dirty, migrations, driver, session);
           const targets = planDown(rows, steps);
           const missing = targets.filter((r) => !sources.get(r.version)?.hasDown);
@@ -165,7 +187,13 @@ export class Migrator {
           const rolledBack: AppliedMigration[] = [];
           for (const row of targets) {
             const migration = sources.get(row.version) as Migration;
-            const durationMs = await runMigration(run, migration, loaded.get(row.version) as Step, 'down', row);
+            const durationMs = await runMigration(
+              run,
+              migration,
+              loaded.get(row.version) as Step,
+              'down',
+              row,
+            );
             rolledBack.push({ version: row.version, name: row.name, durationMs });
           }
           return { rolledBack, waitedMs };
@@ -201,7 +229,8 @@ export class Migrator {
   resolve(version: string, as: 'applied' | 'rolled-back'): Promise<ResolveResult> {
     return this.#guard(async () => {
       const config = this.#config;
-      if (!/^\d+$/.test(version)) throw new ConfigError(`resolve takes a migration version (digits), got "${version}"`);
+      if (!/^\d+$/.test(version))
+        throw new ConfigError(`resolve takes a migration version (digits), got "${version}"`);
       const migrations = await readMigrations(config.dir, config.cwd);
       const source = migrations.find((m) => compareVersions(m.version, version) === 0);
       return this.#withSession(async (session, driver) => {
@@ -214,7 +243,9 @@ export class Migrator {
           }
           const row = rows.find((r) => compareVersions(r.version, version) === 0);
           if (!row && (as === 'rolled-back' || !source)) {
-            throw new ConfigError(`migration ${version} has no ledger row and ${source ? 'is not applied' : 'no file'}: nothing to resolve`);
+            throw new ConfigError(
+              `migration ${version} has no ledger row and ${source ? 'is not applied' : 'no file'}: nothing to resolve`,
+            );
           }
           if (as === 'applied') {
             const now = new Date().toISOString();

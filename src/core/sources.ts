@@ -4,6 +4,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { lineAt, type SplitDialect, splitStatements } from '../sql/split.js';
+import { parseDuration } from '../util/duration.js';
 import { SourceError, type SourceProblem } from './errors.js';
 import {
   compareVersions,
@@ -13,7 +14,6 @@ import {
   type Step,
 } from './migration.js';
 import { parseSqlFile, type SqlSection } from './sql-file.js';
-import { parseDuration } from '../util/duration.js';
 
 const FILE_NAME = /^(\d+)(?:_(.*))?\.(sql|ts|mts|js|mjs)$/;
 const MODULE_EXTENSIONS = /\.(ts|mts|js|mjs)$/;
@@ -51,7 +51,10 @@ export async function readMigrations(dir: string, cwd = process.cwd()): Promise<
   );
   for (const entry of named) {
     if (entry.isDirectory()) {
-      problems.push({ file: displayPath(path.join(absoluteDir, entry.name), cwd), problem: 'is a directory, not a migration file' });
+      problems.push({
+        file: displayPath(path.join(absoluteDir, entry.name), cwd),
+        problem: 'is a directory, not a migration file',
+      });
     }
   }
   const candidates = named
@@ -65,7 +68,10 @@ export async function readMigrations(dir: string, cwd = process.cwd()): Promise<
     const match = FILE_NAME.exec(fileName);
     if (!match) {
       if (/\.(sql|ts|mts|js|mjs)$/.test(fileName)) {
-        problems.push({ file: shown, problem: 'file name must start with a version number: <version>_<name>.sql' });
+        problems.push({
+          file: shown,
+          problem: 'file name must start with a version number: <version>_<name>.sql',
+        });
       }
       return;
     }
@@ -75,7 +81,8 @@ export async function readMigrations(dir: string, cwd = process.cwd()): Promise<
     if (fileName.endsWith('.sql')) {
       const parsed = parseSqlFile(text, shown);
       problems.push(...parsed.problems);
-      if (parsed.up) migrations.push(sqlMigration(version, name, shown, fullPath, text, parsed.up, parsed.down));
+      if (parsed.up)
+        migrations.push(sqlMigration(version, name, shown, fullPath, text, parsed.up, parsed.down));
     } else if (MODULE_EXTENSIONS.test(fileName)) {
       migrations.push(moduleMigration(version, name, shown, fullPath, text));
     }
@@ -86,7 +93,10 @@ export async function readMigrations(dir: string, cwd = process.cwd()): Promise<
     const previous = migrations[i - 1] as Migration;
     const current = migrations[i] as Migration;
     if (compareVersions(previous.version, current.version) === 0) {
-      problems.push({ file: current.file, problem: `duplicate version ${current.version}, also used by ${previous.file}` });
+      problems.push({
+        file: current.file,
+        problem: `duplicate version ${current.version}, also used by ${previous.file}`,
+      });
     }
   }
   if (problems.length > 0) throw new SourceError(problems);
@@ -113,7 +123,8 @@ function sqlMigration(
     hasDown: down !== undefined && down.text.trim() !== '',
     async load(direction, dialect) {
       const section = direction === 'up' ? up : down;
-      if (!section) throw new SourceError([{ file, problem: 'no "-- migrate:down" section to roll back with' }]);
+      if (!section)
+        throw new SourceError([{ file, problem: 'no "-- migrate:down" section to roll back with' }]);
       return { kind: 'sql', settings: section.settings, statements: splitSection(text, section, dialect) };
     },
   };
@@ -126,7 +137,13 @@ function splitSection(fileText: string, section: SqlSection, dialect: SplitDiale
   });
 }
 
-function moduleMigration(version: string, name: string, file: string, fullPath: string, text: string): Migration {
+function moduleMigration(
+  version: string,
+  name: string,
+  file: string,
+  fullPath: string,
+  text: string,
+): Migration {
   let loaded: Promise<Record<string, unknown>> | undefined;
   const load = () => {
     loaded ??= importModule(fullPath);
@@ -174,7 +191,8 @@ function moduleMigration(version: string, name: string, file: string, fullPath: 
 function moduleSettings(definition: Record<string, unknown>, file: string): MigrationSettings {
   const { transaction = true, lockTimeout, lockRetries } = definition;
   const problems: SourceProblem[] = [];
-  if (typeof transaction !== 'boolean') problems.push({ file, problem: '`transaction` must be true or false' });
+  if (typeof transaction !== 'boolean')
+    problems.push({ file, problem: '`transaction` must be true or false' });
   let lockTimeoutMs: number | null | undefined;
   if (lockTimeout === null || lockTimeout === false) lockTimeoutMs = null;
   else if (typeof lockTimeout === 'number') lockTimeoutMs = lockTimeout;
@@ -186,7 +204,11 @@ function moduleSettings(definition: Record<string, unknown>, file: string): Migr
     problems.push({ file, problem: '`lockRetries` must be a whole number' });
   }
   if (problems.length > 0) throw new SourceError(problems);
-  return { transaction: transaction as boolean, lockTimeoutMs, lockRetries: lockRetries as number | undefined };
+  return {
+    transaction: transaction as boolean,
+    lockTimeoutMs,
+    lockRetries: lockRetries as number | undefined,
+  };
 }
 
 async function importModule(fullPath: string): Promise<Record<string, unknown>> {

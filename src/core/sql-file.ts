@@ -1,6 +1,6 @@
+import { parseDuration } from '../util/duration.js';
 import type { SourceProblem } from './errors.js';
 import type { MigrationSettings } from './migration.js';
-import { parseDuration } from '../util/duration.js';
 
 /** One `-- migrate:up` or `-- migrate:down` section of a dbmate-format SQL file. */
 export interface SqlSection {
@@ -25,7 +25,8 @@ const MARKER = /^--\s*migrate:(\w+)(.*)$/;
 /** Parses dbmate's format: `-- migrate:up [options]`, `-- migrate:down [options]`. Pure. */
 export function parseSqlFile(text: string, file: string): ParsedSqlFile {
   const problems: SourceProblem[] = [];
-  const markers: { direction: string; line: number; start: number; bodyStart: number; options: string }[] = [];
+  const markers: { direction: string; line: number; start: number; bodyStart: number; options: string }[] =
+    [];
   let offset = 0;
   let lineNo = 0;
   for (const line of text.split('\n')) {
@@ -54,7 +55,11 @@ export function parseSqlFile(text: string, file: string): ParsedSqlFile {
       return;
     }
     if (sections[marker.direction]) {
-      problems.push({ file, line: marker.line, problem: `a second "-- migrate:${marker.direction}" section` });
+      problems.push({
+        file,
+        line: marker.line,
+        problem: `a second "-- migrate:${marker.direction}" section`,
+      });
       return;
     }
     const end = markers[index + 1]?.start ?? text.length;
@@ -84,7 +89,12 @@ export function parseSqlFile(text: string, file: string): ParsedSqlFile {
   return { ...sections, problems };
 }
 
-function parseOptions(options: string, file: string, line: number, problems: SourceProblem[]): MigrationSettings {
+function parseOptions(
+  options: string,
+  file: string,
+  line: number,
+  problems: SourceProblem[],
+): MigrationSettings {
   let transaction = true;
   let lockTimeoutMs: number | null | undefined;
   let lockRetries: number | undefined;

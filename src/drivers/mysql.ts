@@ -2,7 +2,15 @@ import { createHash } from 'node:crypto';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { ConfigError, ConnectionError, type LockHolder } from '../core/errors.js';
 import type { SplitDialect } from '../sql/split.js';
-import type { DbErrorInfo, Driver, DriverOptions, LedgerRow, QueryResult, Session, TransactionOptions } from './driver.js';
+import type {
+  DbErrorInfo,
+  Driver,
+  DriverOptions,
+  LedgerRow,
+  QueryResult,
+  Session,
+  TransactionOptions,
+} from './driver.js';
 import { fromLedgerRecord, LEDGER_COLUMNS, ledgerValues } from './ledger-sql.js';
 import { redactUrl } from './registry.js';
 
@@ -40,14 +48,20 @@ export function createMysqlDriver(url: string, options: DriverOptions): Driver {
   try {
     parsed = new URL(url.replace(/^mariadb:/i, 'mysql:'));
   } catch {
-    throw new ConfigError(`malformed MySQL URL "${redactUrl(url)}": expected mysql://user:password@host:port/database`);
+    throw new ConfigError(
+      `malformed MySQL URL "${redactUrl(url)}": expected mysql://user:password@host:port/database`,
+    );
   }
   const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
   if (!database || database.includes('/')) {
-    throw new ConfigError(`MySQL URL "${redactUrl(url)}" names no database: add /<database> (the ledger lives there)`);
+    throw new ConfigError(
+      `MySQL URL "${redactUrl(url)}" names no database: add /<database> (the ledger lives there)`,
+    );
   }
   if (options.table.includes('.')) {
-    throw new ConfigError(`MySQL ledger table "${options.table}" cannot be qualified: the URL's database holds it`);
+    throw new ConfigError(
+      `MySQL ledger table "${options.table}" cannot be qualified: the URL's database holds it`,
+    );
   }
   // Qualified, so a migration's `USE other_db` never redirects the ledger writes.
   const table = `${quote(database)}.${quote(options.table)}`;
@@ -55,7 +69,10 @@ export function createMysqlDriver(url: string, options: DriverOptions): Driver {
   const lockName =
     plainName.length <= MAX_LOCK_NAME
       ? plainName
-      : `lockstep:${createHash('sha256').update(plainName).digest('hex').slice(0, MAX_LOCK_NAME - 9)}`;
+      : `lockstep:${createHash('sha256')
+          .update(plainName)
+          .digest('hex')
+          .slice(0, MAX_LOCK_NAME - 9)}`;
   return {
     dialect: 'mysql',
     syntax,
@@ -140,8 +157,15 @@ class MysqlSession implements Session {
   }
 
   async writeLedger(row: LedgerRow): Promise<void> {
-    const values = ledgerValues({ ...row, startedAt: toDatetime(row.startedAt), finishedAt: toDatetime(row.finishedAt) });
-    await this.#query(`REPLACE INTO ${this.#table} (${LEDGER_COLUMNS}) VALUES (${values.map(() => '?').join(', ')})`, values);
+    const values = ledgerValues({
+      ...row,
+      startedAt: toDatetime(row.startedAt),
+      finishedAt: toDatetime(row.finishedAt),
+    });
+    await this.#query(
+      `REPLACE INTO ${this.#table} (${LEDGER_COLUMNS}) VALUES (${values.map(() => '?').join(', ')})`,
+      values,
+    );
   }
 
   async deleteLedger(version: string): Promise<void> {
@@ -180,7 +204,11 @@ class MysqlSession implements Session {
       [this.#lockName],
     );
     if (!row || row.id === null) return null;
-    if (!row.host) return { who: `connection ${row.id}`, detail: 'not visible in the processlist (needs PROCESS privilege)' };
+    if (!row.host)
+      return {
+        who: `connection ${row.id}`,
+        detail: 'not visible in the processlist (needs PROCESS privilege)',
+      };
     const doing = row.info ? `running ${String(row.info).replace(/\s+/g, ' ')}` : `${row.command}`;
     return { who: `connection ${row.id} (${row.user}@${row.host})`, detail: `${doing} for ${row.time}s` };
   }
@@ -193,7 +221,9 @@ class MysqlSession implements Session {
 
   async begin(options: TransactionOptions): Promise<void> {
     if (options.lockTimeoutMs) {
-      await this.#query(`SET SESSION lock_wait_timeout = ${Math.max(1, Math.ceil(options.lockTimeoutMs / 1000))}`);
+      await this.#query(
+        `SET SESSION lock_wait_timeout = ${Math.max(1, Math.ceil(options.lockTimeoutMs / 1000))}`,
+      );
     }
     await this.#query('START TRANSACTION');
   }
@@ -213,7 +243,13 @@ class MysqlSession implements Session {
   }
 
   describeError(error: unknown): DbErrorInfo {
-    const e = error as { message?: string; code?: string; errno?: number; sqlMessage?: string; fatal?: boolean };
+    const e = error as {
+      message?: string;
+      code?: string;
+      errno?: number;
+      sqlMessage?: string;
+      fatal?: boolean;
+    };
     const message = e.sqlMessage ?? e.message ?? String(error);
     const line = /at line (\d+)\s*$/.exec(message)?.[1];
     return {
@@ -222,7 +258,9 @@ class MysqlSession implements Session {
       ...(line ? { line: Number(line) } : {}),
       lockTimeout: e.code === 'ER_LOCK_WAIT_TIMEOUT',
       connectionLost:
-        this.#lost !== undefined || e.fatal === true || (e.code !== undefined && LOST_CONNECTION_CODES.has(e.code)),
+        this.#lost !== undefined ||
+        e.fatal === true ||
+        (e.code !== undefined && LOST_CONNECTION_CODES.has(e.code)),
     };
   }
 

@@ -2,7 +2,15 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { ConfigError, ConnectionError, type LockHolder, LockNotHeldError } from '../core/errors.js';
 import type { SplitDialect } from '../sql/split.js';
-import type { DbErrorInfo, Driver, DriverOptions, LedgerRow, QueryResult, Session, TransactionOptions } from './driver.js';
+import type {
+  DbErrorInfo,
+  Driver,
+  DriverOptions,
+  LedgerRow,
+  QueryResult,
+  Session,
+  TransactionOptions,
+} from './driver.js';
 import { fromLedgerRecord, LEDGER_COLUMNS, ledgerValues, quoteIdentifier } from './ledger-sql.js';
 import { redactUrl } from './registry.js';
 
@@ -24,13 +32,24 @@ const FALLBACK_POLL_MS = 500;
 const KEEPALIVE_OPTIONS = '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3';
 const CONNECTION_CHECK_INTERVAL = '5s';
 
-const LOST_CONNECTION_CODES = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004']);
+const LOST_CONNECTION_CODES = new Set([
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08003',
+  '08006',
+  '08001',
+  '08004',
+]);
 
 export function createPostgresDriver(url: string, options: DriverOptions): Driver {
   try {
     new URL(url);
   } catch {
-    throw new ConfigError(`malformed PostgreSQL URL "${redactUrl(url)}": expected postgres://user:password@host:port/database`);
+    throw new ConfigError(
+      `malformed PostgreSQL URL "${redactUrl(url)}": expected postgres://user:password@host:port/database`,
+    );
   }
   const [schema, table] = options.table.includes('.')
     ? (options.table.split('.') as [string, string])
@@ -112,7 +131,8 @@ class PostgresSession implements Session {
 
   async createLedger(): Promise<void> {
     const schema = await this.#query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [this.#schema]);
-    if (schema.rowCount === 0) await this.#query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(this.#schema)}`);
+    if (schema.rowCount === 0)
+      await this.#query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(this.#schema)}`);
     await this.#query(`CREATE TABLE IF NOT EXISTS ${this.#table} (
       version text PRIMARY KEY,
       name text NOT NULL,
@@ -149,7 +169,10 @@ class PostgresSession implements Session {
   async tryLock(): Promise<boolean> {
     // pg_try_advisory_lock, never pg_advisory_lock: a session blocked in the latter holds a
     // snapshot that a holder's CREATE INDEX CONCURRENTLY waits for, a deadlock (SPEC guarantee 6).
-    const result = await this.#query('SELECT pg_try_advisory_lock($1, $2) AS locked', [LOCK_NAMESPACE, this.#lockKey]);
+    const result = await this.#query('SELECT pg_try_advisory_lock($1, $2) AS locked', [
+      LOCK_NAMESPACE,
+      this.#lockKey,
+    ]);
     if (!result.rows[0]?.locked) return false;
     this.#held = true;
     await this.#afterLock();
@@ -171,13 +194,18 @@ class PostgresSession implements Session {
        ) AS held,
        set_config('application_name', $3, false) AS name,
        (SELECT set_config(name, $4, false) FROM pg_settings WHERE name = 'client_connection_check_interval') AS checks`,
-      [LOCK_NAMESPACE, this.#lockKey, applicationName(this.#options.runnerId, since), CONNECTION_CHECK_INTERVAL],
+      [
+        LOCK_NAMESPACE,
+        this.#lockKey,
+        applicationName(this.#options.runnerId, since),
+        CONNECTION_CHECK_INTERVAL,
+      ],
     );
     if (!result.rows[0]?.held) {
       this.#held = false;
       await this.#query('SELECT pg_advisory_unlock($1, $2)', [LOCK_NAMESPACE, this.#lockKey]).catch(() => {});
       throw new LockNotHeldError(
-        'took the advisory lock, but it is not held by this session\'s backend: a transaction-pooling proxy ' +
+        "took the advisory lock, but it is not held by this session's backend: a transaction-pooling proxy " +
           '(e.g. PgBouncer with pool_mode=transaction) is between lockstep and PostgreSQL, and session locks do not ' +
           'work through it. Nothing was changed. Point lockstep at PostgreSQL directly or at a session-pooling port.',
       );

@@ -35,7 +35,9 @@ export function sqlitePath(url: string, cwd = process.cwd()): string {
   }
   rest = rest.replace(/[?#].*$/, '');
   if (rest === '' || rest === ':memory:') {
-    throw new ConfigError(`SQLite URL "${url}" names no file: migrations need a database file other processes can open`);
+    throw new ConfigError(
+      `SQLite URL "${url}" names no file: migrations need a database file other processes can open`,
+    );
   }
   try {
     rest = decodeURIComponent(rest);
@@ -139,9 +141,9 @@ class SqliteSession implements Session {
 
   async writeLedger(row: LedgerRow): Promise<void> {
     const values = ledgerValues(row);
-    this.#prepare(`INSERT OR REPLACE INTO ${this.#table} (${LEDGER_COLUMNS}) VALUES (${values.map(() => '?').join(', ')})`).run(
-      values,
-    );
+    this.#prepare(
+      `INSERT OR REPLACE INTO ${this.#table} (${LEDGER_COLUMNS}) VALUES (${values.map(() => '?').join(', ')})`,
+    ).run(values);
   }
 
   async deleteLedger(version: string): Promise<void> {

@@ -109,7 +109,9 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
       const prev = text[i - 1];
       const escapes =
         dialect.backslashEscapes === 'always' ||
-        (dialect.backslashEscapes === 'e-prefix' && (prev === 'E' || prev === 'e') && !isWordChar(text[i - 2]));
+        (dialect.backslashEscapes === 'e-prefix' &&
+          (prev === 'E' || prev === 'e') &&
+          !isWordChar(text[i - 2]));
       i = skipQuoted(text, i, "'", escapes);
       continue;
     }
@@ -136,10 +138,12 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
     }
     if (isWordStart(c)) {
       let j = i + 1;
-      while (j < text.length && isWordChar(text[j]) && !(delimiter !== ';' && text.startsWith(delimiter, j))) j++;
+      while (j < text.length && isWordChar(text[j]) && !(delimiter !== ';' && text.startsWith(delimiter, j)))
+        j++;
       const word = text.slice(i, j).toUpperCase();
       if (words.length < 8) words.push(word);
-      if (delimiter === ';') depth = nextDepth(dialect, words, previousWord, word, depth, text.slice(j, j + 16));
+      if (delimiter === ';')
+        depth = nextDepth(dialect, words, previousWord, word, depth, text.slice(j, j + 16));
       previousWord = word;
       i = j;
       continue;
@@ -180,7 +184,8 @@ function nextDepth(
   if (dialect.bodies === 'sqlite-trigger') {
     const isTrigger =
       words[0] === 'CREATE' &&
-      (words[1] === 'TRIGGER' || ((words[1] === 'TEMP' || words[1] === 'TEMPORARY') && words[2] === 'TRIGGER'));
+      (words[1] === 'TRIGGER' ||
+        ((words[1] === 'TEMP' || words[1] === 'TEMPORARY') && words[2] === 'TRIGGER'));
     if (!isTrigger) return depth;
     if (word === 'BEGIN' || (word === 'CASE' && depth > 0)) return depth + 1;
     if (word === 'END' && depth > 0) return depth - 1;

@@ -123,10 +123,16 @@ for (const target of TARGETS) {
     });
 
     it('loses the lock when the holding process is SIGKILLed', async () => {
-      const child = spawn(process.execPath, [path.join(ROOT, 'test/fixtures/hold-lock.mjs'), db.url, 'lock_kill'], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      const said = await new Promise<string>((resolve) => child.stdout.once('data', (d) => resolve(String(d).trim())));
+      const child = spawn(
+        process.execPath,
+        [path.join(ROOT, 'test/fixtures/hold-lock.mjs'), db.url, 'lock_kill'],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
+      const said = await new Promise<string>((resolve) =>
+        child.stdout.once('data', (d) => resolve(String(d).trim())),
+      );
       assert.equal(said, 'locked');
       const b = await connect('lock_kill');
       assert.equal(await b.tryLock(), false);
@@ -161,7 +167,10 @@ for (const target of TARGETS) {
       await s.execute('INSERT INTO kept (id) VALUES (7)');
       await s.commit();
       const result = await s.execute('SELECT id FROM kept');
-      assert.deepEqual(result.rows.map((r) => Number(r.id)), [7]);
+      assert.deepEqual(
+        result.rows.map((r) => Number(r.id)),
+        [7],
+      );
     });
 
     it('describes database errors, with the position where the database reports one', async () => {

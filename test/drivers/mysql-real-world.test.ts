@@ -35,7 +35,10 @@ describe('mysql: real-world script', () => {
       );
       assert.ok(routines > 40, `the script defines ${routines} routines`);
       assert.equal(Number(created?.n), routines);
-      const [views] = await db.query('SELECT COUNT(*) AS n FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?', [name]);
+      const [views] = await db.query(
+        'SELECT COUNT(*) AS n FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?',
+        [name],
+      );
       assert.ok(Number(views?.n) > 50, `${views?.n} views`);
       const [row] = await db.query('SELECT state, statements_done, statement_count FROM lockstep_migrations');
       assert.equal(row?.state, 'applied');

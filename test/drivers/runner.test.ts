@@ -2,7 +2,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pg from 'pg';
-import { createMigrator, DirtyStateError, type LockstepEvent, MigrationError, migrate } from '../../src/index.js';
+import {
+  createMigrator,
+  DirtyStateError,
+  type LockstepEvent,
+  MigrationError,
+  migrate,
+} from '../../src/index.js';
 import { createMysqlDatabase, createPostgresDatabase, TARGETS, writeMigrations } from '../helpers/targets.js';
 
 const MIGRATIONS = {
@@ -139,7 +145,13 @@ ALTER TABLE busy ADD COLUMN note text;
     try {
       const events: LockstepEvent[] = [];
       setTimeout(() => void blocker.query('COMMIT'), 700);
-      const result = await migrate({ url: db.url, dir, ddlLockTimeout: 100, ddlLockRetries: 20, on: (e) => events.push(e) });
+      const result = await migrate({
+        url: db.url,
+        dir,
+        ddlLockTimeout: 100,
+        ddlLockRetries: 20,
+        on: (e) => events.push(e),
+      });
       assert.deepEqual(
         result.applied.map((m) => m.version),
         ['001'],
@@ -154,7 +166,9 @@ ALTER TABLE busy ADD COLUMN note text;
   it('gives up after the retries with a lock_timeout error and nothing applied', async () => {
     const { db, blocker, dir } = await setup();
     try {
-      const error = await migrate({ url: db.url, dir, ddlLockTimeout: 50, ddlLockRetries: 1 }).catch((e: unknown) => e);
+      const error = await migrate({ url: db.url, dir, ddlLockTimeout: 50, ddlLockRetries: 1 }).catch(
+        (e: unknown) => e,
+      );
       assert.ok(error instanceof MigrationError, String(error));
       assert.equal(error.dbCode, '55P03');
       assert.equal(error.stateLeft, 'rolled back');
@@ -182,10 +196,15 @@ CREATE UNIQUE INDEX CONCURRENTLY dupes_v ON dupes (v);
       const failure = await migrate({ url: db.url, dir }).catch((e: unknown) => e);
       assert.ok(failure instanceof MigrationError, String(failure));
       assert.equal(failure.stateLeft, 'partially applied');
-      assert.match(failure.fix ?? '', /INVALID index dupes_v \(drop it with DROP INDEX CONCURRENTLY dupes_v\)/);
+      assert.match(
+        failure.fix ?? '',
+        /INVALID index dupes_v \(drop it with DROP INDEX CONCURRENTLY dupes_v\)/,
+      );
       const refusal = await migrate({ url: db.url, dir }).catch((e: unknown) => e);
       assert.ok(refusal instanceof DirtyStateError, String(refusal));
-      assert.deepEqual(refusal.leftovers, ['INVALID index dupes_v (drop it with DROP INDEX CONCURRENTLY dupes_v)']);
+      assert.deepEqual(refusal.leftovers, [
+        'INVALID index dupes_v (drop it with DROP INDEX CONCURRENTLY dupes_v)',
+      ]);
       assert.match(refusal.message, /002_unique\.sql:2/);
     } finally {
       await db.cleanup();

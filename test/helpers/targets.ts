@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,7 +39,9 @@ const ALL_TARGETS: readonly Target[] = [
 ];
 
 /** Every database, or those named in LOCKSTEP_TEST_TARGETS (e.g. `sqlite,mysql`) for a quicker local run. */
-export const TARGETS: readonly Target[] = selectTargets(process.env.LOCKSTEP_TEST_TARGETS ?? 'postgres,mysql,sqlite');
+export const TARGETS: readonly Target[] = selectTargets(
+  process.env.LOCKSTEP_TEST_TARGETS ?? 'postgres,mysql,sqlite',
+);
 
 function selectTargets(names: string): readonly Target[] {
   const wanted = names.split(',').map((n) => n.trim());
@@ -164,7 +166,11 @@ export function runNode(
   return new Promise((resolve, reject) => {
     const env = { ...process.env, ...options.env };
     for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
-    const child = spawn(process.execPath, args, { cwd: options.cwd ?? ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, {
+      cwd: options.cwd ?? ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => {

@@ -61,7 +61,9 @@ async function countLog(db: TestDatabase, version: string): Promise<number> {
 }
 
 async function ledgerRow(db: TestDatabase, version: string) {
-  const rows = await db.query(`SELECT * FROM lockstep_migrations WHERE version = '${version}'`).catch(() => []);
+  const rows = await db
+    .query(`SELECT * FROM lockstep_migrations WHERE version = '${version}'`)
+    .catch(() => []);
   return rows[0];
 }
 
@@ -84,7 +86,10 @@ ${SLOW_WHILE_MARKED[target.kind]}
         assert.equal((await a.done).signal, 'SIGKILL');
         await db.query('DELETE FROM hang_marker');
 
-        const b = await runCli(['up', '--url', db.url, '--dir', dir, '--lock-timeout', '60s'], { cwd: db.dir, env: CLEAN_ENV });
+        const b = await runCli(['up', '--url', db.url, '--dir', dir, '--lock-timeout', '60s'], {
+          cwd: db.dir,
+          env: CLEAN_ENV,
+        });
         assert.equal(b.code, 0, b.stderr);
         assert.equal(await countLog(db, '002'), 1);
         assert.equal((await ledgerRow(db, '002'))?.state, 'applied');
@@ -107,13 +112,19 @@ CREATE TABLE part_two (id integer);
 `,
         });
         const a = startCli(['up', '--url', db.url, '--dir', dir], { cwd: db.dir });
-        await eventually(async () => Number((await ledgerRow(db, '002'))?.statements_done) === 2, 'statement 3 starts');
+        await eventually(
+          async () => Number((await ledgerRow(db, '002'))?.statements_done) === 2,
+          'statement 3 starts',
+        );
         await new Promise((r) => setTimeout(r, 200));
         a.child.kill('SIGKILL');
         await a.done;
 
         // Postgres notices the vanished client within client_connection_check_interval.
-        const b = await runCli(['up', '--url', db.url, '--dir', dir, '--lock-timeout', '60s'], { cwd: db.dir, env: CLEAN_ENV });
+        const b = await runCli(['up', '--url', db.url, '--dir', dir, '--lock-timeout', '60s'], {
+          cwd: db.dir,
+          env: CLEAN_ENV,
+        });
         assert.equal(b.code, 4, b.stderr);
         assert.match(b.stderr, /migration 002 \(up\) was interrupted/);
         assert.match(b.stderr, /statements 1\.\.2 of 4 completed; statement 3 at .*002_nontx\.sql:4/);
@@ -121,12 +132,20 @@ CREATE TABLE part_two (id integer);
         assert.match(b.stderr, /lockstep resolve 002 --rolled-back/);
         assert.equal(await countLog(db, '002'), 1, 'never re-run');
 
-        const status = await runCli(['status', '--json', '--url', db.url, '--dir', dir], { cwd: db.dir, env: CLEAN_ENV });
-        const entry = JSON.parse(status.stdout).migrations.find((m: { version: string }) => m.version === '002');
+        const status = await runCli(['status', '--json', '--url', db.url, '--dir', dir], {
+          cwd: db.dir,
+          env: CLEAN_ENV,
+        });
+        const entry = JSON.parse(status.stdout).migrations.find(
+          (m: { version: string }) => m.version === '002',
+        );
         assert.equal(entry.status, 'running');
 
         await db.query('CREATE TABLE part_two (id integer)'); // the person finishes the change by hand
-        const resolved = await runCli(['resolve', '002', '--applied', '--url', db.url, '--dir', dir], { cwd: db.dir, env: CLEAN_ENV });
+        const resolved = await runCli(['resolve', '002', '--applied', '--url', db.url, '--dir', dir], {
+          cwd: db.dir,
+          env: CLEAN_ENV,
+        });
         assert.equal(resolved.code, 0, resolved.stderr);
         const c = await runCli(['up', '--url', db.url, '--dir', dir], { cwd: db.dir, env: CLEAN_ENV });
         assert.equal(c.code, 0, c.stderr);
@@ -139,16 +158,30 @@ CREATE TABLE part_two (id integer);
     it('names the holder while waiting and on lock timeout', async () => {
       const db = await target.create();
       try {
-        const dir = writeMigrations(db.dir, { '001_log.sql': LOG_TABLE, '002_hang.ts': hangingModule('002', JS_HANG) });
-        const a = startCli(['up', '--url', db.url, '--dir', dir], { cwd: db.dir, env: { LOCKSTEP_TEST_HANG: '1' } });
+        const dir = writeMigrations(db.dir, {
+          '001_log.sql': LOG_TABLE,
+          '002_hang.ts': hangingModule('002', JS_HANG),
+        });
+        const a = startCli(['up', '--url', db.url, '--dir', dir], {
+          cwd: db.dir,
+          env: { LOCKSTEP_TEST_HANG: '1' },
+        });
         await a.waitFor(/002: hanging/);
-        const b = await runCli(['up', '--url', db.url, '--dir', dir, '--lock-timeout', '1s'], { cwd: db.dir, env: CLEAN_ENV });
+        const b = await runCli(['up', '--url', db.url, '--dir', dir, '--lock-timeout', '1s'], {
+          cwd: db.dir,
+          env: CLEAN_ENV,
+        });
         a.child.kill('SIGKILL');
         await a.done;
         const holder = holderPattern(target.kind, a.child.pid);
         assert.equal(b.code, 3, b.stderr);
         assert.match(b.stderr, new RegExp(`waiting for the migration lock, held by ${holder}`));
-        assert.match(b.stderr, new RegExp(`gave up waiting for the migration lock .* held by ${holder}${target.kind === 'mysql' ? '' : ' since '}`));
+        assert.match(
+          b.stderr,
+          new RegExp(
+            `gave up waiting for the migration lock .* held by ${holder}${target.kind === 'mysql' ? '' : ' since '}`,
+          ),
+        );
       } finally {
         await db.cleanup();
       }
@@ -216,7 +249,10 @@ describe('crashes: postgres only', () => {
         '001_log.sql': LOG_TABLE,
         '002_hang.ts': hangingModule('002', "await ctx.query('SELECT pg_sleep(600)');"),
       });
-      const a = startCli(['up', '--url', db.url, '--dir', dir], { cwd: db.dir, env: { LOCKSTEP_TEST_HANG: '1' } });
+      const a = startCli(['up', '--url', db.url, '--dir', dir], {
+        cwd: db.dir,
+        env: { LOCKSTEP_TEST_HANG: '1' },
+      });
       await a.waitFor(/002: hanging/);
       const b = startCli(['up', '--url', db.url, '--dir', dir, '--lock-timeout', '60s'], { cwd: db.dir });
       await b.waitFor(new RegExp(`waiting for the migration lock, held by ${hostname()}:${a.child.pid}`));
@@ -254,7 +290,10 @@ CREATE INDEX CONCURRENTLY big_v ON big (v);
       await a.waitFor(/applying 002 index/);
       const b = startCli(args, { cwd: db.dir });
       const c = startCli(args, { cwd: db.dir });
-      await Promise.all([b.waitFor(/waiting for the migration lock/), c.waitFor(/waiting for the migration lock/)]);
+      await Promise.all([
+        b.waitFor(/waiting for the migration lock/),
+        c.waitFor(/waiting for the migration lock/),
+      ]);
       const results = await Promise.all([a.done, b.done, c.done]);
       assert.deepEqual(
         results.map((r) => r.code),
@@ -272,7 +311,7 @@ CREATE INDEX CONCURRENTLY big_v ON big (v);
 });
 
 describe('crashes: mysql only', () => {
-  it('KILL of the runner\'s connection: it exits non-zero, the lock is free at once, the waiter applies', async () => {
+  it("KILL of the runner's connection: it exits non-zero, the lock is free at once, the waiter applies", async () => {
     const db = await createMysqlDatabase();
     try {
       const dir = writeMigrations(db.dir, {
@@ -285,9 +324,9 @@ SELECT SLEEP(600) FROM hang_marker;
       const a = startCli(['up', '--url', db.url, '--dir', dir], { cwd: db.dir });
       let victim: unknown;
       await eventually(async () => {
-        [victim] = (await db.query("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(600)%'")).map(
-          (r) => r.ID,
-        );
+        [victim] = (
+          await db.query("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(600)%'")
+        ).map((r) => r.ID);
         return victim !== undefined;
       }, 'the runner sleeps');
       const b = startCli(['up', '--url', db.url, '--dir', dir, '--lock-timeout', '60s'], { cwd: db.dir });

@@ -56,7 +56,9 @@ export async function up(ctx: MigrationContext): Promise<void> {
 async function assertAppliedOnce(db: TestDatabase, results: ProcessResult[], round: number) {
   const failed = results.filter((r) => r.code !== 0);
   assert.equal(failed.length, 0, `round ${round}: ${failed.length} processes failed:\n${failed[0]?.stderr}`);
-  const counts = await db.query('SELECT version, COUNT(*) AS n FROM applied_log GROUP BY version ORDER BY version');
+  const counts = await db.query(
+    'SELECT version, COUNT(*) AS n FROM applied_log GROUP BY version ORDER BY version',
+  );
   assert.deepEqual(
     counts.map((r) => [r.version, Number(r.n)]),
     VERSIONS.map((v) => [v, 1]),
@@ -68,9 +70,15 @@ async function assertAppliedOnce(db: TestDatabase, results: ProcessResult[], rou
     VERSIONS.map((v) => [v, 'applied']),
     `round ${round}: one ledger row per version`,
   );
-  const outputs = results.map((r) => JSON.parse(r.stdout) as { applied: unknown[]; appliedByOthers: unknown[] });
+  const outputs = results.map(
+    (r) => JSON.parse(r.stdout) as { applied: unknown[]; appliedByOthers: unknown[] },
+  );
   const appliedHere = outputs.reduce((sum, o) => sum + o.applied.length, 0);
-  assert.equal(appliedHere, VERSIONS.length, `round ${round}: the processes report ${VERSIONS.length} applications in all`);
+  assert.equal(
+    appliedHere,
+    VERSIONS.length,
+    `round ${round}: the processes report ${VERSIONS.length} applications in all`,
+  );
 }
 
 for (const target of TARGETS) {
@@ -91,7 +99,11 @@ for (const target of TARGETS) {
             await assertAppliedOnce(db, await Promise.all(runs), round);
             if (target.kind === 'sqlite') {
               const [mode] = await db.query('PRAGMA journal_mode');
-              assert.equal(mode?.journal_mode, round % 2 === 0 ? 'wal' : 'delete', 'journal mode left as it was');
+              assert.equal(
+                mode?.journal_mode,
+                round % 2 === 0 ? 'wal' : 'delete',
+                'journal mode left as it was',
+              );
             }
           } finally {
             await db.cleanup();

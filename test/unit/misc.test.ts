@@ -185,7 +185,11 @@ describe('sqlitePath', () => {
 
 describe('redactUrl on malformed URLs', () => {
   it('hides a password containing unencoded / ? # as well', () => {
-    for (const url of ['postgres://u:pa/ss@host/db', 'postgres://u:pa?ss@host/db', 'postgres://u:pa#ss@host/db']) {
+    for (const url of [
+      'postgres://u:pa/ss@host/db',
+      'postgres://u:pa?ss@host/db',
+      'postgres://u:pa#ss@host/db',
+    ]) {
       assert.equal(redactUrl(url), 'postgres://u:***@host/db');
     }
   });

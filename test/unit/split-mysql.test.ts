@@ -5,14 +5,17 @@ import { describe, it } from 'node:test';
 import { createMysqlDriver } from '../../src/drivers/mysql.js';
 import { splitStatements } from '../../src/sql/split.js';
 
-const mysql = createMysqlDriver('mysql://root@localhost/unused', { table: 'lockstep_migrations', runnerId: 't:1' }).syntax;
+const mysql = createMysqlDriver('mysql://root@localhost/unused', {
+  table: 'lockstep_migrations',
+  runnerId: 't:1',
+}).syntax;
 const split = (text: string) => splitStatements(text, mysql).map((s) => s.sql);
 
 const cases: readonly { name: string; text: string; expected: string[] }[] = [
   {
     name: 'backslash escapes in single and double quoted strings',
-    text: "INSERT INTO t VALUES ('it\\'s; fine', \"a\\\";b\");\nSELECT 1;",
-    expected: ["INSERT INTO t VALUES ('it\\'s; fine', \"a\\\";b\")", 'SELECT 1'],
+    text: 'INSERT INTO t VALUES (\'it\\\'s; fine\', "a\\";b");\nSELECT 1;',
+    expected: ['INSERT INTO t VALUES (\'it\\\'s; fine\', "a\\";b")', 'SELECT 1'],
   },
   {
     name: 'backticks with semicolons',
@@ -101,7 +104,8 @@ describe('split: mysql', () => {
   for (const { name, text, expected } of cases) {
     it(name, () => {
       assert.deepEqual(split(text), expected);
-      for (const s of splitStatements(text, mysql)) assert.equal(text.slice(s.offset, s.offset + s.sql.length), s.sql);
+      for (const s of splitStatements(text, mysql))
+        assert.equal(text.slice(s.offset, s.offset + s.sql.length), s.sql);
     });
   }
 
@@ -109,8 +113,14 @@ describe('split: mysql', () => {
     const text = readFileSync('/usr/share/mysql/mysql_sys_schema.sql', 'utf8');
     const statements = split(text);
     const routines = statements.filter((s) => /^CREATE DEFINER=.*\b(PROCEDURE|FUNCTION)\b/s.test(s));
-    assert.equal(routines.length, (text.match(/^CREATE DEFINER=.*\n?\s*(PROCEDURE|FUNCTION)\b/gm) ?? []).length);
-    assert.ok(routines.every((r) => /END$/.test(r)), 'every routine ends at its END');
+    assert.equal(
+      routines.length,
+      (text.match(/^CREATE DEFINER=.*\n?\s*(PROCEDURE|FUNCTION)\b/gm) ?? []).length,
+    );
+    assert.ok(
+      routines.every((r) => /END$/.test(r)),
+      'every routine ends at its END',
+    );
     assert.ok(statements.every((s) => !/^DELIMITER/i.test(s)));
   });
 });

@@ -5,7 +5,7 @@ import type { MigrationContext } from '../../../src/index.js';
 export async function up(ctx: MigrationContext): Promise<void> {
   await ctx.query("INSERT INTO users (email, name) VALUES ('ada@example.com', 'Ada')");
   await new Promise((resolve) => setTimeout(resolve, 400));
-  await ctx.query("UPDATE users SET name = email WHERE name IS NULL");
+  await ctx.query('UPDATE users SET name = email WHERE name IS NULL');
 }
 
 export async function down(ctx: MigrationContext): Promise<void> {
