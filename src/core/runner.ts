@@ -83,7 +83,7 @@ export class Migrator {
         const first = planUp(migrations, before ?? [], config);
         if (first.problems.length > 0) throw new HistoryError(first.problems);
         if (before && first.pending.length === 0 && !first.dirty) {
-          config.on({ type: 'up-to-date', applied: before.length });
+          config.on({ type: 'up-to-date', applied: countApplied(before) });
           return {
             applied: [],
             appliedByOthers: [],

@@ -4,6 +4,38 @@ import type { LedgerRow, LedgerState } from './driver.js';
 export const LEDGER_COLUMNS =
   'version, name, checksum, state, direction, statements_done, statement_count, started_at, finished_at, duration_ms, applied_by, error';
 
+/** Column types of the ledger on one database. */
+export interface LedgerTypes {
+  /** The version column, the primary key. */
+  readonly key: string;
+  /** Short text: name, checksum, state, who applied it. */
+  readonly text: string;
+  /** Unbounded text: the error. */
+  readonly longText: string;
+  readonly integer: string;
+  readonly timestamp: string;
+  /** After the closing parenthesis, e.g. a storage engine. */
+  readonly options?: string;
+}
+
+/** The ledger's CREATE TABLE, the same on every SQL database but for the types. */
+export function createLedgerSql(table: string, t: LedgerTypes): string {
+  return `CREATE TABLE IF NOT EXISTS ${table} (
+  version ${t.key} NOT NULL PRIMARY KEY,
+  name ${t.text} NOT NULL,
+  checksum ${t.text} NOT NULL,
+  state ${t.text} NOT NULL CHECK (state IN ('applied', 'running', 'failed', 'rolled_back')),
+  direction ${t.text} NOT NULL DEFAULT 'up' CHECK (direction IN ('up', 'down')),
+  statements_done ${t.integer} NOT NULL DEFAULT 0,
+  statement_count ${t.integer},
+  started_at ${t.timestamp} NOT NULL,
+  finished_at ${t.timestamp} NULL,
+  duration_ms ${t.integer},
+  applied_by ${t.text} NOT NULL,
+  error ${t.longText}
+)${t.options ?? ''}`;
+}
+
 export function ledgerValues(row: LedgerRow): unknown[] {
   return [
     row.version,

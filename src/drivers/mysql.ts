@@ -11,7 +11,7 @@ import type {
   Session,
   TransactionOptions,
 } from './driver.js';
-import { fromLedgerRecord, LEDGER_COLUMNS, ledgerValues } from './ledger-sql.js';
+import { createLedgerSql, fromLedgerRecord, LEDGER_COLUMNS, ledgerValues } from './ledger-sql.js';
 import { redactUrl } from './registry.js';
 
 const syntax: SplitDialect = {
@@ -139,21 +139,16 @@ class MysqlSession implements Session {
   }
 
   async createLedger(): Promise<void> {
-    await this.#query(`CREATE TABLE IF NOT EXISTS ${this.#table} (
-      version varchar(64) NOT NULL PRIMARY KEY,
-      name varchar(255) NOT NULL,
-      checksum char(64) NOT NULL,
-      state varchar(16) NOT NULL,
-      direction varchar(8) NOT NULL DEFAULT 'up',
-      statements_done int NOT NULL DEFAULT 0,
-      statement_count int NULL,
-      started_at datetime(3) NOT NULL,
-      finished_at datetime(3) NULL,
-      duration_ms int NULL,
-      applied_by varchar(255) NOT NULL,
-      error text NULL,
-      CHECK (state IN ('applied', 'running', 'failed', 'rolled_back'))
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`);
+    await this.#query(
+      createLedgerSql(this.#table, {
+        key: 'varchar(64)',
+        text: 'varchar(255)',
+        longText: 'text',
+        integer: 'int',
+        timestamp: 'datetime(3)',
+        options: ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4',
+      }),
+    );
   }
 
   async writeLedger(row: LedgerRow): Promise<void> {

@@ -11,7 +11,13 @@ import type {
   Session,
   TransactionOptions,
 } from './driver.js';
-import { fromLedgerRecord, LEDGER_COLUMNS, ledgerValues, quoteIdentifier } from './ledger-sql.js';
+import {
+  createLedgerSql,
+  fromLedgerRecord,
+  LEDGER_COLUMNS,
+  ledgerValues,
+  quoteIdentifier,
+} from './ledger-sql.js';
 import { redactUrl } from './registry.js';
 
 const syntax: SplitDialect = {
@@ -131,22 +137,18 @@ class PostgresSession implements Session {
 
   async createLedger(): Promise<void> {
     const schema = await this.#query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [this.#schema]);
-    if (schema.rowCount === 0)
+    if (schema.rowCount === 0) {
       await this.#query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(this.#schema)}`);
-    await this.#query(`CREATE TABLE IF NOT EXISTS ${this.#table} (
-      version text PRIMARY KEY,
-      name text NOT NULL,
-      checksum text NOT NULL,
-      state text NOT NULL CHECK (state IN ('applied', 'running', 'failed', 'rolled_back')),
-      direction text NOT NULL DEFAULT 'up' CHECK (direction IN ('up', 'down')),
-      statements_done integer NOT NULL DEFAULT 0,
-      statement_count integer,
-      started_at timestamptz NOT NULL,
-      finished_at timestamptz,
-      duration_ms integer,
-      applied_by text NOT NULL,
-      error text
-    )`);
+    }
+    await this.#query(
+      createLedgerSql(this.#table, {
+        key: 'text',
+        text: 'text',
+        longText: 'text',
+        integer: 'integer',
+        timestamp: 'timestamptz',
+      }),
+    );
   }
 
   async writeLedger(row: LedgerRow): Promise<void> {

@@ -6,7 +6,13 @@ import { ConfigError, ConnectionError, type LockHolder } from '../core/errors.js
 import type { SplitDialect } from '../sql/split.js';
 import { sleep } from '../util/duration.js';
 import type { DbErrorInfo, Driver, DriverOptions, LedgerRow, QueryResult, Session } from './driver.js';
-import { fromLedgerRecord, LEDGER_COLUMNS, ledgerValues, quoteIdentifier } from './ledger-sql.js';
+import {
+  createLedgerSql,
+  fromLedgerRecord,
+  LEDGER_COLUMNS,
+  ledgerValues,
+  quoteIdentifier,
+} from './ledger-sql.js';
 
 const syntax: SplitDialect = {
   dollarQuotes: false,
@@ -123,20 +129,15 @@ class SqliteSession implements Session {
 
   async createLedger(): Promise<void> {
     this.#options.onQuery?.('CREATE TABLE');
-    this.#db.exec(`CREATE TABLE IF NOT EXISTS ${this.#table} (
-      version TEXT PRIMARY KEY,
-      name TEXT NOT NULL,
-      checksum TEXT NOT NULL,
-      state TEXT NOT NULL CHECK (state IN ('applied', 'running', 'failed', 'rolled_back')),
-      direction TEXT NOT NULL DEFAULT 'up' CHECK (direction IN ('up', 'down')),
-      statements_done INTEGER NOT NULL DEFAULT 0,
-      statement_count INTEGER,
-      started_at TEXT NOT NULL,
-      finished_at TEXT,
-      duration_ms INTEGER,
-      applied_by TEXT NOT NULL,
-      error TEXT
-    )`);
+    this.#db.exec(
+      createLedgerSql(this.#table, {
+        key: 'TEXT',
+        text: 'TEXT',
+        longText: 'TEXT',
+        integer: 'INTEGER',
+        timestamp: 'TEXT',
+      }),
+    );
   }
 
   async writeLedger(row: LedgerRow): Promise<void> {
