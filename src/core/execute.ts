@@ -97,11 +97,12 @@ export async function runMigration(
         ...finished(),
       });
       const leftovers = (await run.session.leftovers?.().catch(() => [])) ?? [];
+      const done = error.index > 0 ? `statements 1..${error.index}` : undefined;
       throw migrationError(migration, direction, error, count, 'partially applied', [
-        `statements 1..${error.index} were applied and stay applied.`,
+        done ? `${done} were applied and stay applied.` : 'its first statement failed.',
         ...(leftovers.length > 0 ? [`The database also has: ${leftovers.join('; ')}.`] : []),
         `Fix the cause, then lockstep resolve ${migration.version} --applied (after finishing the change by hand)`,
-        `or --rolled-back (after undoing statements 1..${error.index})`,
+        `or --rolled-back (${done ? `after undoing ${done}` : 'once nothing of it is left'})`,
       ]);
     }
     if (direction === 'up')
@@ -296,7 +297,8 @@ function lostConnection(
     `lost the database session while running migration ${migration.version} at ${where}: ${failure.info.message}. ` +
       (transactional
         ? 'The database rolled the migration back and released the lock; the next `lockstep up` applies it.'
-        : `The database released the lock. The migration is not transactional: statements 1..${failure.index} were applied, ` +
+        : `The database released the lock. The migration is not transactional: ` +
+          `${failure.index > 0 ? `statements 1..${failure.index} were applied, ` : ''}` +
           `statement ${failure.index + 1} may or may not have been; the next runner refuses until \`lockstep resolve ${migration.version} --applied|--rolled-back\`.`),
   );
 }
