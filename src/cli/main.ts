@@ -28,14 +28,15 @@ Commands:
 Options:
   -u, --url <url>            Database URL. Default: $DATABASE_URL (also read from ./.env),
                              else sqlite:db/lockstep.sqlite3. Schemes: postgres://, postgresql://,
-                             sqlite:relative/path.db, sqlite:///absolute/path.db
+                             mysql://, mariadb://, sqlite:relative/path.db, sqlite:///absolute/path.db
   -d, --dir <dir>            Migrations directory. Default: db/migrations
   -t, --table <name>         Ledger table. Default: lockstep_migrations (schema.table on Postgres;
-                             unqualified means public)
+                             unqualified means public; on MySQL it lives in the URL's database)
       --lock-timeout <dur>   How long to wait for another runner's lock, e.g. 30s, 15m. Default: 15m
       --ddl-lock-timeout <dur|off>
-                             Postgres lock_timeout for statements of transactional migrations,
-                             so DDL never queues production traffic behind it. Default: 5s
+                             Table-lock wait limit for statements of transactional migrations
+                             (Postgres lock_timeout, MySQL lock_wait_timeout), so DDL never
+                             queues production traffic behind it. Default: 5s
       --ddl-lock-retries <n> Retries (with backoff) after a DDL lock timeout. Default: 5
       --allow-out-of-order   Apply pending migrations older than the newest applied one
       --allow-changed        Accept applied migrations whose file changed since

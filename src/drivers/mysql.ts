@@ -108,6 +108,7 @@ class MysqlSession implements Session {
   readonly #table: string;
   readonly #lockName: string;
   #held = false;
+  #lockTimeoutSet = false;
   #lost: Error | undefined;
 
   constructor(connection: Connection, options: DriverOptions, table: string, lockName: string) {
@@ -216,19 +217,28 @@ class MysqlSession implements Session {
 
   async begin(options: TransactionOptions): Promise<void> {
     if (options.lockTimeoutMs) {
-      await this.#query(
-        `SET SESSION lock_wait_timeout = ${Math.max(1, Math.ceil(options.lockTimeoutMs / 1000))}`,
-      );
+      // Session-wide in MySQL: set for this transaction only, restored when it ends.
+      const seconds = Math.max(1, Math.ceil(options.lockTimeoutMs / 1000));
+      await this.#query(`SET SESSION lock_wait_timeout = ${seconds}`);
+      this.#lockTimeoutSet = true;
     }
     await this.#query('START TRANSACTION');
   }
 
   async commit(): Promise<void> {
     await this.#query('COMMIT');
+    await this.#restoreLockTimeout();
   }
 
   async rollback(): Promise<void> {
     await this.#query('ROLLBACK');
+    await this.#restoreLockTimeout();
+  }
+
+  async #restoreLockTimeout(): Promise<void> {
+    if (!this.#lockTimeoutSet) return;
+    this.#lockTimeoutSet = false;
+    await this.#query('SET SESSION lock_wait_timeout = DEFAULT');
   }
 
   async execute(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
