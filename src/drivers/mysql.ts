@@ -49,7 +49,7 @@ export function createMysqlDriver(url: string, options: DriverOptions): Driver {
     parsed = new URL(url.replace(/^mariadb:/i, 'mysql:'));
   } catch {
     throw new ConfigError(
-      `malformed MySQL URL "${redactUrl(url)}": expected mysql://user:password@host:port/database`,
+      `malformed MySQL URL "${redactUrl(url)}": expected mysql://user@host:port/database (password after the user, as user:password)`,
     );
   }
   const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''));

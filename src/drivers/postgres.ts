@@ -54,7 +54,7 @@ export function createPostgresDriver(url: string, options: DriverOptions): Drive
     new URL(url);
   } catch {
     throw new ConfigError(
-      `malformed PostgreSQL URL "${redactUrl(url)}": expected postgres://user:password@host:port/database`,
+      `malformed PostgreSQL URL "${redactUrl(url)}": expected postgres://user@host:port/database (password after the user, as user:password)`,
     );
   }
   const [schema, table] = options.table.includes('.')

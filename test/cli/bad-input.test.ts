@@ -3,11 +3,13 @@
  * code, names the offending file (and line), and changes nothing in the database.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import {
   CLEAN_ENV,
+  type DatabaseKind,
   type ProcessResult,
   runCli,
   TARGETS,
@@ -39,22 +41,69 @@ interface Snapshot {
   readonly ledger: Record<string, unknown>[] | null;
 }
 
+/** Lists every table a run could have created, one `name` per row (schema-qualified on Postgres). */
+const LIST_TABLES: Record<DatabaseKind, string> = {
+  postgres: `SELECT table_schema || '.' || table_name AS name FROM information_schema.tables
+              WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`,
+  mysql: `SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1`,
+  sqlite: `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1`,
+};
+
 /** The user tables and the ledger rows of a database, read outside lockstep. */
 async function snapshot(db: TestDatabase): Promise<Snapshot> {
-  const tables =
-    db.kind === 'postgres'
-      ? await db.query(
-          `SELECT table_schema || '.' || table_name AS name FROM information_schema.tables
-            WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`,
-        )
-      : await db.query(
-          `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1`,
-        );
-  const names = tables.map((t) => String(t.name));
+  const names = (await db.query(LIST_TABLES[db.kind])).map((t) => String(t.name));
   const hasLedger = names.some((n) => n === LEDGER || n === `public.${LEDGER}`);
   const ledger = hasLedger ? await db.query(`SELECT * FROM ${LEDGER} ORDER BY version`) : null;
   return { tables: names, ledger };
 }
+
+/** Per database: a URL that can be neither reached nor opened, and the message that says so. */
+const UNREACHABLE: Record<DatabaseKind, (dir: string) => { url: string; message: RegExp }> = {
+  postgres: () => ({
+    url: 'postgres://postgres@127.0.0.1:1/x',
+    message: /cannot connect to postgres:\/\/postgres@127\.0\.0\.1:1\/x/,
+  }),
+  mysql: () => ({
+    url: 'mysql://root@127.0.0.1:1/x',
+    message: /cannot connect to mysql:\/\/root@127\.0\.0\.1:1\/x/,
+  }),
+  sqlite: (dir) => {
+    // The "directory" of the database file is a regular file: it can be neither created nor opened.
+    writeFileSync(path.join(dir, 'not-a-dir'), '');
+    return {
+      url: `sqlite://${path.join(dir, 'not-a-dir', 'x.db')}`,
+      message: /cannot open SQLite database .*not-a-dir/,
+    };
+  },
+};
+
+/** The server's word for a database that does not exist (servers do not create one; SQLite does). */
+const NO_SUCH_DATABASE: Record<Exclude<DatabaseKind, 'sqlite'>, RegExp> = {
+  postgres: /database "lockstep_no_such_database" does not exist/,
+  mysql: /Unknown database 'lockstep_no_such_database'/,
+};
+
+/** The test database's URL with SECRET as its password, still accepted; `undo` removes what it set up. */
+const WORKING_URL_WITH_SECRET: Partial<
+  Record<DatabaseKind, (db: TestDatabase) => Promise<{ url: string; undo(): Promise<void> }>>
+> = {
+  // Trust authentication ignores the password: the URL works and its password must stay hidden.
+  postgres: async (db) => {
+    const url = new URL(db.url);
+    url.password = SECRET;
+    return { url: url.href, undo: async () => {} };
+  },
+  // MariaDB checks passwords (root has none): a user of its own with SECRET, on the test database only.
+  mysql: async (db) => {
+    const url = new URL(db.url);
+    const user = `lockstep_pw_${randomBytes(4).toString('hex')}`;
+    await db.query(`CREATE USER '${user}'@'%' IDENTIFIED BY '${SECRET}'`);
+    await db.query(`GRANT ALL ON \`${url.pathname.slice(1)}\`.* TO '${user}'@'%'`);
+    url.username = user;
+    url.password = SECRET;
+    return { url: url.href, undo: async () => void (await db.query(`DROP USER IF EXISTS '${user}'@'%'`)) };
+  },
+};
 
 function tableNames(s: Snapshot): string[] {
   return s.tables.map((t) => t.replace(/^public\./, ''));
@@ -193,34 +242,22 @@ for (const target of TARGETS) {
 
     it('exits 5 with a clear message when the database cannot be reached', async () => {
       write({ '001_a.sql': A });
-      let url: string;
-      if (target.kind === 'postgres') {
-        url = 'postgres://postgres@127.0.0.1:1/x';
-      } else {
-        // The "directory" of the database file is a regular file: it can be neither created nor opened.
-        writeFileSync(path.join(db.dir, 'not-a-dir'), '');
-        url = `sqlite://${path.join(db.dir, 'not-a-dir', 'x.db')}`;
-      }
+      const { url, message } = UNREACHABLE[target.kind](db.dir);
       for (const command of ['up', 'status', 'down']) {
         const result = await rejected([command, '--url', url, '--dir', 'migrations'], 5);
-        assert.match(
-          result.stderr,
-          target.kind === 'postgres'
-            ? /cannot connect to postgres:\/\/postgres@127\.0\.0\.1:1\/x/
-            : /cannot open SQLite database .*not-a-dir/,
-        );
+        assert.match(result.stderr, message);
         assert.doesNotMatch(result.stderr, /unexpected error|\n\s+at /, 'a message, not a stack trace');
       }
     });
 
     it('handles a database that does not exist', async () => {
       write({ '001_a.sql': A });
-      if (target.kind === 'postgres') {
+      if (target.kind !== 'sqlite') {
         const url = new URL(db.url);
         url.pathname = '/lockstep_no_such_database';
         const result = await rejected(['up', '--url', url.href, '--dir', 'migrations'], 5);
         assert.match(result.stderr, /cannot connect/);
-        assert.match(result.stderr, /database "lockstep_no_such_database" does not exist/);
+        assert.match(result.stderr, NO_SUCH_DATABASE[target.kind]);
       } else {
         // SQLite creates a missing database file (and its directory), as documented.
         const file = path.join(db.dir, 'new', 'fresh.db');
@@ -235,6 +272,8 @@ for (const target of TARGETS) {
       'mysql-nope://x',
       'sqlite://host/path',
       'postgres://postgres@127.0.0.1:notaport/x',
+      'mysql://root@127.0.0.1:notaport/x',
+      'mysql://root@127.0.0.1:3306/', // no database: it would hold the ledger
     ]) {
       it(`rejects the malformed URL ${url} with exit 2`, async () => {
         write({ '001_a.sql': A });
@@ -270,6 +309,11 @@ for (const target of TARGETS) {
         `postgres://postgres:${encodeURIComponent(`${SECRET}@x`)}@127.0.0.1:1/x`,
         `postgres://postgres@127.0.0.1:1/x?password=${SECRET}`,
         `postgres://postgres:pre@${SECRET}@127.0.0.1:1/x`, // an unencoded @ in the password
+        `mysql://root:${SECRET}@127.0.0.1:1/x`,
+        `mysql://root:${SECRET}@127.0.0.1:3306/lockstep_no_such_database`, // the server refuses the password
+        `mysql://root:${SECRET}@127.0.0.1:notaport/x`,
+        `mariadb://root:pre@${SECRET}@127.0.0.1:1/x`,
+        `mysql://root@127.0.0.1:1/x?password=${SECRET}`,
       ];
       const commands = [
         ['up'],
@@ -330,47 +374,49 @@ for (const target of TARGETS) {
       }
     });
 
-    if (target.kind === 'postgres') {
+    const withSecret = WORKING_URL_WITH_SECRET[target.kind];
+    if (withSecret) {
       it('never prints a password from a working URL, whatever goes wrong', async () => {
-        // Trust authentication ignores the password: the URL works and its password must stay hidden.
-        const withSecret = new URL(db.url);
-        withSecret.password = SECRET;
-        const url = withSecret.href;
-        const run = (...args: string[]) => cli([...args, '--url', url, '--dir', 'migrations']);
-        const clean = (r: ProcessResult, what: string) =>
-          assert.ok(!`${r.stdout}${r.stderr}`.includes(SECRET), `${what} leaked:\n${show(r)}`);
+        const { url, undo } = await withSecret(db);
+        try {
+          const run = (...args: string[]) => cli([...args, '--url', url, '--dir', 'migrations']);
+          const clean = (r: ProcessResult, what: string) =>
+            assert.ok(!`${r.stdout}${r.stderr}`.includes(SECRET), `${what} leaked:\n${show(r)}`);
 
-        write({
-          '001_a.sql': A,
-          '002_bad.sql':
-            '-- migrate:up transaction:false\nCREATE TABLE t2 (id integer);\nSELECT * FROM missing_table;\n',
-        });
-        for (const json of [[], ['--json']]) {
-          const failed = await run('up', ...json);
-          clean(failed, 'migration failure');
-          assert.equal(failed.code, json.length > 0 ? 4 : 1, show(failed)); // the 2nd run finds it dirty
-          const status = await run('status', ...json);
-          assert.equal(status.code, 0, show(status));
-          clean(status, 'status');
+          write({
+            '001_a.sql': A,
+            '002_bad.sql':
+              '-- migrate:up transaction:false\nCREATE TABLE t2 (id integer);\nSELECT * FROM missing_table;\n',
+          });
+          for (const json of [[], ['--json']]) {
+            const failed = await run('up', ...json);
+            clean(failed, 'migration failure');
+            assert.equal(failed.code, json.length > 0 ? 4 : 1, show(failed)); // the 2nd run finds it dirty
+            const status = await run('status', ...json);
+            assert.equal(status.code, 0, show(status));
+            clean(status, 'status');
+          }
+          const dirty = await run('up', '--json');
+          assert.equal(dirty.code, 4);
+          clean(dirty, 'dirty state');
+          clean(await run('resolve', '002', '--rolled-back', '--json'), 'resolve');
+          await db.query('DROP TABLE t2');
+          remove('002_bad.sql');
+          write({ '002_b.sql': B });
+          clean(await run('up', '--json'), 'up');
+          write({ '001_a.sql': A.replace('PRIMARY KEY', 'PRIMARY KEY, x text') });
+          const changed = await run('up', '--json');
+          assert.equal(changed.code, 2);
+          clean(changed, 'history error');
+          write({ '003_x.sql': '-- migrate:up nope:1\nSELECT 1;\n' });
+          const source = await run('up', '--json');
+          assert.equal(source.code, 2);
+          clean(source, 'source error');
+          const down = await run('down', '--steps', '5', '--json');
+          clean(down, 'down');
+        } finally {
+          await undo();
         }
-        const dirty = await run('up', '--json');
-        assert.equal(dirty.code, 4);
-        clean(dirty, 'dirty state');
-        clean(await run('resolve', '002', '--rolled-back', '--json'), 'resolve');
-        await db.query('DROP TABLE t2');
-        remove('002_bad.sql');
-        write({ '002_b.sql': B });
-        clean(await run('up', '--json'), 'up');
-        write({ '001_a.sql': A.replace('PRIMARY KEY', 'PRIMARY KEY, x text') });
-        const changed = await run('up', '--json');
-        assert.equal(changed.code, 2);
-        clean(changed, 'history error');
-        write({ '003_x.sql': '-- migrate:up nope:1\nSELECT 1;\n' });
-        const source = await run('up', '--json');
-        assert.equal(source.code, 2);
-        clean(source, 'source error');
-        const down = await run('down', '--steps', '5', '--json');
-        clean(down, 'down');
       });
     }
 

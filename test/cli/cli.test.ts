@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import {
   CLEAN_ENV,
+  type DatabaseKind,
   type ProcessResult,
   ROOT,
   runCli,
@@ -62,15 +63,24 @@ function json<T = Record<string, unknown>>(r: ProcessResult): T {
   return parsed as T;
 }
 
+/** Per database: how to list the user tables, and how `status --json` names the target. */
+const DIALECT: Record<DatabaseKind, { readonly listTables: string; readonly target: RegExp }> = {
+  postgres: {
+    listTables: `SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`,
+    target: /^postgres:\/\//,
+  },
+  mysql: {
+    listTables: `SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1`,
+    target: /^mysql:\/\//,
+  },
+  sqlite: {
+    listTables: `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1`,
+    target: /^sqlite:/,
+  },
+};
+
 async function userTables(db: TestDatabase): Promise<string[]> {
-  const rows =
-    db.kind === 'postgres'
-      ? await db.query(
-          `SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`,
-        )
-      : await db.query(
-          `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1`,
-        );
+  const rows = await db.query(DIALECT[db.kind].listTables);
   return rows.map((r) => String(r.name)).filter((n) => n !== LEDGER);
 }
 
@@ -247,7 +257,7 @@ for (const target of TARGETS) {
       }>(result);
       assert.equal(status.ledgerExists, true);
       assert.equal(status.lockHolder, null);
-      assert.match(status.target, target.kind === 'postgres' ? /^postgres:\/\// : /^sqlite:/);
+      assert.match(status.target, DIALECT[target.kind].target);
       assert.deepEqual(
         status.migrations.map((m) => [m.version, m.name, m.file, m.status]),
         [
