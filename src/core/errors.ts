@@ -152,9 +152,9 @@ export class MigrationError extends LockstepError {
 }
 
 /**
- * A runner that was waiting for the lock found that the migration it waited for failed while it
- * waited. It does not retry it in the same wave: twenty workers must not run a broken migration
- * twenty times.
+ * A runner of the same boot wave found that the migration it was about to run had just failed in
+ * another runner (after this one started, or moments before). It does not retry it: twenty workers
+ * must not run a broken migration twenty times.
  */
 export class FailedWhileWaitingError extends LockstepError {
   readonly code = 'FAILED_WHILE_WAITING';
@@ -165,11 +165,13 @@ export class FailedWhileWaitingError extends LockstepError {
     readonly by: string,
     readonly at: string,
     readonly recordedError: string,
+    readonly retryAfterMs: number,
   ) {
     super(
-      `migration ${version} (${file}) failed in ${by} at ${at} while this runner waited for the lock; ` +
-        `not retrying it in the same wave. Recorded error: ${recordedError}\n` +
-        `  state: rolled back; the next \`lockstep up\` retries it once the file is fixed.`,
+      `migration ${version} (${file}) just failed in ${by} at ${at}, in this same wave of runners; ` +
+        `not running it again. Recorded error: ${recordedError}\n` +
+        `  state: rolled back; \`lockstep up\` retries it once the file has changed, or ` +
+        `${Math.round(retryAfterMs / 1000)}s after the failure.`,
     );
   }
 }

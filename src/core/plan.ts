@@ -119,3 +119,24 @@ export function describeStatus(migrations: readonly Migration[], rows: readonly 
   }
   return entries.sort((a, b) => compareVersions(a.version, b.version));
 }
+
+/** A failure this recent belongs to the current wave of runners (workers booting together). */
+export const WAVE_WINDOW_MS = 10_000;
+
+/**
+ * Whether a rolled-back migration failed in the wave of runners this one belongs to, so that it
+ * must not be run again: it failed after this runner first read the ledger, or within
+ * WAVE_WINDOW_MS before (workers of one boot do not start at the same instant). A changed file is
+ * a fix and is always tried. Pure.
+ */
+export function failedInThisWave(
+  row: LedgerRow | undefined,
+  seenAtStart: LedgerRow | undefined,
+  checksum: string,
+  nowMs: number,
+): boolean {
+  if (row?.state !== 'rolled_back' || row.checksum !== checksum) return false;
+  const failedSinceStart = seenAtStart?.state !== 'rolled_back' || seenAtStart.finishedAt !== row.finishedAt;
+  const failedAt = Date.parse(row.finishedAt ?? row.startedAt);
+  return failedSinceStart || nowMs - failedAt < WAVE_WINDOW_MS;
+}

@@ -13,7 +13,14 @@ import {
 import { runMigration } from './execute.js';
 import { acquireLock } from './lock.js';
 import { compareVersions, type Migration, type Step } from './migration.js';
-import { describeStatus, planDown, planUp, type StatusEntry } from './plan.js';
+import {
+  describeStatus,
+  failedInThisWave,
+  planDown,
+  planUp,
+  type StatusEntry,
+  WAVE_WINDOW_MS,
+} from './plan.js';
 import { readMigrations } from './sources.js';
 
 export interface AppliedMigration {
@@ -115,18 +122,17 @@ export class Migrator {
           const previousRows = new Map((before ?? []).map((r) => [r.version, r]));
           for (const migration of plan.pending) {
             const row = rows.find((r) => r.version === migration.version);
-            const seen = previousRows.get(migration.version);
             if (
-              row?.state === 'rolled_back' &&
-              (seen?.state !== 'rolled_back' || seen.finishedAt !== row.finishedAt)
+              row &&
+              failedInThisWave(row, previousRows.get(migration.version), migration.checksum, Date.now())
             ) {
-              // It failed after this runner started: another runner of this wave already tried it.
               throw new FailedWhileWaitingError(
                 migration.version,
                 migration.file,
                 row.appliedBy,
                 row.finishedAt ?? row.startedAt,
                 row.error ?? 'unknown error',
+                WAVE_WINDOW_MS,
               );
             }
             const step = steps.get(migration.version) as Step;

@@ -3,7 +3,7 @@
  * backend, a CREATE INDEX CONCURRENTLY while others wait, a broken migration in a boot race.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -231,6 +231,17 @@ export async function up(ctx: { query(sql: string): Promise<unknown> }): Promise
         assert.equal(errors.filter((e) => e === 'MIGRATION_FAILED').length, 1);
         assert.equal(errors.filter((e) => e === 'FAILED_WHILE_WAITING').length, 19);
 
+        // A straggler of the same wave (starting moments after the failure) does not retry either.
+        const straggler = await runCli(['up', '--json', '--url', db.url, '--dir', dir], {
+          cwd: db.dir,
+          env: CLEAN_ENV,
+        });
+        assert.equal(JSON.parse(straggler.stdout).error, 'FAILED_WHILE_WAITING');
+        assert.equal(await attempts(), 'x');
+
+        // Once the file changed (a fix), the next up tries it again.
+        const [file] = Object.keys(broken) as [string];
+        appendFileSync(path.join(dir, file), target.kind === 'mysql' ? '-- fixed?\n' : '// fixed?\n');
         const later = await runCli(['up', '--url', db.url, '--dir', dir], { cwd: db.dir, env: CLEAN_ENV });
         assert.equal(later.code, 1);
         assert.equal(await attempts(), 'xx', 'a later up retries it');

@@ -2,7 +2,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Migration } from '../../src/core/migration.js';
-import { describeStatus, type HistoryPolicy, planDown, planUp } from '../../src/core/plan.js';
+import {
+  describeStatus,
+  failedInThisWave,
+  type HistoryPolicy,
+  planDown,
+  planUp,
+  WAVE_WINDOW_MS,
+} from '../../src/core/plan.js';
 import type { LedgerRow } from '../../src/drivers/driver.js';
 
 /** A migration file `<version>_m<version>.sql` whose checksum is `sum-<version>` unless told. */
@@ -281,4 +288,35 @@ describe('describeStatus', () => {
   it('is empty for no files and no rows', () => {
     assert.deepEqual(describeStatus([], []), []);
   });
+});
+
+describe('failedInThisWave: a broken migration is run once per wave of runners', () => {
+  const failedAt = Date.parse('2024-01-01T00:00:01.000Z');
+  const failed = row('001', { state: 'rolled_back', error: 'boom' });
+  const cases: readonly [string, LedgerRow | undefined, LedgerRow | undefined, string, number, boolean][] = [
+    ['no row: never tried', undefined, undefined, 'sum-001', failedAt, false],
+    ['applied row: not a failure', row('001'), undefined, 'sum-001', failedAt, false],
+    ['failed after this runner first looked', failed, undefined, 'sum-001', failedAt + 60_000, true],
+    ['failed moments before this runner looked', failed, failed, 'sum-001', failedAt + 2_000, true],
+    [
+      'failed long before this runner looked: retry',
+      failed,
+      failed,
+      'sum-001',
+      failedAt + WAVE_WINDOW_MS,
+      false,
+    ],
+    ['the file changed since it failed: retry', failed, undefined, 'sum-fixed', failedAt + 1, false],
+    [
+      'failed again since this runner looked',
+      failed,
+      row('001', { state: 'rolled_back', finishedAt: '2023-12-31T00:00:00.000Z' }),
+      'sum-001',
+      failedAt + 60_000,
+      true,
+    ],
+  ];
+  for (const [name, current, seen, checksum, now, expected] of cases) {
+    it(name, () => assert.equal(failedInThisWave(current, seen, checksum, now), expected));
+  }
 });
