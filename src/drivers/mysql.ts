@@ -43,6 +43,14 @@ const LOST_CONNECTION_CODES = new Set([
   'ER_CLIENT_INTERACTION_TIMEOUT',
 ]);
 
+/** The GET_LOCK name of a ledger: readable when it fits in 64 characters, else hashed. */
+export function mysqlLockName(database: string, table: string): string {
+  const plain = `lockstep:${database}.${table}`;
+  if (plain.length <= MAX_LOCK_NAME) return plain;
+  const hash = createHash('sha256').update(plain).digest('hex');
+  return `lockstep:${hash.slice(0, MAX_LOCK_NAME - 'lockstep:'.length)}`;
+}
+
 export function createMysqlDriver(url: string, options: DriverOptions): Driver {
   let parsed: URL;
   try {
@@ -65,14 +73,7 @@ export function createMysqlDriver(url: string, options: DriverOptions): Driver {
   }
   // Qualified, so a migration's `USE other_db` never redirects the ledger writes.
   const table = `${quote(database)}.${quote(options.table)}`;
-  const plainName = `lockstep:${database}.${options.table}`;
-  const lockName =
-    plainName.length <= MAX_LOCK_NAME
-      ? plainName
-      : `lockstep:${createHash('sha256')
-          .update(plainName)
-          .digest('hex')
-          .slice(0, MAX_LOCK_NAME - 9)}`;
+  const lockName = mysqlLockName(database, options.table);
   return {
     dialect: 'mysql',
     syntax,

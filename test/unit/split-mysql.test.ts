@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { createMysqlDriver } from '../../src/drivers/mysql.js';
+import { createMysqlDriver, mysqlLockName } from '../../src/drivers/mysql.js';
 import { splitStatements } from '../../src/sql/split.js';
 
 const mysql = createMysqlDriver('mysql://root@localhost/unused', {
@@ -122,5 +122,19 @@ describe('split: mysql', () => {
       'every routine ends at its END',
     );
     assert.ok(statements.every((s) => !/^DELIMITER/i.test(s)));
+  });
+});
+
+describe('mysql lock names', () => {
+  it('name the database and ledger when they fit in 64 characters', () => {
+    assert.equal(mysqlLockName('shop', 'lockstep_migrations'), 'lockstep:shop.lockstep_migrations');
+  });
+  it('are hashed to exactly 64 characters when longer, distinct per ledger', () => {
+    const a = mysqlLockName('a'.repeat(64), 'lockstep_migrations');
+    const b = mysqlLockName('a'.repeat(64), 'other_ledger');
+    assert.equal(a.length, 64);
+    assert.match(a, /^lockstep:[0-9a-f]{55}$/);
+    assert.notEqual(a, b);
+    assert.equal(a, mysqlLockName('a'.repeat(64), 'lockstep_migrations'), 'stable across runs');
   });
 });
