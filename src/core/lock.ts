@@ -5,19 +5,31 @@ import type { EventHandler } from './events.js';
 /** How often a waiting runner names the holder. */
 const REPORT_EVERY_MS = 5_000;
 
+export interface LockOptions {
+  readonly timeoutMs: number;
+  readonly target: string;
+  readonly on: EventHandler;
+  /**
+   * Called after each wait that did not get the lock: true when there is nothing left to do (the
+   * holder did it all), so the waiter can stop without ever taking the lock. A lock-free read,
+   * as SPEC guarantee 4 allows; it spares N waiters taking the lock one after the other.
+   */
+  readonly nothingLeft?: (() => Promise<boolean>) | undefined;
+}
+
 /**
  * Takes the migration lock on `session`, waiting as SPEC guarantee 6 says: never fail fast, hold
  * nothing while waiting, name the holder every few seconds and on timeout.
- * Returns how long it waited.
+ * Returns how long it waited, and whether it holds the lock (false: `nothingLeft` said so).
  */
 export async function acquireLock(
   session: Session,
-  options: { readonly timeoutMs: number; readonly target: string; readonly on: EventHandler },
-): Promise<number> {
+  options: LockOptions,
+): Promise<{ readonly waitedMs: number; readonly locked: boolean }> {
   const started = performance.now();
   if (await session.tryLock()) {
     options.on({ type: 'lock-acquired', waitedMs: 0 });
-    return 0;
+    return { waitedMs: 0, locked: true };
   }
   let nextReport = 0;
   for (;;) {
@@ -32,7 +44,8 @@ export async function acquireLock(
     if (await session.waitForLock(Math.max(1, Math.min(options.timeoutMs, nextReport) - waited))) {
       const waitedMs = performance.now() - started;
       options.on({ type: 'lock-acquired', waitedMs });
-      return waitedMs;
+      return { waitedMs, locked: true };
     }
+    if (await options.nothingLeft?.()) return { waitedMs: performance.now() - started, locked: false };
   }
 }

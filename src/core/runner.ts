@@ -19,6 +19,7 @@ import {
   planDown,
   planUp,
   type StatusEntry,
+  type UpPlan,
   WAVE_WINDOW_MS,
 } from './plan.js';
 import { readMigrations } from './sources.js';
@@ -86,30 +87,32 @@ export class Migrator {
       const config = this.#config;
       const migrations = await readMigrations(config.dir, config.cwd);
       return this.#withSession(async (session, driver) => {
+        // Fast path: one query, no lock, when nothing is pending (SPEC "The run", step 2).
         const before = await session.readLedger();
         const first = planUp(migrations, before ?? [], config);
         if (first.problems.length > 0) throw new HistoryError(first.problems);
-        if (before && first.pending.length === 0 && !first.dirty) {
-          config.on({ type: 'up-to-date', applied: countApplied(before) });
-          return {
-            applied: [],
-            appliedByOthers: [],
-            upToDate: true,
-            waitedMs: 0,
-            total: countApplied(before),
-          };
-        }
-        const waitedMs = await acquireLock(session, {
+        if (nothingToDo(before, first)) return upToDate(config, before, before, 0);
+
+        let latest = before;
+        const { waitedMs, locked } = await acquireLock(session, {
           timeoutMs: config.lockTimeoutMs,
           target: driver.target,
           on: config.on,
+          nothingLeft: async () => {
+            latest = await session.readLedger();
+            return nothingToDo(latest, planUp(migrations, latest ?? [], config));
+          },
         });
+        // Another runner applied everything while this one waited: done, without the lock.
+        if (!locked) return upToDate(config, before, latest, waitedMs);
+
         try {
           const found = await session.readLedger();
           const rows = found ?? [];
           const plan = planUp(migrations, rows, config);
           if (plan.dirty) throw await dirtyError(plan.dirty, migrations, driver, session);
           if (plan.problems.length > 0) throw new HistoryError(plan.problems);
+          if (plan.pending.length === 0) return upToDate(config, before, rows, waitedMs);
           // Load (modules: import) everything pending before changing anything, so a bad file
           // changes nothing; after locking, so runners that find the work done never pay for it.
           const steps = await loadSteps(plan.pending, 'up', driver);
@@ -139,9 +142,13 @@ export class Migrator {
             const durationMs = await runMigration(run, migration, step, 'up', row);
             applied.push({ version: migration.version, name: migration.name, durationMs });
           }
-          const upToDate = applied.length === 0;
-          if (upToDate) config.on({ type: 'up-to-date', applied: countApplied(rows) });
-          return { applied, appliedByOthers, upToDate, waitedMs, total: countApplied(rows) + applied.length };
+          return {
+            applied,
+            appliedByOthers,
+            upToDate: false,
+            waitedMs,
+            total: countApplied(rows) + applied.length,
+          };
         } finally {
           await session.unlock().catch(() => {});
         }
@@ -159,7 +166,7 @@ export class Migrator {
       const migrations = await readMigrations(config.dir, config.cwd);
       const sources = new Map(migrations.map((m) => [m.version, m]));
       return this.#withSession(async (session, driver) => {
-        const waitedMs = await acquireLock(session, {
+        const { waitedMs } = await acquireLock(session, {
           timeoutMs: config.lockTimeoutMs,
           target: driver.target,
           on: config.on,
@@ -324,6 +331,25 @@ async function loadSteps(migrations: readonly Migration[], direction: 'up' | 'do
   }
   if (problems.length > 0) throw new SourceError(problems);
   return steps;
+}
+
+/** Nothing pending, failed or running, and the history checks out. */
+function nothingToDo(rows: readonly LedgerRow[] | null, plan: UpPlan): boolean {
+  return rows !== null && plan.pending.length === 0 && !plan.dirty && plan.problems.length === 0;
+}
+
+/** The result of a run that found everything applied, at once or after waiting. */
+function upToDate(
+  config: ResolvedConfig,
+  before: readonly LedgerRow[] | null,
+  now: readonly LedgerRow[] | null,
+  waitedMs: number,
+): UpResult {
+  const rows = now ?? [];
+  const appliedByOthers = newlyApplied(before ?? [], rows);
+  for (const other of appliedByOthers) config.on({ type: 'applied-by-other', ...other });
+  config.on({ type: 'up-to-date', applied: countApplied(rows) });
+  return { applied: [], appliedByOthers, upToDate: true, waitedMs, total: countApplied(rows) };
 }
 
 function countApplied(rows: readonly LedgerRow[]): number {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { Dirent } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { type Dirent, readFileSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { lineAt, type SplitDialect, splitStatements } from '../sql/split.js';
@@ -61,8 +61,7 @@ export async function readMigrations(dir: string, cwd = process.cwd()): Promise<
     .filter((e) => !e.isDirectory())
     .map((e) => e.name)
     .sort();
-  const texts = await Promise.all(candidates.map((n) => readFile(path.join(absoluteDir, n), 'utf8')));
-  candidates.forEach((fileName, index) => {
+  for (const fileName of candidates) {
     const fullPath = path.join(absoluteDir, fileName);
     const shown = displayPath(fullPath, cwd);
     const match = FILE_NAME.exec(fileName);
@@ -73,11 +72,13 @@ export async function readMigrations(dir: string, cwd = process.cwd()): Promise<
           problem: 'file name must start with a version number: <version>_<name>.sql',
         });
       }
-      return;
+      continue;
     }
     const version = match[1] as string;
     const name = match[2] ?? '';
-    const text = texts[index] as string;
+    // Sequential synchronous reads: for thousands of small files they are several times faster,
+    // and far lighter on memory, than as many concurrent promises.
+    const text = readFileSync(fullPath, 'utf8');
     if (fileName.endsWith('.sql')) {
       const parsed = parseSqlFile(text, shown);
       problems.push(...parsed.problems);
@@ -86,7 +87,7 @@ export async function readMigrations(dir: string, cwd = process.cwd()): Promise<
     } else if (MODULE_EXTENSIONS.test(fileName)) {
       migrations.push(moduleMigration(version, name, shown, fullPath, text));
     }
-  });
+  }
 
   migrations.sort((a, b) => compareVersions(a.version, b.version));
   for (let i = 1; i < migrations.length; i++) {

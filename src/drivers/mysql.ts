@@ -273,7 +273,8 @@ class MysqlSession implements Session {
   async close(): Promise<void> {
     // Release explicitly: the server frees it only once it has processed our disconnect.
     await this.unlock().catch(() => {});
-    await this.#connection.end().catch(() => this.#connection.destroy());
+    // Not awaited: the server has nothing more to tell us, and boot should not wait for the FIN.
+    this.#connection.end().catch(() => this.#connection.destroy());
   }
 }
 

@@ -311,7 +311,8 @@ class PostgresSession implements Session {
     this.#wake?.();
     // Release explicitly: the server frees it only once it has processed our disconnect.
     if (this.#held) await this.unlock().catch(() => {});
-    await this.#client.end();
+    // Not awaited: the server has nothing more to tell us, and boot should not wait for the FIN.
+    this.#client.end().catch(() => {});
   }
 }
 
