@@ -4,6 +4,7 @@ import { parseArgs, parseEnv } from 'node:util';
 import type { LockstepOptions } from '../core/config.js';
 import { ConfigError, ExitCode, LockstepError } from '../core/errors.js';
 import { Migrator } from '../core/runner.js';
+import { redactUrlsIn } from '../drivers/registry.js';
 import { createMigrationFile } from './new.js';
 import { formatEvent, formatResult } from './output.js';
 
@@ -223,28 +224,17 @@ function report(result: object, command: string, json: boolean, print: (text: st
 
 function fail(error: unknown, json: boolean): number {
   if (error instanceof LockstepError) {
-    if (json) process.stdout.write(`${redactUrls(JSON.stringify(error.toJSON(), null, 2))}\n`);
-    process.stderr.write(`lockstep: ${redactUrls(error.message)}\n`);
+    if (json) process.stdout.write(`${redactUrlsIn(JSON.stringify(error.toJSON(), null, 2))}\n`);
+    process.stderr.write(`lockstep: ${redactUrlsIn(error.message)}\n`);
     return error.exitCode;
   }
   const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
   if (json)
     process.stdout.write(
-      `${redactUrls(JSON.stringify({ error: 'INTERNAL', message: String(error) }, null, 2))}\n`,
+      `${redactUrlsIn(JSON.stringify({ error: 'INTERNAL', message: String(error) }, null, 2))}\n`,
     );
-  process.stderr.write(`lockstep: unexpected error (please report it): ${redactUrls(message)}\n`);
+  process.stderr.write(`lockstep: unexpected error (please report it): ${redactUrlsIn(message)}\n`);
   return ExitCode.migrationFailed;
-}
-
-/**
- * Hides the password of any URL in an error's text. The runner scrubs the URL it was given, but a
- * URL typed where it does not belong (`lockstep up postgres://u:pw@h/db`) is echoed by usage errors.
- * The password runs to the last `@` of the authority, as URL parsers read it.
- */
-function redactUrls(text: string): string {
-  return text
-    .replace(/([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s"'`]*):([^/?#\s"'`]*)@/gi, '$1:***@')
-    .replace(/([?&](?:password|pass|pwd)=)[^&#\s"'`]*/gi, '$1***');
 }
 
 function readVersion(): string {

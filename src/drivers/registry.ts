@@ -35,6 +35,16 @@ export function redactUrl(url: string): string {
   return url.replace(USERINFO_PASSWORD, '$1:***@').replace(/([?&](?:password|pass|pwd)=)[^&#]*/gi, '$1***');
 }
 
+/**
+ * Hides the password of every URL found in a text. The runner scrubs the URL it was given, but a
+ * URL typed where it does not belong (`lockstep up postgres://u:pw@h/db`) is echoed by usage errors.
+ */
+export function redactUrlsIn(text: string): string {
+  return text
+    .replace(/([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s"'`]*):([^/?#\s"'`]*)@/gi, '$1:***@')
+    .replace(/([?&](?:password|pass|pwd)=)[^&#\s"'`]*/gi, '$1***');
+}
+
 /** Removes a secret from any text (e.g. a driver's error message that echoes the URL). */
 export function scrubSecrets(text: string, url: string): string {
   const secrets: string[] = [];
