@@ -1,3 +1,4 @@
+import { AsyncMigrator, type AsyncOptions } from './async/migrator.js';
 import type { LockstepOptions } from './core/config.js';
 import type { MigrationFunction, MigrationSettings } from './core/migration.js';
 import { Migrator, type UpResult } from './core/runner.js';
@@ -40,9 +41,34 @@ export interface MigrationDefinition {
   /** DDL lock wait limit (ms or "2s"), or null for none. Default is the run's `ddlLockTimeout`. */
   readonly lockTimeout?: number | string | null;
   readonly lockRetries?: number;
+  /** Long-running migrations that must be completed first; `up` refuses until they are. */
+  readonly requires?: readonly string[];
 }
 
 /** Types a TS/JS migration module: `export default defineMigration({ up, down })`. */
 export function defineMigration(definition: MigrationDefinition): MigrationDefinition {
   return definition;
+}
+
+export type {
+  AsyncBatchedOperation,
+  AsyncCheck,
+  AsyncContext,
+  AsyncMigrationDefinition,
+  AsyncOperation,
+  AsyncParameter,
+  AsyncSqlOperation,
+} from './async/definition.js';
+export { defineAsyncMigration } from './async/definition.js';
+export { AsyncRefusedError, AsyncRunError, RunTakenOverError } from './async/errors.js';
+export type { AsyncEvent, AsyncEventHandler } from './async/events.js';
+export type { AsyncActionResult, AsyncOptions, AsyncRunView, AsyncStatusResult } from './async/migrator.js';
+export { AsyncMigrator, DEFAULT_ASYNC_DIR, DEFAULT_ASYNC_TABLE } from './async/migrator.js';
+export type { AsyncAction, AsyncState } from './async/states.js';
+export { ACTIVE_STATES, ASYNC_STATES, allowedActions } from './async/states.js';
+export type { AsyncErrorRecord } from './async/store.js';
+
+/** Long-running migrations of one database: status, trigger, stop, resume, rollback, and the worker. */
+export function createAsyncMigrator(options: AsyncOptions = {}): AsyncMigrator {
+  return new AsyncMigrator(options);
 }

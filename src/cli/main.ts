@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { parseArgs, parseEnv } from 'node:util';
+import { parseArgs } from 'node:util';
 import type { LockstepOptions } from '../core/config.js';
-import { ConfigError, ExitCode, LockstepError } from '../core/errors.js';
+import { ConfigError, ExitCode } from '../core/errors.js';
 import { Migrator } from '../core/runner.js';
-import { redactUrlsIn } from '../drivers/registry.js';
+import { databaseUrl, expectArgs, fail, intOption } from './common.js';
 import { createMigrationFile } from './new.js';
 import { formatEvent, formatResult } from './output.js';
 
@@ -25,6 +25,9 @@ Commands:
                          Record how an interrupted or failed non-transactional migration ended,
                          after you checked the database: --applied if its changes are in place,
                          --rolled-back if they are not (the ledger row is removed).
+  async <command>        Long-running migrations (backfills, table rewrites) run in the
+                         background with progress, stop, resume and rollback, one at a time.
+                         See \`lockstep async --help\`.
 
 Options:
   -u, --url <url>            Database URL. Default: $DATABASE_URL (also read from ./.env),
@@ -39,6 +42,8 @@ Options:
                              (Postgres lock_timeout, MySQL lock_wait_timeout), so DDL never
                              queues production traffic behind it. Default: 5s
       --ddl-lock-retries <n> Retries (with backoff) after a DDL lock timeout. Default: 5
+      --async-table <name>   Where up reads the state of long-running migrations, when a
+                             migration says requires:<name>. Default: lockstep_async
       --allow-out-of-order   Apply pending migrations older than the newest applied one
       --allow-changed        Accept applied migrations whose file changed since
       --allow-missing        Accept applied migrations whose file is gone
@@ -52,7 +57,7 @@ Options:
   -v, --version              Show the version
 
 Migration files (dbmate's format):
-  -- migrate:up [transaction:false] [lock_timeout:2s|off] [lock_retries:N]
+  -- migrate:up [transaction:false] [lock_timeout:2s|off] [lock_retries:N] [requires:<name>,...]
   CREATE TABLE ...;
   -- migrate:down
   DROP TABLE ...;
@@ -65,6 +70,7 @@ Exit codes:
   3  timed out waiting for the migration lock; the error names the holder
   4  dirty state: an interrupted non-transactional migration needs \`lockstep resolve\`
   5  the database could not be reached, or the session was lost during the run
+  6  refused: a migration requires a long-running migration that is not completed
 `;
 
 const OPTIONS = {
@@ -74,6 +80,7 @@ const OPTIONS = {
   'lock-timeout': { type: 'string' },
   'ddl-lock-timeout': { type: 'string' },
   'ddl-lock-retries': { type: 'string' },
+  'async-table': { type: 'string' },
   'allow-out-of-order': { type: 'boolean' },
   'allow-changed': { type: 'boolean' },
   'allow-missing': { type: 'boolean' },
@@ -90,6 +97,18 @@ const OPTIONS = {
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
 
 async function main(argv: string[]): Promise<number> {
+  // `lockstep [options] async <command> [options]`: its own commands and flags, loaded only then.
+  const first = parseArgs({
+    args: argv,
+    options: OPTIONS,
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+  }).tokens.find((t) => t.kind === 'positional');
+  if (first?.value === 'async') {
+    const { asyncMain } = await import('./async.js');
+    return asyncMain(argv.filter((_, i) => i !== first.index));
+  }
   let values: Values;
   let positionals: string[];
   try {
@@ -170,17 +189,14 @@ async function main(argv: string[]): Promise<number> {
 function toOptions(values: Values): LockstepOptions {
   const quiet = values.quiet ?? false;
   const ddlLockTimeout = values['ddl-lock-timeout'];
-  if (values.url !== undefined && values.url.trim() === '') {
-    // `--url "$UNSET_VARIABLE"` must not fall back to the default SQLite file and migrate that.
-    throw new ConfigError('--url is empty: pass a database URL, or leave --url out to use $DATABASE_URL');
-  }
   return {
-    url: values.url ?? process.env.DATABASE_URL ?? readDotEnvUrl(),
+    url: databaseUrl(values.url),
     dir: values.dir,
     table: values.table,
     lockTimeout: values['lock-timeout'],
     ddlLockTimeout: ddlLockTimeout === 'off' ? null : ddlLockTimeout,
     ddlLockRetries: intOption('--ddl-lock-retries', values['ddl-lock-retries'], 5, 0),
+    asyncTable: values['async-table'],
     allowOutOfOrder: values['allow-out-of-order'],
     allowChanged: values['allow-changed'],
     allowMissing: values['allow-missing'],
@@ -192,49 +208,9 @@ function toOptions(values: Values): LockstepOptions {
   };
 }
 
-function readDotEnvUrl(): string | undefined {
-  try {
-    return parseEnv(readFileSync('.env', 'utf8')).DATABASE_URL;
-  } catch {
-    return undefined;
-  }
-}
-
-function intOption(flag: string, value: string | undefined, fallback: number, min = 1): number {
-  if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < min)
-    throw new ConfigError(`${flag} takes a whole number ≥ ${min}, got "${value}"`);
-  return Number(value);
-}
-
-function expectArgs(command: string, args: string[], count: number, usage = '') {
-  if (args.length !== count) {
-    throw new ConfigError(
-      count === 0
-        ? `\`lockstep ${command}\` takes no arguments, got "${args.join(' ')}"`
-        : `usage: lockstep ${command} ${usage}`,
-    );
-  }
-}
-
 function report(result: object, command: string, json: boolean, print: (text: string) => void): number {
   print(json ? JSON.stringify(result, null, 2) : formatResult(command, result));
   return ExitCode.ok;
-}
-
-function fail(error: unknown, json: boolean): number {
-  if (error instanceof LockstepError) {
-    if (json) process.stdout.write(`${redactUrlsIn(JSON.stringify(error.toJSON(), null, 2))}\n`);
-    process.stderr.write(`lockstep: ${redactUrlsIn(error.message)}\n`);
-    return error.exitCode;
-  }
-  const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  if (json)
-    process.stdout.write(
-      `${redactUrlsIn(JSON.stringify({ error: 'INTERNAL', message: String(error) }, null, 2))}\n`,
-    );
-  process.stderr.write(`lockstep: unexpected error (please report it): ${redactUrlsIn(message)}\n`);
-  return ExitCode.migrationFailed;
 }
 
 function readVersion(): string {

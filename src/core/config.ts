@@ -21,6 +21,8 @@ export interface LockstepOptions extends HistoryPolicy {
   readonly ddlLockTimeout?: number | string | null | undefined;
   /** Retries after a DDL lock timeout, with backoff. Default is 5. */
   readonly ddlLockRetries?: number | undefined;
+  /** The state table of long-running migrations, read when a migration `requires` one. Default is `lockstep_async`. */
+  readonly asyncTable?: string | undefined;
   /** Called with every event of the run. */
   readonly on?: EventHandler | undefined;
   /** Base for relative paths. Default is `process.cwd()`. */
@@ -34,6 +36,7 @@ export interface ResolvedConfig extends HistoryPolicy {
   readonly lockTimeoutMs: number;
   readonly ddlLockTimeoutMs: number | null;
   readonly ddlLockRetries: number;
+  readonly asyncTable: string;
   readonly on: EventHandler;
   readonly cwd: string;
   readonly runnerId: string;
@@ -64,6 +67,7 @@ export function resolveConfig(options: LockstepOptions): ResolvedConfig {
         ? null
         : durationOption('DDL lock timeout', options.ddlLockTimeout, 5_000),
     ddlLockRetries,
+    asyncTable: options.asyncTable ?? 'lockstep_async',
     allowOutOfOrder: options.allowOutOfOrder ?? false,
     allowChanged: options.allowChanged ?? false,
     allowMissing: options.allowMissing ?? false,

@@ -10,6 +10,7 @@ export const ExitCode = {
   lockTimeout: 3,
   dirtyState: 4,
   connection: 5,
+  refused: 6,
 } as const;
 
 export abstract class LockstepError extends Error {
@@ -212,6 +213,28 @@ export class DirtyStateError extends LockstepError {
         `finish or undo the change by hand, then run one of:\n` +
         `    lockstep resolve ${version} --applied       # its effects are in place\n` +
         `    lockstep resolve ${version} --rolled-back   # its effects are undone`,
+    );
+  }
+}
+
+/** A pending migration requires long-running migrations that are not completed. Nothing was changed. */
+export class AsyncRequiredError extends LockstepError {
+  readonly code = 'ASYNC_REQUIRED';
+  readonly exitCode = ExitCode.refused;
+  constructor(
+    readonly version: string,
+    readonly file: string,
+    readonly required: readonly {
+      readonly name: string;
+      readonly state: string;
+      readonly progress: number;
+    }[],
+  ) {
+    super(
+      `migration ${version} (${file}) requires long-running migration${required.length === 1 ? '' : 's'} ` +
+        `${required.map((r) => `${r.name} (${r.state}${r.state === 'not_started' ? '' : `, ${r.progress}%`})`).join(', ')} ` +
+        `to be completed first. Nothing was changed.\n` +
+        `  fix: ${required.map((r) => (r.state === 'not_started' || r.state === 'rolled_back' || r.state === 'failed_at_startup' ? `lockstep async trigger ${r.name}` : `lockstep async status ${r.name}`)).join('; ')}, then lockstep up again`,
     );
   }
 }

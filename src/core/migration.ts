@@ -8,6 +8,8 @@ export interface MigrationSettings {
   readonly lockTimeoutMs?: number | null | undefined;
   /** How often to retry after a DDL lock timeout, overriding the run's. */
   readonly lockRetries?: number | undefined;
+  /** Long-running migrations that must be completed before this one may run. */
+  readonly requires?: readonly string[] | undefined;
 }
 
 /** What a migration module's `up`/`down` receives: the runner's own session. */

@@ -1,7 +1,9 @@
+import { readAsyncStates } from '../async/store.js';
 import type { Driver, LedgerRow, Session } from '../drivers/driver.js';
-import { openDriver, redactUrl, scrubSecrets } from '../drivers/registry.js';
+import { openDriver, redactUrl, withoutSecrets } from '../drivers/registry.js';
 import { type LockstepOptions, type ResolvedConfig, resolveConfig } from './config.js';
 import {
+  AsyncRequiredError,
   ConfigError,
   DirtyStateError,
   FailedWhileWaitingError,
@@ -116,6 +118,7 @@ export class Migrator {
           // Load (modules: import) everything pending before changing anything, so a bad file
           // changes nothing; after locking, so runners that find the work done never pay for it.
           const steps = await loadSteps(plan.pending, 'up', driver);
+          await checkRequirements(plan.pending, steps, session, driver, config.asyncTable);
           if (!found) await session.createLedger();
           const appliedByOthers = newlyApplied(before ?? [], rows);
           for (const other of appliedByOthers) config.on({ type: 'applied-by-other', ...other });
@@ -300,16 +303,8 @@ export class Migrator {
   }
 
   /** No error leaves the runner with a secret from the URL in it. */
-  async #guard<T>(work: () => Promise<T>): Promise<T> {
-    try {
-      return await work();
-    } catch (error) {
-      if (error instanceof Error) {
-        error.message = scrubSecrets(error.message, this.#config.url);
-        if (error.stack) error.stack = scrubSecrets(error.stack, this.#config.url);
-      }
-      throw error;
-    }
+  #guard<T>(work: () => Promise<T>): Promise<T> {
+    return withoutSecrets(this.#config.url, work);
   }
 
   /** The database URL with its password hidden. */
@@ -331,6 +326,24 @@ async function loadSteps(migrations: readonly Migration[], direction: 'up' | 'do
   }
   if (problems.length > 0) throw new SourceError(problems);
   return steps;
+}
+
+/** A pending migration that requires long-running migrations runs only once they are completed. */
+async function checkRequirements(
+  pending: readonly Migration[],
+  steps: Map<string, Step>,
+  session: Session,
+  driver: Driver,
+  asyncTable: string,
+): Promise<void> {
+  if (!pending.some((m) => steps.get(m.version)?.settings.requires?.length)) return;
+  const states = await readAsyncStates(session, driver.sql, asyncTable);
+  for (const migration of pending) {
+    const unmet = (steps.get(migration.version)?.settings.requires ?? [])
+      .map((name) => ({ name, state: 'not_started', progress: 0, ...states.get(name) }))
+      .filter((r) => r.state !== 'completed');
+    if (unmet.length > 0) throw new AsyncRequiredError(migration.version, migration.file, unmet);
+  }
 }
 
 /** Nothing pending, failed or running, and the history checks out. */

@@ -190,7 +190,7 @@ function moduleMigration(
 }
 
 function moduleSettings(definition: Record<string, unknown>, file: string): MigrationSettings {
-  const { transaction = true, lockTimeout, lockRetries } = definition;
+  const { transaction = true, lockTimeout, lockRetries, requires } = definition;
   const problems: SourceProblem[] = [];
   if (typeof transaction !== 'boolean')
     problems.push({ file, problem: '`transaction` must be true or false' });
@@ -204,15 +204,19 @@ function moduleSettings(definition: Record<string, unknown>, file: string): Migr
   if (lockRetries !== undefined && !(Number.isInteger(lockRetries) && (lockRetries as number) >= 0)) {
     problems.push({ file, problem: '`lockRetries` must be a whole number' });
   }
+  if (requires !== undefined && !(Array.isArray(requires) && requires.every((r) => typeof r === 'string'))) {
+    problems.push({ file, problem: '`requires` must be an array of long-running migration names' });
+  }
   if (problems.length > 0) throw new SourceError(problems);
   return {
     transaction: transaction as boolean,
     lockTimeoutMs,
     lockRetries: lockRetries as number | undefined,
+    ...(requires ? { requires: requires as string[] } : {}),
   };
 }
 
-async function importModule(fullPath: string): Promise<Record<string, unknown>> {
+export async function importModule(fullPath: string): Promise<Record<string, unknown>> {
   const url = pathToFileURL(fullPath).href;
   if (/\.m?ts$/.test(fullPath)) {
     // Loaded only when a TypeScript migration must run, so plain boots never pay for it.

@@ -98,6 +98,7 @@ function parseOptions(
   let transaction = true;
   let lockTimeoutMs: number | null | undefined;
   let lockRetries: number | undefined;
+  const requires: string[] = [];
   for (const option of options.split(/\s+/).filter(Boolean)) {
     const [key, value = ''] = option.split(':', 2) as [string, string?];
     const bad = (expected: string) =>
@@ -117,13 +118,18 @@ function parseOptions(
         if (/^\d+$/.test(value)) lockRetries = Number(value);
         else bad('a whole number');
         break;
+      case 'requires':
+        if (/^[A-Za-z0-9][A-Za-z0-9_-]*(,[A-Za-z0-9][A-Za-z0-9_-]*)*$/.test(value))
+          requires.push(...value.split(','));
+        else bad('long-running migration names, comma-separated');
+        break;
       default:
         problems.push({
           file,
           line,
-          problem: `unknown option "${option}" (known: transaction:false, lock_timeout:<duration>|off, lock_retries:<n>)`,
+          problem: `unknown option "${option}" (known: transaction:false, lock_timeout:<duration>|off, lock_retries:<n>, requires:<long-running migration>)`,
         });
     }
   }
-  return { transaction, lockTimeoutMs, lockRetries };
+  return { transaction, lockTimeoutMs, lockRetries, ...(requires.length > 0 ? { requires } : {}) };
 }

@@ -19,7 +19,53 @@ export interface Driver {
    */
   readonly transactionalDdl: boolean;
   isTransactionalStatement?(sql: string): boolean;
+  /** How this database spells what generic SQL (the long-running migrations' store) needs. */
+  readonly sql: SqlDialect;
   connect(): Promise<Session>;
+}
+
+/** Column types for tables lockstep creates, on one database. */
+export interface ColumnTypes {
+  /** A short text primary key. */
+  readonly key: string;
+  /** Short text: names, states, who ran it. */
+  readonly text: string;
+  /** Unbounded text: errors, statements, JSON. */
+  readonly longText: string;
+  readonly integer: string;
+  /** 64-bit integers: batch cursors. */
+  readonly bigint: string;
+  readonly real: string;
+  readonly timestamp: string;
+  /** An auto-numbered primary key column, type and clause. */
+  readonly autoId: string;
+  /** After the closing parenthesis of CREATE TABLE, e.g. a storage engine. */
+  readonly tableOptions?: string;
+}
+
+/** The few things generic SQL needs from a database: placeholders, quoting, names, types. */
+export interface SqlDialect {
+  /** Placeholder of the i-th parameter (1-based): `$1` or `?`. */
+  param(index: number): string;
+  /** Quotes one identifier, or a dotted `schema.table` part by part. */
+  quote(identifier: string): string;
+  /** A table beside the ledger (same schema or database), quoted and qualified. */
+  table(name: string): string;
+  readonly types: ColumnTypes;
+  /** A timestamp (ISO 8601) as this database takes it as a parameter. */
+  timestamp(iso: string): unknown;
+  /** An expression read back as text: 64-bit integers arrive whole (SQLite returns JS numbers). */
+  asText(expression: string): string;
+  /** Whether a running statement can be cancelled or time-limited (SQLite: no, its API is synchronous). */
+  readonly cancellable: boolean;
+}
+
+/** A statement running on the server, found by the marker comment it was tagged with. */
+export interface RunningQuery {
+  /** What `cancelQuery` takes: the Postgres backend pid, the MySQL connection id. */
+  readonly id: string;
+  readonly query: string;
+  readonly runningMs: number;
 }
 
 export type LedgerState = 'applied' | 'running' | 'failed' | 'rolled_back';
@@ -58,11 +104,28 @@ export interface DbErrorInfo {
   readonly lockTimeout: boolean;
   /** The session is gone: the database rolled back its transaction and released its lock. */
   readonly connectionLost: boolean;
+  /** The statement names a table (or schema) that does not exist. */
+  readonly undefinedTable?: boolean;
 }
 
 export interface TransactionOptions {
   /** Give up waiting for a table lock after this long (Postgres `lock_timeout`). */
   readonly lockTimeoutMs?: number | undefined;
+  /**
+   * Serialize with every other exclusive transaction on the same table's store, whatever session
+   * runs it, until commit or rollback: the check-then-act of state transitions happens in one.
+   * Postgres: a transaction advisory lock; MySQL: GET_LOCK until the end; SQLite: every write
+   * transaction already is.
+   */
+  readonly exclusive?: boolean | undefined;
+}
+
+/** Per-operation limits and settings, applied to the session until the returned function restores them. */
+export interface SessionLimits {
+  /** Cancel a statement that runs longer (Postgres statement_timeout, MariaDB max_statement_time). */
+  readonly statementTimeoutMs?: number | undefined;
+  /** Database settings by name (Postgres GUCs, MySQL session variables, SQLite pragmas). */
+  readonly settings?: Readonly<Record<string, string | number>> | undefined;
 }
 
 export interface QueryResult {
@@ -106,6 +169,22 @@ export interface Session {
    * error message (Postgres: INVALID indexes of a concurrent build). Optional.
    */
   leftovers?(): Promise<string[]>;
+
+  /**
+   * This session will run long statements without holding the migration lock (a long-running
+   * migration's work session): ask the server to notice soon when its client vanishes, so what
+   * it runs is cancelled and rolled back (Postgres: client_connection_check_interval).
+   */
+  watchForDisconnect(): Promise<void>;
+  /** Applies limits and settings for the statements that follow; the result undoes them. */
+  applyLimits(limits: SessionLimits): Promise<() => Promise<void>>;
+  /**
+   * Statements of other sessions still running on the server whose text starts with the marker
+   * comment `/* <marker>`: what a dead worker left running. SQLite: none (no server).
+   */
+  findRunning(marker: string): Promise<RunningQuery[]>;
+  /** Cancels the statement a `findRunning` result names. */
+  cancelRunning(id: string): Promise<void>;
 
   close(): Promise<void>;
 }

@@ -1,25 +1,12 @@
-import type { LedgerRow, LedgerState } from './driver.js';
+import { ConfigError } from '../core/errors.js';
+import type { ColumnTypes, LedgerRow, LedgerState } from './driver.js';
 
 /** The ledger's columns, in the order of `ledgerValues`; shared by the SQL drivers. */
 export const LEDGER_COLUMNS =
   'version, name, checksum, state, direction, statements_done, statement_count, started_at, finished_at, duration_ms, applied_by, error';
 
-/** Column types of the ledger on one database. */
-export interface LedgerTypes {
-  /** The version column, the primary key. */
-  readonly key: string;
-  /** Short text: name, checksum, state, who applied it. */
-  readonly text: string;
-  /** Unbounded text: the error. */
-  readonly longText: string;
-  readonly integer: string;
-  readonly timestamp: string;
-  /** After the closing parenthesis, e.g. a storage engine. */
-  readonly options?: string;
-}
-
 /** The ledger's CREATE TABLE, the same on every SQL database but for the types. */
-export function createLedgerSql(table: string, t: LedgerTypes): string {
+export function createLedgerSql(table: string, t: ColumnTypes): string {
   return `CREATE TABLE IF NOT EXISTS ${table} (
   version ${t.key} NOT NULL PRIMARY KEY,
   name ${t.text} NOT NULL,
@@ -33,7 +20,7 @@ export function createLedgerSql(table: string, t: LedgerTypes): string {
   duration_ms ${t.integer},
   applied_by ${t.text} NOT NULL,
   error ${t.longText}
-)${t.options ?? ''}`;
+)${t.tableOptions ?? ''}`;
 }
 
 export function ledgerValues(row: LedgerRow): unknown[] {
@@ -78,4 +65,19 @@ function isoString(value: unknown): string | null {
 /** Quotes an identifier the standard way ("..." with doubled quotes). */
 export function quoteIdentifier(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** A LIKE pattern matching text that starts with `prefix` (backslash, `%` and `_` escaped). */
+export function likePrefix(prefix: string): string {
+  return `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/** A database setting's name, checked: it is spliced into SET/RESET/PRAGMA statements. */
+export function settingName(name: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/.test(name)) {
+    throw new ConfigError(
+      `invalid database setting name "${name}": use letters, digits and _ (e.g. work_mem)`,
+    );
+  }
+  return name;
 }

@@ -3,15 +3,26 @@ import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { ConfigError, ConnectionError, type LockHolder } from '../core/errors.js';
 import type { SplitDialect } from '../sql/split.js';
 import type {
+  ColumnTypes,
   DbErrorInfo,
   Driver,
   DriverOptions,
   LedgerRow,
   QueryResult,
+  RunningQuery,
   Session,
+  SessionLimits,
+  SqlDialect,
   TransactionOptions,
 } from './driver.js';
-import { createLedgerSql, fromLedgerRecord, LEDGER_COLUMNS, ledgerValues } from './ledger-sql.js';
+import {
+  createLedgerSql,
+  fromLedgerRecord,
+  LEDGER_COLUMNS,
+  ledgerValues,
+  likePrefix,
+  settingName,
+} from './ledger-sql.js';
 import { redactUrl } from './registry.js';
 
 const syntax: SplitDialect = {
@@ -33,6 +44,18 @@ const TRANSACTIONAL = /^\s*(INSERT|UPDATE|DELETE|REPLACE|SELECT|WITH|VALUES)\b/i
 /** GET_LOCK names are server-wide and at most 64 characters. */
 const MAX_LOCK_NAME = 64;
 
+const types: ColumnTypes = {
+  key: 'varchar(64)',
+  text: 'varchar(255)',
+  longText: 'text',
+  integer: 'int',
+  bigint: 'bigint',
+  real: 'double',
+  timestamp: 'datetime(3)',
+  autoId: 'bigint NOT NULL AUTO_INCREMENT PRIMARY KEY',
+  tableOptions: ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4',
+};
+
 const LOST_CONNECTION_CODES = new Set([
   'PROTOCOL_CONNECTION_LOST',
   'ECONNRESET',
@@ -43,12 +66,15 @@ const LOST_CONNECTION_CODES = new Set([
   'ER_CLIENT_INTERACTION_TIMEOUT',
 ]);
 
-/** The GET_LOCK name of a ledger: readable when it fits in 64 characters, else hashed. */
-export function mysqlLockName(database: string, table: string): string {
-  const plain = `lockstep:${database}.${table}`;
+/**
+ * The GET_LOCK name of a ledger (or, with prefix `lockstep-x`, of its exclusive transactions):
+ * readable when it fits in 64 characters, else hashed.
+ */
+export function mysqlLockName(database: string, table: string, prefix = 'lockstep'): string {
+  const plain = `${prefix}:${database}.${table}`;
   if (plain.length <= MAX_LOCK_NAME) return plain;
   const hash = createHash('sha256').update(plain).digest('hex');
-  return `lockstep:${hash.slice(0, MAX_LOCK_NAME - 'lockstep:'.length)}`;
+  return `${prefix}:${hash.slice(0, MAX_LOCK_NAME - prefix.length - 1)}`;
 }
 
 export function createMysqlDriver(url: string, options: DriverOptions): Driver {
@@ -74,11 +100,22 @@ export function createMysqlDriver(url: string, options: DriverOptions): Driver {
   // Qualified, so a migration's `USE other_db` never redirects the ledger writes.
   const table = `${quote(database)}.${quote(options.table)}`;
   const lockName = mysqlLockName(database, options.table);
+  const exclusiveLockName = mysqlLockName(database, options.table, 'lockstep-x');
+  const sql: SqlDialect = {
+    param: () => '?',
+    quote: (identifier) => identifier.split('.').map(quote).join('.'),
+    table: (name) => `${quote(database)}.${quote(name)}`,
+    types,
+    timestamp: (iso) => toDatetime(iso),
+    asText: (expression) => `CAST(${expression} AS CHAR)`,
+    cancellable: true,
+  };
   return {
     dialect: 'mysql',
     syntax,
     target: `${redactUrl(url)} (ledger ${database}.${options.table})`,
     transactionalDdl: false,
+    sql,
     isTransactionalStatement: (sql) => TRANSACTIONAL.test(sql),
     async connect() {
       const mysql = await import('mysql2/promise');
@@ -98,7 +135,7 @@ export function createMysqlDriver(url: string, options: DriverOptions): Driver {
       } catch (error) {
         throw new ConnectionError(`cannot connect to ${redactUrl(url)}: ${(error as Error).message}`);
       }
-      return new MysqlSession(connection, options, table, lockName);
+      return new MysqlSession(connection, options, table, lockName, exclusiveLockName);
     },
   };
 }
@@ -108,15 +145,25 @@ class MysqlSession implements Session {
   readonly #options: DriverOptions;
   readonly #table: string;
   readonly #lockName: string;
+  readonly #exclusiveLockName: string;
   #held = false;
+  #exclusive = false;
   #lockTimeoutSet = false;
+  #mariadb: boolean | undefined;
   #lost: Error | undefined;
 
-  constructor(connection: Connection, options: DriverOptions, table: string, lockName: string) {
+  constructor(
+    connection: Connection,
+    options: DriverOptions,
+    table: string,
+    lockName: string,
+    exclusiveLockName: string,
+  ) {
     this.#connection = connection;
     this.#options = options;
     this.#table = table;
     this.#lockName = lockName;
+    this.#exclusiveLockName = exclusiveLockName;
     connection.on('error', (error: Error) => {
       this.#lost = error;
     });
@@ -141,16 +188,7 @@ class MysqlSession implements Session {
   }
 
   async createLedger(): Promise<void> {
-    await this.#query(
-      createLedgerSql(this.#table, {
-        key: 'varchar(64)',
-        text: 'varchar(255)',
-        longText: 'text',
-        integer: 'int',
-        timestamp: 'datetime(3)',
-        options: ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4',
-      }),
-    );
+    await this.#query(createLedgerSql(this.#table, types));
   }
 
   async writeLedger(row: LedgerRow): Promise<void> {
@@ -217,6 +255,19 @@ class MysqlSession implements Session {
   }
 
   async begin(options: TransactionOptions): Promise<void> {
+    if (options.exclusive) {
+      // Taken before the transaction starts, so its first read already sees every earlier commit.
+      const seconds = Math.max(1, Math.ceil((options.lockTimeoutMs ?? 30_000) / 1000));
+      const [row] = await this.#query('SELECT GET_LOCK(?, ?) AS got', [this.#exclusiveLockName, seconds]);
+      if (Number(row?.got) !== 1) {
+        throw new ConnectionError(
+          `gave up after ${seconds}s waiting for GET_LOCK('${this.#exclusiveLockName}'), held by another lockstep transaction`,
+        );
+      }
+      this.#exclusive = true;
+      await this.#query('START TRANSACTION');
+      return;
+    }
     if (options.lockTimeoutMs) {
       // Session-wide in MySQL: set for this transaction only, restored when it ends.
       const seconds = Math.max(1, Math.ceil(options.lockTimeoutMs / 1000));
@@ -237,6 +288,10 @@ class MysqlSession implements Session {
   }
 
   async #restoreLockTimeout(): Promise<void> {
+    if (this.#exclusive) {
+      this.#exclusive = false;
+      await this.#query('SELECT RELEASE_LOCK(?)', [this.#exclusiveLockName]);
+    }
     if (!this.#lockTimeoutSet) return;
     this.#lockTimeoutSet = false;
     await this.#query('SET SESSION lock_wait_timeout = DEFAULT');
@@ -263,11 +318,57 @@ class MysqlSession implements Session {
       ...(e.code ? { code: e.code } : {}),
       ...(line ? { line: Number(line) } : {}),
       lockTimeout: e.code === 'ER_LOCK_WAIT_TIMEOUT',
+      undefinedTable: e.code === 'ER_NO_SUCH_TABLE',
       connectionLost:
         this.#lost !== undefined ||
         e.fatal === true ||
         (e.code !== undefined && LOST_CONNECTION_CODES.has(e.code)),
     };
+  }
+
+  async watchForDisconnect(): Promise<void> {
+    // MySQL has no such check: a statement whose client died runs to its end (findRunning sees it).
+  }
+
+  async applyLimits(limits: SessionLimits): Promise<() => Promise<void>> {
+    const entries: [string, string | number][] = Object.entries(limits.settings ?? {}).map(
+      ([name, value]) => [settingName(name), value],
+    );
+    if (limits.statementTimeoutMs) {
+      // MariaDB limits every statement (seconds); MySQL 8 only SELECTs (milliseconds).
+      this.#mariadb ??= /mariadb/i.test(String((await this.#query('SELECT VERSION() AS v'))[0]?.v));
+      entries.push(
+        this.#mariadb
+          ? ['max_statement_time', limits.statementTimeoutMs / 1000]
+          : ['max_execution_time', Math.round(limits.statementTimeoutMs)],
+      );
+    }
+    if (entries.length === 0) return async () => {};
+    await this.#query(
+      `SET ${entries.map(([name]) => `SESSION ${name} = ?`).join(', ')}`,
+      entries.map(([, value]) => value),
+    );
+    return async () => {
+      await this.#query(`SET ${entries.map(([name]) => `SESSION ${name} = DEFAULT`).join(', ')}`);
+    };
+  }
+
+  async findRunning(marker: string): Promise<RunningQuery[]> {
+    const rows = await this.#query(
+      `SELECT ID AS id, INFO AS query, TIME AS seconds FROM information_schema.PROCESSLIST
+        WHERE ID <> CONNECTION_ID() AND DB = DATABASE() AND INFO LIKE ?`,
+      [likePrefix(`/* ${marker}`)],
+    );
+    return rows.map((r) => ({
+      id: String(r.id),
+      query: String(r.query),
+      runningMs: Number(r.seconds) * 1000,
+    }));
+  }
+
+  async cancelRunning(id: string): Promise<void> {
+    if (!/^\d+$/.test(id)) throw new ConfigError(`not a MySQL connection id: "${id}"`);
+    await this.#query(`KILL QUERY ${id}`);
   }
 
   async close(): Promise<void> {

@@ -3,12 +3,16 @@ import type pg from 'pg';
 import { ConfigError, ConnectionError, type LockHolder, LockNotHeldError } from '../core/errors.js';
 import type { SplitDialect } from '../sql/split.js';
 import type {
+  ColumnTypes,
   DbErrorInfo,
   Driver,
   DriverOptions,
   LedgerRow,
   QueryResult,
+  RunningQuery,
   Session,
+  SessionLimits,
+  SqlDialect,
   TransactionOptions,
 } from './driver.js';
 import {
@@ -16,7 +20,9 @@ import {
   fromLedgerRecord,
   LEDGER_COLUMNS,
   ledgerValues,
+  likePrefix,
   quoteIdentifier,
+  settingName,
 } from './ledger-sql.js';
 import { redactUrl } from './registry.js';
 
@@ -32,6 +38,19 @@ const syntax: SplitDialect = {
 
 /** First key of every lockstep advisory lock ('LKST'), so other users of advisory locks never collide. */
 const LOCK_NAMESPACE = 0x4c4b5354;
+/** First key of the transaction locks of exclusive transactions ('LKSX'). */
+const EXCLUSIVE_NAMESPACE = 0x4c4b5358;
+
+const types: ColumnTypes = {
+  key: 'text',
+  text: 'text',
+  longText: 'text',
+  integer: 'integer',
+  bigint: 'bigint',
+  real: 'double precision',
+  timestamp: 'timestamptz',
+  autoId: 'bigserial PRIMARY KEY',
+};
 /** How often a waiter re-tries when no NOTIFY came (the holder died, or its notification was lost). */
 const FALLBACK_POLL_MS = 500;
 /** Ask the server to notice a vanished client within ~25 s (SPEC guarantee 9). */
@@ -63,11 +82,21 @@ export function createPostgresDriver(url: string, options: DriverOptions): Drive
   const qualified = `${quoteIdentifier(schema)}.${quoteIdentifier(table)}`;
   const lockKey = createHash('sha256').update(`${schema}.${table}`).digest().readInt32BE(0) & 0x7fffffff;
   const target = `${redactUrl(url)} (ledger ${schema}.${table})`;
+  const sql: SqlDialect = {
+    param: (index) => `$${index}`,
+    quote: (identifier) => identifier.split('.').map(quoteIdentifier).join('.'),
+    table: (name) => `${quoteIdentifier(schema)}.${quoteIdentifier(name)}`,
+    types,
+    timestamp: (iso) => iso,
+    asText: (expression) => `(${expression})::text`,
+    cancellable: true,
+  };
   return {
     dialect: 'postgres',
     syntax,
     transactionalDdl: true,
     target,
+    sql,
     async connect() {
       const { default: pgModule } = await import('pg');
       const client = new pgModule.Client({
@@ -140,15 +169,7 @@ class PostgresSession implements Session {
     if (schema.rowCount === 0) {
       await this.#query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(this.#schema)}`);
     }
-    await this.#query(
-      createLedgerSql(this.#table, {
-        key: 'text',
-        text: 'text',
-        longText: 'text',
-        integer: 'integer',
-        timestamp: 'timestamptz',
-      }),
-    );
+    await this.#query(createLedgerSql(this.#table, types));
   }
 
   async writeLedger(row: LedgerRow): Promise<void> {
@@ -265,7 +286,10 @@ class PostgresSession implements Session {
 
   async begin(options: TransactionOptions): Promise<void> {
     const timeout = options.lockTimeoutMs;
-    await this.#query(timeout ? `BEGIN; SET LOCAL lock_timeout = '${Math.round(timeout)}ms'` : 'BEGIN');
+    // Numbers only: nothing user-supplied is spliced here.
+    let sql = timeout ? `BEGIN; SET LOCAL lock_timeout = '${Math.round(timeout)}ms'` : 'BEGIN';
+    if (options.exclusive) sql += `; SELECT pg_advisory_xact_lock(${EXCLUSIVE_NAMESPACE}, ${this.#lockKey})`;
+    await this.#query(sql);
   }
 
   async commit(): Promise<void> {
@@ -294,6 +318,7 @@ class PostgresSession implements Session {
       ...(e.position ? { position: Number(e.position) - 1 } : {}),
       lockTimeout: e.code === '55P03',
       connectionLost: lost,
+      undefinedTable: e.code === '42P01' || e.code === '3F000',
     };
   }
 
@@ -305,6 +330,46 @@ class PostgresSession implements Session {
        WHERE NOT i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
     );
     return result.rows.map((r) => `INVALID index ${r.name} (drop it with DROP INDEX CONCURRENTLY ${r.name})`);
+  }
+
+  async watchForDisconnect(): Promise<void> {
+    await this.#query(
+      "SELECT set_config(name, $1, false) FROM pg_settings WHERE name = 'client_connection_check_interval'",
+      [CONNECTION_CHECK_INTERVAL],
+    );
+  }
+
+  async applyLimits(limits: SessionLimits): Promise<() => Promise<void>> {
+    const entries = Object.entries(limits.settings ?? {}).map(([name, value]) => [
+      settingName(name),
+      String(value),
+    ]);
+    if (limits.statementTimeoutMs)
+      entries.push(['statement_timeout', `${Math.round(limits.statementTimeoutMs)}ms`]);
+    if (entries.length === 0) return async () => {};
+    await this.#query(
+      `SELECT ${entries.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, false)`).join(', ')}`,
+      entries.flat(),
+    );
+    // RESET returns each to the session's default; names are checked identifiers.
+    return async () => {
+      await this.#query(entries.map(([name]) => `RESET ${name}`).join('; '));
+    };
+  }
+
+  async findRunning(marker: string): Promise<RunningQuery[]> {
+    const result = await this.#query(
+      `SELECT pid::text AS id, query,
+              (EXTRACT(EPOCH FROM clock_timestamp() - query_start) * 1000)::bigint AS ms
+         FROM pg_stat_activity
+        WHERE pid <> pg_backend_pid() AND datname = current_database() AND state <> 'idle' AND query LIKE $1`,
+      [likePrefix(`/* ${marker}`)],
+    );
+    return result.rows.map((r) => ({ id: String(r.id), query: String(r.query), runningMs: Number(r.ms) }));
+  }
+
+  async cancelRunning(id: string): Promise<void> {
+    await this.#query('SELECT pg_cancel_backend($1::int)', [id]);
   }
 
   async close(): Promise<void> {

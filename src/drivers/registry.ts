@@ -61,3 +61,16 @@ export function scrubSecrets(text: string, url: string): string {
   for (const secret of secrets.filter((s) => s.length > 0)) result = result.split(secret).join('***');
   return result;
 }
+
+/** Runs `work`; no error leaves it with a secret from `url` in its message or stack. */
+export async function withoutSecrets<T>(url: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof Error) {
+      error.message = scrubSecrets(error.message, url);
+      if (error.stack) error.stack = scrubSecrets(error.stack, url);
+    }
+    throw error;
+  }
+}

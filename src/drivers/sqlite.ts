@@ -5,13 +5,25 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { ConfigError, ConnectionError, type LockHolder } from '../core/errors.js';
 import type { SplitDialect } from '../sql/split.js';
 import { sleep } from '../util/duration.js';
-import type { DbErrorInfo, Driver, DriverOptions, LedgerRow, QueryResult, Session } from './driver.js';
+import type {
+  ColumnTypes,
+  DbErrorInfo,
+  Driver,
+  DriverOptions,
+  LedgerRow,
+  QueryResult,
+  RunningQuery,
+  Session,
+  SessionLimits,
+  SqlDialect,
+} from './driver.js';
 import {
   createLedgerSql,
   fromLedgerRecord,
   LEDGER_COLUMNS,
   ledgerValues,
   quoteIdentifier,
+  settingName,
 } from './ledger-sql.js';
 
 const syntax: SplitDialect = {
@@ -22,6 +34,28 @@ const syntax: SplitDialect = {
   backticks: true,
   brackets: true,
   bodies: 'sqlite-trigger',
+};
+
+const types: ColumnTypes = {
+  key: 'TEXT',
+  text: 'TEXT',
+  longText: 'TEXT',
+  integer: 'INTEGER',
+  bigint: 'INTEGER',
+  real: 'REAL',
+  timestamp: 'TEXT',
+  autoId: 'INTEGER PRIMARY KEY',
+};
+
+const sql: SqlDialect = {
+  param: () => '?',
+  quote: (identifier) => quoteIdentifier(identifier),
+  table: (name) => quoteIdentifier(name),
+  types,
+  timestamp: (iso) => iso,
+  asText: (expression) => `CAST(${expression} AS TEXT)`,
+  // better-sqlite3 runs a statement synchronously: nothing can interrupt or time-limit it.
+  cancellable: false,
 };
 
 /** Busy timeout for the target database, where the application's own connections may write. */
@@ -66,6 +100,7 @@ export function createSqliteDriver(url: string, options: DriverOptions): Driver 
     syntax,
     transactionalDdl: true,
     target: `sqlite:${file} (ledger ${options.table})`,
+    sql,
     async connect() {
       const { default: Database } = await import('better-sqlite3');
       try {
@@ -129,15 +164,7 @@ class SqliteSession implements Session {
 
   async createLedger(): Promise<void> {
     this.#options.onQuery?.('CREATE TABLE');
-    this.#db.exec(
-      createLedgerSql(this.#table, {
-        key: 'TEXT',
-        text: 'TEXT',
-        longText: 'TEXT',
-        integer: 'INTEGER',
-        timestamp: 'TEXT',
-      }),
-    );
+    this.#db.exec(createLedgerSql(this.#table, types));
   }
 
   async writeLedger(row: LedgerRow): Promise<void> {
@@ -245,8 +272,37 @@ class SqliteSession implements Session {
       ...(e.code ? { code: e.code } : {}),
       lockTimeout: false,
       connectionLost: false,
+      undefinedTable: /no such table/.test(e.message ?? ''),
     };
   }
+
+  async watchForDisconnect(): Promise<void> {
+    // In-process: a statement dies with the process that runs it.
+  }
+
+  async applyLimits(limits: SessionLimits): Promise<() => Promise<void>> {
+    // No statement timeout: see `cancellable`. Settings are pragmas, restored to what they were.
+    const previous: [string, unknown][] = [];
+    for (const [name, value] of Object.entries(limits.settings ?? {})) {
+      const pragma = settingName(name);
+      if (!/^[A-Za-z0-9_.+-]+$/.test(String(value))) {
+        throw new ConfigError(`invalid value "${value}" for PRAGMA ${pragma}: use a number or a word`);
+      }
+      previous.push([pragma, this.#db.pragma(pragma, { simple: true })]);
+      this.#options.onQuery?.(`PRAGMA ${pragma} = ${value}`);
+      this.#db.pragma(`${pragma} = ${value}`);
+    }
+    return async () => {
+      for (const [pragma, value] of previous.reverse()) this.#db.pragma(`${pragma} = ${value}`);
+    };
+  }
+
+  async findRunning(): Promise<RunningQuery[]> {
+    // No server: a statement never outlives the process that ran it.
+    return [];
+  }
+
+  async cancelRunning(): Promise<void> {}
 
   async close(): Promise<void> {
     await this.unlock().catch(() => {});

@@ -191,9 +191,133 @@ for (const target of TARGETS) {
 
     it('runs parameterised queries and returns rows', async () => {
       const s = await connect();
-      const placeholder = target.kind === 'postgres' ? '$1' : '?';
-      const result = await s.execute(`SELECT ${placeholder} AS answer`, [42]);
+      const driver = await driverFor();
+      const result = await s.execute(`SELECT ${driver.sql.param(1)} AS answer`, [42]);
       assert.equal(Number(result.rows[0]?.answer), 42);
+    });
+
+    it('spells generic SQL: quoted names beside the ledger, column types, a missing table', async () => {
+      const driver = await driverFor();
+      const s = await connect();
+      const table = driver.sql.table('generic "odd" name');
+      const t = driver.sql.types;
+      await s.execute(
+        `CREATE TABLE ${table} (id ${t.autoId}, k ${t.key} NOT NULL, big ${t.bigint}, at ${t.timestamp} NULL, r ${t.real})${t.tableOptions ?? ''}`,
+      );
+      const at = '2026-01-02T03:04:05.678Z';
+      await s.execute(
+        `INSERT INTO ${table} (k, big, at, r) VALUES (${[1, 2, 3, 4].map((i) => driver.sql.param(i)).join(', ')})`,
+        ['x', '9007199254740993', driver.sql.timestamp(at), 0.5],
+      );
+      const [row] = (await s.execute(`SELECT id, k, ${driver.sql.asText('big')} AS big, at, r FROM ${table}`))
+        .rows;
+      assert.equal(row?.big, '9007199254740993', 'a bigint survives whole, read as text');
+      assert.equal(Number(row?.r), 0.5);
+      assert.ok(Number(row?.id) >= 1);
+      const error = await s.execute(`SELECT * FROM ${driver.sql.table('absent')}`).then(
+        () => assert.fail('expected an error'),
+        (e: unknown) => e,
+      );
+      assert.equal(s.describeError(error).undefinedTable, true);
+    });
+
+    it('serializes exclusive transactions across processes', async () => {
+      const run = () =>
+        new Promise<{ entered: number; left: number }>((resolve, reject) => {
+          const child = spawn(
+            process.execPath,
+            [path.join(ROOT, 'test/fixtures/exclusive.mjs'), db.url, 'excl'],
+            {
+              stdio: ['ignore', 'pipe', 'inherit'],
+            },
+          );
+          let out = '';
+          child.stdout.on('data', (d) => {
+            out += d;
+          });
+          child.on('close', (code) =>
+            code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`exit ${code}`)),
+          );
+        });
+      const spans = (await Promise.all([run(), run(), run()])).sort((a, b) => a.entered - b.entered);
+      for (let i = 1; i < spans.length; i++) {
+        assert.ok(
+          (spans[i]?.entered as number) >= (spans[i - 1]?.left as number) - 5,
+          `no overlap: ${JSON.stringify(spans)}`,
+        );
+      }
+    });
+
+    it('applies statement limits and settings, and restores them', async () => {
+      const driver = await driverFor();
+      const s = await connect();
+      const setting = {
+        postgres: ['work_mem', '7MB'],
+        mysql: ['sort_buffer_size', 1048576],
+        sqlite: ['cache_size', -4321],
+      }[target.kind] as [string, string | number];
+      const read = {
+        postgres: 'SELECT current_setting($1) AS v',
+        mysql: 'SELECT @@SESSION.sort_buffer_size AS v',
+        sqlite: 'SELECT cache_size AS v FROM pragma_cache_size()',
+      }[target.kind];
+      const value = async () =>
+        String((await s.execute(read, target.kind === 'postgres' ? [setting[0]] : [])).rows[0]?.v);
+      const before = await value();
+      const restore = await s.applyLimits({
+        statementTimeoutMs: 200,
+        settings: { [setting[0]]: setting[1] },
+      });
+      assert.equal(await value(), String(setting[1]));
+      if (driver.sql.cancellable) {
+        const sleep = target.kind === 'postgres' ? 'SELECT pg_sleep(3)' : 'SELECT SLEEP(3)';
+        const started = Date.now();
+        const outcome = await s.execute(sleep).then(
+          (r) => r,
+          (e: unknown) => e,
+        );
+        assert.ok(Date.now() - started < 2_000, 'the statement was cut short');
+        // MariaDB ends a SLEEP at its max_statement_time with a result of 1 instead of an error.
+        if (target.kind === 'postgres') assert.match(s.describeError(outcome).message, /statement timeout/);
+      }
+      await restore();
+      assert.equal(await value(), before);
+      await assert.rejects(
+        s.applyLimits({ settings: { 'bad name; DROP': 1 } }),
+        /invalid database setting name/,
+      );
+    });
+
+    it('finds a statement by its marker comment from another session, and cancels it', async () => {
+      const driver = await driverFor();
+      const a = await connect();
+      const b = await connect();
+      if (!driver.sql.cancellable) {
+        assert.deepEqual(
+          await b.findRunning('lockstep-async:x:'),
+          [],
+          'no server: nothing outlives its process',
+        );
+        return;
+      }
+      const sleep = target.kind === 'postgres' ? 'SELECT pg_sleep(30)' : 'SELECT SLEEP(30)';
+      const running = a.execute(`/* lockstep-async:xz1:op1:a1:s1 */ ${sleep}`).then(
+        (r) => r,
+        (e: unknown) => e,
+      );
+      let found: Awaited<ReturnType<Session['findRunning']>> = [];
+      for (let i = 0; i < 100 && found.length === 0; i++) {
+        found = await b.findRunning('lockstep-async:xz1:');
+        if (found.length === 0) await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(found.length, 1);
+      assert.match(found[0]?.query ?? '', /lockstep-async:xz1:op1/);
+      assert.deepEqual(await b.findRunning('lockstep-async:xz:'), [], 'markers match whole names');
+      assert.deepEqual(await b.findRunning('lockstep-async:x_1:'), [], '_ is not a wildcard');
+      const started = Date.now();
+      await b.cancelRunning(found[0]?.id as string);
+      await running;
+      assert.ok(Date.now() - started < 5_000, 'cancelled, not finished');
     });
   });
 }

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pg from 'pg';
 import {
+  AsyncRequiredError,
+  createAsyncMigrator,
   createMigrator,
   DirtyStateError,
   type LockstepEvent,
@@ -44,6 +46,59 @@ for (const target of TARGETS) {
           'one round trip besides connecting',
         );
         assert.equal(events.filter((e) => e.type === 'lock-acquired').length, 0, 'no lock taken');
+      } finally {
+        await db.cleanup();
+      }
+    });
+
+    it('a migration that requires a long-running migration waits for it to be completed', async () => {
+      const db = await target.create();
+      try {
+        const dir = writeMigrations(db.dir, {
+          ...MIGRATIONS,
+          '003_needs_backfill.sql': `-- migrate:up requires:0001_backfill
+CREATE TABLE after_backfill (id integer);
+`,
+        });
+        const asyncDir = writeMigrations(
+          db.dir,
+          {
+            '0001_backfill.sql': `-- async:description fill users
+-- async:operation
+INSERT INTO users (id, email) VALUES (1, 'a@example.com');
+-- async:rollback
+DELETE FROM users WHERE id = 1;
+`,
+          },
+          'async',
+        );
+        const refused = await migrate({ url: db.url, dir }).then(
+          () => assert.fail('expected a refusal'),
+          (e: unknown) => e,
+        );
+        assert.ok(refused instanceof AsyncRequiredError, String(refused));
+        assert.equal(refused.exitCode, 6);
+        assert.match(
+          refused.message,
+          /migration 003 \(\S*003_needs_backfill\.sql\) requires long-running migration 0001_backfill \(not_started\) to be completed first\. Nothing was changed\.\n {2}fix: lockstep async trigger 0001_backfill, then lockstep up again/,
+        );
+        assert.equal(
+          (await createMigrator({ url: db.url, dir }).status()).ledgerExists,
+          false,
+          'nothing applied',
+        );
+
+        // The schema it needs comes first, in a deploy without 003; then the backfill; then 003.
+        await migrate({ url: db.url, dir: writeMigrations(db.dir, MIGRATIONS, 'first') });
+        const backfill = createAsyncMigrator({ url: db.url, dir: asyncDir });
+        await backfill.trigger('0001_backfill');
+        await assert.rejects(migrate({ url: db.url, dir }), /0001_backfill \(starting, 0%\)/);
+        await backfill.wait('0001_backfill');
+        const applied = await migrate({ url: db.url, dir });
+        assert.deepEqual(
+          applied.applied.map((m) => m.version),
+          ['003'],
+        );
       } finally {
         await db.cleanup();
       }

@@ -91,6 +91,8 @@ describe('parseSqlFile: marker options', () => {
       options: 'transaction:false   lock_timeout:5s lock_retries:10',
       settings: { transaction: false, lockTimeoutMs: 5000, lockRetries: 10 },
     },
+    { options: 'requires:0001_backfill', settings: { ...DEFAULTS, requires: ['0001_backfill'] } },
+    { options: 'requires:a,b-2', settings: { ...DEFAULTS, requires: ['a', 'b-2'] } },
   ];
   for (const { options, settings } of cases) {
     it(`"-- migrate:up ${options}"`, () => {
@@ -121,6 +123,8 @@ describe('parseSqlFile: marker options', () => {
     { options: 'lock_retries:-1', problem: /lock_retries takes a whole number/ },
     { options: 'lock_retries:many', problem: /lock_retries takes a whole number/ },
     { options: 'lock_retries:1.5', problem: /lock_retries takes a whole number/ },
+    { options: 'requires:', problem: /requires takes long-running migration names, comma-separated/ },
+    { options: 'requires:a,,b', problem: /requires takes long-running migration names/ },
   ];
   for (const { options, problem } of bad) {
     it(`reports "${options}" with the marker's line`, () => {

@@ -1,0 +1,49 @@
+import { ExitCode, LockstepError } from '../core/errors.js';
+import type { AsyncAction, AsyncState } from './states.js';
+
+/**
+ * The state machine said no: another long-running migration is active, or the action does not
+ * apply to the run's state. Nothing was changed.
+ */
+export class AsyncRefusedError extends LockstepError {
+  readonly code = 'ASYNC_REFUSED';
+  readonly exitCode = ExitCode.refused;
+  constructor(
+    readonly migration: string,
+    readonly action: AsyncAction,
+    readonly state: AsyncState,
+    /** The active run that blocks it, when that is the reason. */
+    readonly active: string | null,
+    readonly reason: string,
+  ) {
+    super(`cannot ${action} ${migration}: ${reason}. Nothing was changed.`);
+  }
+}
+
+/** A run ended errored or failed_at_startup while this process waited for it. */
+export class AsyncRunError extends LockstepError {
+  readonly code = 'ASYNC_FAILED';
+  readonly exitCode = ExitCode.migrationFailed;
+  constructor(
+    readonly migration: string,
+    readonly state: AsyncState,
+    readonly recordedError: string,
+    readonly fix: string,
+  ) {
+    super(`long-running migration ${migration} is ${state}: ${recordedError}\n  fix: ${fix}`);
+  }
+}
+
+/** Another process took the run over (it judged this worker dead): this one stops, writing nothing. */
+export class RunTakenOverError extends LockstepError {
+  readonly code = 'ASYNC_TAKEN_OVER';
+  readonly exitCode = ExitCode.refused;
+  constructor(
+    readonly migration: string,
+    readonly attempt: number,
+  ) {
+    super(
+      `long-running migration ${migration}: attempt ${attempt} was taken over by another process (it found this worker's lock free); this worker stopped without recording anything more`,
+    );
+  }
+}
