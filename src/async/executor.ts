@@ -427,23 +427,19 @@ class RunExecutor {
   }
 
   async #stop(where: string): Promise<never> {
+    // An operator's decision, not a failure: said in the run's error field, no error row.
     const message = `stopped on request ${where}; resume continues from there, rollback undoes it`;
-    await this.#record(
-      { state: 'errored', error: message, queryTag: null },
-      { operation: null, statement: null, message },
-    );
+    await this.#record({ state: 'errored', error: message, queryTag: null });
     throw new Stopped();
   }
 
   #where(): string {
-    const run = this.#run;
-    const count = run.opCount;
-    if (run.direction === 'rollback')
-      return `with operations 1..${run.opIndex + 1} of ${count} still in effect`;
-    const batch = run.cursor !== null ? ` (batched: keys before ${run.cursor} done)` : '';
-    return run.opIndex === 0 && batch === ''
-      ? 'before operation 1'
-      : `after operation ${run.opIndex} of ${count}${batch ? `, in operation ${run.opIndex + 1}${batch}` : ''}`;
+    const { opIndex, opCount, cursor, rangeMin, rangeMax, direction } = this.#run;
+    if (direction === 'rollback') return `with operations 1..${opIndex + 1} of ${opCount} still in effect`;
+    if (cursor !== null) {
+      return `in operation ${opIndex + 1} of ${opCount}, batched: keys ${rangeMin}..${cursor - 1n} of ${rangeMin}..${rangeMax} done`;
+    }
+    return opIndex === 0 ? `before operation 1 of ${opCount}` : `after operation ${opIndex} of ${opCount}`;
   }
 
   async #fail(failure: OperationFailure): Promise<AsyncRun> {

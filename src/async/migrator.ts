@@ -581,7 +581,6 @@ export class AsyncMigrator {
         state,
         ...(reaped ? { reaped } : {}),
       };
-      if (state !== run.state) this.#config.on({ type: 'async-state', name, state, previous: run.state });
       return result;
     });
   }

@@ -31,7 +31,7 @@ export class AsyncEventPrinter {
         const now = Date.now();
         if (now - this.#lastProgress < 1_000) return undefined;
         this.#lastProgress = now;
-        return `${event.name}: ${event.progress}% (operation ${event.operation}: keys up to ${event.to} of ${event.rangeMax})`;
+        return `${event.name}: ${event.progress}% (operation ${event.operation}: keys below ${event.to} done, of ${event.rangeMax})`;
       }
       case 'async-orphan':
         return `${event.name}: ${event.action === 'cancelled' ? 'cancelled' : 'waiting for'} a statement its dead worker left running (id ${event.id}, ${Math.round(event.runningMs / 1000)}s): ${abbreviate(event.query)}`;
@@ -167,16 +167,9 @@ function describeState(r: AsyncRunView): string {
   return r.state;
 }
 
-const COMMAND: Record<AsyncAction, string> = {
-  trigger: 'trigger',
-  stop: 'stop',
-  'force-stop': 'stop --force',
-  resume: 'resume',
-  rollback: 'rollback',
-};
-
 function nextSteps(r: AsyncRunView): string {
-  return r.actions.map((a) => `lockstep async ${COMMAND[a]} ${r.name}`).join(' | ');
+  const command = (a: AsyncAction) => (a === 'force-stop' ? `stop ${r.name} --force` : `${a} ${r.name}`);
+  return r.actions.map((a) => `lockstep async ${command(a)}`).join(' | ');
 }
 
 function abbreviate(sql: string): string {

@@ -295,7 +295,7 @@ UPDATE items SET n = n - 1 WHERE id >= :start AND id < :end;
         assert.equal(stopped.code, 1, 'the waiting process reports the stop');
         assert.match(
           stopped.stderr,
-          /stopped on request after operation 0 of 1, in operation 1 \(batched: keys before \d+ done\)/,
+          /stopped on request in operation 1 of 1, batched: keys 1\.\.\d+ of 1\.\.400 done; resume continues from there/,
         );
         const row = await stateRow(db, 'b1');
         assert.equal(row?.state, 'errored');
