@@ -5,7 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { DEFAULT_TABLE, DEFAULT_URL } from '../core/config.js';
-import { ConfigError, LockstepError, SourceError } from '../core/errors.js';
+import { ConfigError, ConnectionError, LockstepError, SourceError } from '../core/errors.js';
 import { acquireLock } from '../core/lock.js';
 import type { Driver, Session } from '../drivers/driver.js';
 import { openDriver, redactUrl, withoutSecrets } from '../drivers/registry.js';
@@ -438,6 +438,11 @@ export class AsyncMigrator {
           try {
             executed = await this.#claimAndExecute(o, await this.#files(), options.signal);
           } catch (error) {
+            if (!(error instanceof LockstepError) && o.session.describeError(error).connectionLost) {
+              throw new ConnectionError(
+                `the worker lost its database session: ${(error as Error).message}. A run it was executing is left to the next worker (its lock is free).`,
+              );
+            }
             // A worker outlives what goes wrong in one run; the run's state says what happened.
             if (!(error instanceof LockstepError) || options.once) throw error;
             this.#config.on({ type: 'async-log', name: '-', message: error.message });
