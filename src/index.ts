@@ -1,4 +1,5 @@
-import { AsyncMigrator, type AsyncOptions } from './async/migrator.js';
+import type { AsyncOptions } from './async/config.js';
+import { AsyncMigrator } from './async/migrator.js';
 import type { LockstepOptions } from './core/config.js';
 import type { MigrationFunction, MigrationSettings } from './core/migration.js';
 import { Migrator, type UpResult } from './core/runner.js';
@@ -50,6 +51,8 @@ export function defineMigration(definition: MigrationDefinition): MigrationDefin
   return definition;
 }
 
+export type { AsyncOptions } from './async/config.js';
+export { DEFAULT_ASYNC_DIR, DEFAULT_ASYNC_TABLE } from './async/config.js';
 export type {
   AsyncBatchedOperation,
   AsyncCheck,
@@ -60,13 +63,14 @@ export type {
   AsyncSqlOperation,
 } from './async/definition.js';
 export { defineAsyncMigration } from './async/definition.js';
-export { AsyncRefusedError, AsyncRunError, RunTakenOverError } from './async/errors.js';
+export { AsyncRefusedError, AsyncRunError, AsyncUnknownError, RunTakenOverError } from './async/errors.js';
 export type { AsyncEvent, AsyncEventHandler } from './async/events.js';
-export type { AsyncActionResult, AsyncOptions, AsyncRunView, AsyncStatusResult } from './async/migrator.js';
-export { AsyncMigrator, DEFAULT_ASYNC_DIR, DEFAULT_ASYNC_TABLE } from './async/migrator.js';
+export type { AsyncActionResult, AsyncStatusResult } from './async/migrator.js';
+export { AsyncMigrator } from './async/migrator.js';
 export type { AsyncAction, AsyncState } from './async/states.js';
 export { ACTIVE_STATES, ASYNC_STATES, allowedActions } from './async/states.js';
 export type { AsyncErrorRecord } from './async/store.js';
+export type { AsyncRunView } from './async/view.js';
 
 /** Long-running migrations of one database: status, trigger, stop, resume, rollback, and the worker. */
 export function createAsyncMigrator(options: AsyncOptions = {}): AsyncMigrator {

@@ -20,6 +20,18 @@ export class AsyncRefusedError extends LockstepError {
   }
 }
 
+/** No definition file and no state row has this name. */
+export class AsyncUnknownError extends LockstepError {
+  readonly code = 'ASYNC_UNKNOWN';
+  readonly exitCode = ExitCode.badInput;
+  constructor(
+    readonly migration: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** A run ended errored or failed_at_startup while this process waited for it. */
 export class AsyncRunError extends LockstepError {
   readonly code = 'ASYNC_FAILED';

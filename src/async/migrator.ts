@@ -3,96 +3,20 @@
  * executes them. Every transition is one exclusive transaction that checks and changes the state
  * (SPEC "Long-running migrations"); the CLI and the HTTP server are thin layers over this class.
  */
-import { hostname } from 'node:os';
-import { DEFAULT_TABLE, DEFAULT_URL } from '../core/config.js';
-import { ConfigError, ConnectionError, LockstepError, SourceError } from '../core/errors.js';
+import { ConfigError, ConnectionError, LockstepError } from '../core/errors.js';
 import { acquireLock } from '../core/lock.js';
 import type { Driver, Session } from '../drivers/driver.js';
 import { openDriver, redactUrl, withoutSecrets } from '../drivers/registry.js';
-import { parseDuration, sleep } from '../util/duration.js';
+import { sleep } from '../util/duration.js';
+import { type AsyncConfig, type AsyncOptions, resolveAsyncConfig } from './config.js';
 import type { LoadedDefinition } from './definition.js';
-import { AsyncRefusedError, AsyncRunError, RunTakenOverError } from './errors.js';
-import type { AsyncEventHandler } from './events.js';
+import { AsyncRefusedError, AsyncRunError, AsyncUnknownError, RunTakenOverError } from './errors.js';
 import { executeRun } from './executor.js';
 import { planChecksum, planRun, resolveParameters } from './plan.js';
 import { type DefinitionFile, readDefinitionFiles } from './sources.js';
 import { type AsyncAction, type AsyncState, allowedActions, isActive, SETTLED_STATES } from './states.js';
 import { type AsyncErrorRecord, type AsyncRun, AsyncStore, NEW_RUN } from './store.js';
-
-export const DEFAULT_ASYNC_DIR = 'db/async-migrations';
-export const DEFAULT_ASYNC_TABLE = 'lockstep_async';
-
-export interface AsyncOptions {
-  /** Database URL, as for `migrate()`. Default is `DATABASE_URL`, else `sqlite:db/lockstep.sqlite3`. */
-  readonly url?: string | undefined;
-  /** Directory of long-running migration definitions. Default is `db/async-migrations`. */
-  readonly dir?: string | undefined;
-  /** State table (its errors go to `<table>_errors`). Default is `lockstep_async`. */
-  readonly table?: string | undefined;
-  /** The migration ledger, whose lock guards creating the state tables. Default is `lockstep_migrations`. */
-  readonly ledgerTable?: string | undefined;
-  /**
-   * A run whose worker died (its lock is free), found by a worker: mark it errored (a person
-   * decides), or resume it at once. Default is `error`.
-   */
-  readonly onDeadWorker?: 'error' | 'resume' | undefined;
-  /**
-   * A statement a dead worker left running on the server, found when the run is resumed: wait
-   * for it to end, or cancel it. Default is `wait`.
-   */
-  readonly orphans?: 'wait' | 'cancel' | undefined;
-  /** How often an idle worker looks for work, in ms or as `1s`. Default is 1s. */
-  readonly pollInterval?: number | string | undefined;
-  /** How long to wait for the migration lock when creating the state tables. Default is 15 minutes. */
-  readonly lockTimeout?: number | string | undefined;
-  readonly on?: AsyncEventHandler | undefined;
-  /** Base for relative paths. Default is `process.cwd()`. */
-  readonly cwd?: string | undefined;
-}
-
-/** A long-running migration as status shows it: its definition joined with its state row. */
-export interface AsyncRunView {
-  readonly name: string;
-  readonly description: string | null;
-  /** The definition file; null when it is gone (the run's frozen plan still works). */
-  readonly file: string | null;
-  readonly state: AsyncState;
-  /**
-   * For an active run with a worker: whether that worker is alive (holds the run lock). A false
-   * here is a dead worker, found at once: resume, rollback or stop it.
-   */
-  readonly alive: boolean | null;
-  /** Active, and no worker has picked it up yet. */
-  readonly waitingForWorker: boolean;
-  readonly direction: 'forward' | 'rollback';
-  readonly progress: number;
-  /** The operation in flight (or next), 1-based. */
-  readonly operation: {
-    readonly number: number;
-    readonly count: number;
-    readonly kind: 'sql' | 'batched';
-    readonly statement: string;
-    readonly batch: { readonly cursor: string; readonly min: string; readonly max: string } | null;
-  } | null;
-  readonly queryTag: string | null;
-  readonly attempt: number;
-  readonly worker: string | null;
-  readonly requestedBy: string | null;
-  readonly parameters: Readonly<Record<string, number | string>> | null;
-  readonly dependsOn: readonly string[];
-  readonly queuedAt: string | null;
-  readonly startedAt: string | null;
-  readonly updatedAt: string | null;
-  readonly finishedAt: string | null;
-  readonly error: string | null;
-  readonly note: string | null;
-  /** The file no longer plans to what the run froze (the run goes on with what it froze). */
-  readonly definitionChanged: boolean | null;
-  /** Why the definition file cannot be used as it is, when it cannot. */
-  readonly definitionProblem: string | null;
-  /** What may be done now: the CLI's commands, the status page's buttons. */
-  readonly actions: AsyncAction[];
-}
+import { type AsyncRunView, describeRun } from './view.js';
 
 export interface AsyncStatusResult {
   readonly target: string;
@@ -113,20 +37,6 @@ export interface AsyncActionResult {
   readonly note?: string | undefined;
 }
 
-interface Resolved {
-  readonly url: string;
-  readonly dir: string;
-  readonly table: string;
-  readonly ledgerTable: string;
-  readonly onDeadWorker: 'error' | 'resume';
-  readonly orphans: 'wait' | 'cancel';
-  readonly pollMs: number;
-  readonly lockTimeoutMs: number;
-  readonly on: AsyncEventHandler;
-  readonly cwd: string;
-  readonly runnerId: string;
-}
-
 interface Opened {
   readonly driver: Driver;
   readonly session: Session;
@@ -134,10 +44,10 @@ interface Opened {
 }
 
 export class AsyncMigrator {
-  readonly #config: Resolved;
+  readonly #config: AsyncConfig;
 
   constructor(options: AsyncOptions = {}) {
-    this.#config = resolve(options);
+    this.#config = resolveAsyncConfig(options);
   }
 
   /** The store's location, password hidden. */
@@ -149,32 +59,22 @@ export class AsyncMigrator {
   status(name?: string): Promise<AsyncStatusResult> {
     return this.#guard(async () => {
       const files = await this.#files();
-      if (name !== undefined && !files.some((f) => f.name === name)) {
-        // A run whose file is gone can still be looked at.
-        return this.#withSession(async (o) => {
-          const run = (await o.store.readAll())?.find((r) => r.name === name);
-          if (!run) throw unknownName(name, files, this.#config.dir);
-          return {
-            target: this.target,
-            runs: [await this.#view(o, run, undefined)],
-            errors: await o.store.errors(name),
-          };
-        });
-      }
       return this.#withSession(async (o) => {
         const rows = (await o.store.readAll()) ?? [];
-        const names = new Set([...files.map((f) => f.name), ...rows.map((r) => r.name)]);
-        const selected = [...names].filter((n) => name === undefined || n === name).sort();
-        const holder = rows.some((r) => isActive(r.state) && r.worker) ? await o.session.lockHolder() : null;
+        // A run whose file is gone is still shown: its frozen plan still works.
+        const names = [...new Set([...files.map((f) => f.name), ...rows.map((r) => r.name)])].sort();
+        if (name !== undefined && !names.includes(name)) throw unknownName(name, files, this.#config.dir);
+        const lockHeld =
+          rows.some((r) => isActive(r.state) && r.worker) && (await o.session.lockHolder()) !== null;
         const runs: AsyncRunView[] = [];
-        for (const n of selected) {
+        for (const n of names.filter((n) => name === undefined || n === name)) {
           const row = rows.find((r) => r.name === n) ?? { ...NEW_RUN, name: n };
           runs.push(
-            await this.#view(
-              o,
+            await describeRun(
               row,
               files.find((f) => f.name === n),
-              holder !== null,
+              o.driver.syntax,
+              lockHeld,
             ),
           );
         }
@@ -389,10 +289,12 @@ export class AsyncMigrator {
           const run = await o.store.read(name);
           if (!run && !files.some((f) => f.name === name)) throw unknownName(name, files, this.#config.dir);
           if (!run || SETTLED_STATES.includes(run.state)) {
-            const view = await this.#view(
-              o,
+            // Settled: no worker of its own, so the lock says nothing about it.
+            const view = await describeRun(
               run ?? { ...NEW_RUN, name },
               files.find((f) => f.name === name),
+              o.driver.syntax,
+              false,
             );
             if (view.state === 'errored' || view.state === 'failed_at_startup') {
               throw new AsyncRunError(
@@ -570,6 +472,10 @@ export class AsyncMigrator {
         runs = (await o.store.readAll()) ?? [];
       }
       const existing = runs.find((r) => r.name === name);
+      if (!existing) {
+        const files = await this.#files();
+        if (!files.some((f) => f.name === name)) throw unknownName(name, files, this.#config.dir);
+      }
       const run = existing ?? { ...NEW_RUN, name };
       const changes = await decide(run, runs, reaped === name);
       const state = changes.state ?? run.state;
@@ -630,76 +536,6 @@ export class AsyncMigrator {
     return message;
   }
 
-  async #view(
-    o: Opened,
-    run: AsyncRun,
-    file: DefinitionFile | undefined,
-    lockHeld?: boolean,
-  ): Promise<AsyncRunView> {
-    let definition: LoadedDefinition | undefined;
-    let definitionChanged: boolean | null = null;
-    let definitionProblem: string | null = null;
-    if (file) {
-      definition = await file.load(o.driver.syntax).catch((error: Error) => {
-        definitionProblem =
-          error instanceof SourceError
-            ? error.problems.map((p) => `${p.file}${p.line ? `:${p.line}` : ''}: ${p.problem}`).join('; ')
-            : error.message;
-        return undefined;
-      });
-      if (definition && run.plan && run.checksum) {
-        try {
-          definitionChanged =
-            planChecksum(planRun(definition, run.plan.parameters, o.driver.syntax)) !== run.checksum;
-        } catch {
-          definitionChanged = true;
-        }
-      }
-    }
-    const active = isActive(run.state);
-    const alive = active && run.worker ? (lockHeld ?? (await o.session.lockHolder()) !== null) : null;
-    const op = run.plan?.operations[run.opIndex];
-    const statements = op ? (run.direction === 'forward' ? op.statements : op.rollback) : [];
-    return {
-      name: run.name,
-      description: definition?.description ?? null,
-      file: file?.file ?? null,
-      state: run.state,
-      alive,
-      waitingForWorker: active && !run.worker,
-      direction: run.direction,
-      progress: run.progress,
-      operation:
-        op && run.state !== 'completed' && run.state !== 'rolled_back'
-          ? {
-              number: run.opIndex + 1,
-              count: run.opCount,
-              kind: op.kind,
-              statement: statements.map((s) => s.sql).join(';\n'),
-              batch:
-                run.cursor !== null && run.rangeMin !== null && run.rangeMax !== null
-                  ? { cursor: String(run.cursor), min: String(run.rangeMin), max: String(run.rangeMax) }
-                  : null,
-            }
-          : null,
-      queryTag: run.queryTag,
-      attempt: run.attempt,
-      worker: run.worker,
-      requestedBy: run.requestedBy,
-      parameters: run.plan?.parameters ?? null,
-      dependsOn: run.plan?.dependsOn ?? definition?.dependsOn ?? [],
-      queuedAt: run.queuedAt,
-      startedAt: run.startedAt,
-      updatedAt: run.updatedAt,
-      finishedAt: run.finishedAt,
-      error: run.error,
-      note: run.note,
-      definitionChanged,
-      definitionProblem,
-      actions: allowedActions(run.state, alive !== false),
-    };
-  }
-
   /** The state tables, created under the migration lock the first time they are needed. */
   async #ensureStore(o: Opened): Promise<void> {
     if ((await o.store.readAll()) !== null) return;
@@ -755,42 +591,6 @@ export class AsyncMigrator {
   }
 }
 
-function resolve(options: AsyncOptions): Resolved {
-  const table = options.table ?? DEFAULT_ASYNC_TABLE;
-  if (!/^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$/.test(table) || table.length > 57) {
-    throw new ConfigError(
-      `invalid state table name "${table}": letters, digits and _ (at most 57, for <table>_errors)`,
-    );
-  }
-  const duration = (what: string, value: number | string | undefined, fallback: number) => {
-    if (value === undefined) return fallback;
-    const ms = typeof value === 'number' ? value : parseDuration(value);
-    if (ms === undefined || !Number.isFinite(ms) || ms < 0) {
-      throw new ConfigError(`invalid ${what} "${value}": use a duration such as 1s or 500ms`);
-    }
-    return ms;
-  };
-  const choice = <T extends string>(what: string, value: T | undefined, allowed: readonly T[]): T => {
-    if (value === undefined) return allowed[0] as T;
-    if (!allowed.includes(value))
-      throw new ConfigError(`${what} must be ${allowed.join(' or ')}, got "${value}"`);
-    return value;
-  };
-  return {
-    url: options.url || process.env.DATABASE_URL || DEFAULT_URL,
-    dir: options.dir ?? DEFAULT_ASYNC_DIR,
-    table,
-    ledgerTable: options.ledgerTable ?? DEFAULT_TABLE,
-    onDeadWorker: choice('onDeadWorker', options.onDeadWorker, ['error', 'resume'] as const),
-    orphans: choice('orphans', options.orphans, ['wait', 'cancel'] as const),
-    pollMs: duration('poll interval', options.pollInterval, 1_000),
-    lockTimeoutMs: duration('lock timeout', options.lockTimeout, 15 * 60_000),
-    on: options.on ?? (() => {}),
-    cwd: options.cwd ?? process.cwd(),
-    runnerId: `${hostname()}:${process.pid}`,
-  };
-}
-
 function refuseIfOtherActive(name: string, action: AsyncAction, run: AsyncRun, runs: AsyncRun[]): void {
   const active = runs.find((r) => isActive(r.state) && r.name !== name);
   if (active) {
@@ -815,9 +615,10 @@ function fixFor(name: string, state: AsyncState): string {
     : `lockstep async resume ${name} (re-runs the operation that failed) or lockstep async rollback ${name}`;
 }
 
-function unknownName(name: string, files: DefinitionFile[], dir: string): ConfigError {
+function unknownName(name: string, files: DefinitionFile[], dir: string): AsyncUnknownError {
   const known = files.map((f) => f.name);
-  return new ConfigError(
+  return new AsyncUnknownError(
+    name,
     `no long-running migration named "${name}" in ${dir}${known.length > 0 ? `; there are: ${known.join(', ')}` : ' (it has none)'}`,
   );
 }

@@ -1,6 +1,7 @@
 import type { AsyncEvent } from '../async/events.js';
-import type { AsyncActionResult, AsyncRunView, AsyncStatusResult } from '../async/migrator.js';
+import type { AsyncActionResult, AsyncStatusResult } from '../async/migrator.js';
 import type { AsyncAction } from '../async/states.js';
+import type { AsyncRunView } from '../async/view.js';
 import type { LockstepEvent } from '../core/events.js';
 import { formatEvent } from './output.js';
 

@@ -1,10 +1,6 @@
 import { parseArgs } from 'node:util';
-import {
-  AsyncMigrator,
-  type AsyncOptions,
-  DEFAULT_ASYNC_DIR,
-  DEFAULT_ASYNC_TABLE,
-} from '../async/migrator.js';
+import { type AsyncOptions, DEFAULT_ASYNC_DIR, DEFAULT_ASYNC_TABLE } from '../async/config.js';
+import { AsyncMigrator } from '../async/migrator.js';
 import { createDefinitionFile } from '../async/new.js';
 import { ConfigError, ExitCode } from '../core/errors.js';
 import { AsyncEventPrinter, formatAsyncResult } from './async-output.js';

@@ -94,7 +94,10 @@ for (const target of TARGETS) {
         const pid = await killInOperationTwo(db, dir, 'k1');
 
         const dead = await deadAfter(db, dir, 'k1');
-        assert.ok(dead.calls <= 2 && dead.ms < 2_000, `the dead worker is seen at once: ${JSON.stringify(dead)}`);
+        assert.ok(
+          dead.calls <= 2 && dead.ms < 2_000,
+          `the dead worker is seen at once: ${JSON.stringify(dead)}`,
+        );
         const seen = (await status(db, dir, 'k1')).runs[0] as Record<string, unknown>;
         assert.equal(seen.state, 'running');
         assert.match(String(seen.worker), new RegExp(`:${pid}$`));

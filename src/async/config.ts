@@ -1,0 +1,86 @@
+import { hostname } from 'node:os';
+import { DEFAULT_TABLE, DEFAULT_URL } from '../core/config.js';
+import { ConfigError } from '../core/errors.js';
+import { parseDuration } from '../util/duration.js';
+import type { AsyncEventHandler } from './events.js';
+
+export const DEFAULT_ASYNC_DIR = 'db/async-migrations';
+export const DEFAULT_ASYNC_TABLE = 'lockstep_async';
+
+export interface AsyncOptions {
+  /** Database URL, as for `migrate()`. Default is `DATABASE_URL`, else `sqlite:db/lockstep.sqlite3`. */
+  readonly url?: string | undefined;
+  /** Directory of long-running migration definitions. Default is `db/async-migrations`. */
+  readonly dir?: string | undefined;
+  /** State table (its errors go to `<table>_errors`). Default is `lockstep_async`. */
+  readonly table?: string | undefined;
+  /** The migration ledger, whose lock guards creating the state tables. Default is `lockstep_migrations`. */
+  readonly ledgerTable?: string | undefined;
+  /**
+   * A run whose worker died (its lock is free), found by a worker: mark it errored (a person
+   * decides), or resume it at once. Default is `error`.
+   */
+  readonly onDeadWorker?: 'error' | 'resume' | undefined;
+  /**
+   * A statement a dead worker left running on the server, found when the run is resumed: wait
+   * for it to end, or cancel it. Default is `wait`.
+   */
+  readonly orphans?: 'wait' | 'cancel' | undefined;
+  /** How often an idle worker looks for work, in ms or as `1s`. Default is 1s. */
+  readonly pollInterval?: number | string | undefined;
+  /** How long to wait for the migration lock when creating the state tables. Default is 15 minutes. */
+  readonly lockTimeout?: number | string | undefined;
+  readonly on?: AsyncEventHandler | undefined;
+  /** Base for relative paths. Default is `process.cwd()`. */
+  readonly cwd?: string | undefined;
+}
+
+export interface AsyncConfig {
+  readonly url: string;
+  readonly dir: string;
+  readonly table: string;
+  readonly ledgerTable: string;
+  readonly onDeadWorker: 'error' | 'resume';
+  readonly orphans: 'wait' | 'cancel';
+  readonly pollMs: number;
+  readonly lockTimeoutMs: number;
+  readonly on: AsyncEventHandler;
+  readonly cwd: string;
+  readonly runnerId: string;
+}
+
+export function resolveAsyncConfig(options: AsyncOptions): AsyncConfig {
+  const table = options.table ?? DEFAULT_ASYNC_TABLE;
+  if (!/^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$/.test(table) || table.length > 57) {
+    throw new ConfigError(
+      `invalid state table name "${table}": letters, digits and _ (at most 57, for <table>_errors)`,
+    );
+  }
+  const duration = (what: string, value: number | string | undefined, fallback: number) => {
+    if (value === undefined) return fallback;
+    const ms = typeof value === 'number' ? value : parseDuration(value);
+    if (ms === undefined || !Number.isFinite(ms) || ms < 0) {
+      throw new ConfigError(`invalid ${what} "${value}": use a duration such as 1s or 500ms`);
+    }
+    return ms;
+  };
+  const choice = <T extends string>(what: string, value: T | undefined, allowed: readonly T[]): T => {
+    if (value === undefined) return allowed[0] as T;
+    if (!allowed.includes(value))
+      throw new ConfigError(`${what} must be ${allowed.join(' or ')}, got "${value}"`);
+    return value;
+  };
+  return {
+    url: options.url || process.env.DATABASE_URL || DEFAULT_URL,
+    dir: options.dir ?? DEFAULT_ASYNC_DIR,
+    table,
+    ledgerTable: options.ledgerTable ?? DEFAULT_TABLE,
+    onDeadWorker: choice('onDeadWorker', options.onDeadWorker, ['error', 'resume'] as const),
+    orphans: choice('orphans', options.orphans, ['wait', 'cancel'] as const),
+    pollMs: duration('poll interval', options.pollInterval, 1_000),
+    lockTimeoutMs: duration('lock timeout', options.lockTimeout, 15 * 60_000),
+    on: options.on ?? (() => {}),
+    cwd: options.cwd ?? process.cwd(),
+    runnerId: `${hostname()}:${process.pid}`,
+  };
+}
