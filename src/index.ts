@@ -1,5 +1,3 @@
-import type { AsyncOptions } from './async/config.js';
-import { AsyncMigrator } from './async/migrator.js';
 import type { LockstepOptions } from './core/config.js';
 import type { MigrationFunction, MigrationSettings } from './core/migration.js';
 import { Migrator, type UpResult } from './core/runner.js';
@@ -51,8 +49,8 @@ export function defineMigration(definition: MigrationDefinition): MigrationDefin
   return definition;
 }
 
-export type { AsyncOptions } from './async/config.js';
-export { DEFAULT_ASYNC_DIR, DEFAULT_ASYNC_TABLE } from './async/config.js';
+// Long-running migrations and the status server have entry points of their own, 'lockstep/async'
+// and 'lockstep/server', so that migrate() at boot loads neither. Their definition types are here.
 export type {
   AsyncBatchedOperation,
   AsyncCheck,
@@ -63,16 +61,3 @@ export type {
   AsyncSqlOperation,
 } from './async/definition.js';
 export { defineAsyncMigration } from './async/definition.js';
-export { AsyncRefusedError, AsyncRunError, AsyncUnknownError, RunTakenOverError } from './async/errors.js';
-export type { AsyncEvent, AsyncEventHandler } from './async/events.js';
-export type { AsyncActionResult, AsyncStatusResult } from './async/migrator.js';
-export { AsyncMigrator } from './async/migrator.js';
-export type { AsyncAction, AsyncState } from './async/states.js';
-export { ACTIVE_STATES, ASYNC_STATES, allowedActions } from './async/states.js';
-export type { AsyncErrorRecord } from './async/store.js';
-export type { AsyncRunView } from './async/view.js';
-
-/** Long-running migrations of one database: status, trigger, stop, resume, rollback, and the worker. */
-export function createAsyncMigrator(options: AsyncOptions = {}): AsyncMigrator {
-  return new AsyncMigrator(options);
-}

@@ -1,11 +1,12 @@
 import { hostname } from 'node:os';
-import { DEFAULT_TABLE, DEFAULT_URL } from '../core/config.js';
+import { DEFAULT_ASYNC_TABLE, DEFAULT_TABLE, DEFAULT_URL } from '../core/config.js';
 import { ConfigError } from '../core/errors.js';
 import { parseDuration } from '../util/duration.js';
 import type { AsyncEventHandler } from './events.js';
 
+export { DEFAULT_ASYNC_TABLE };
+
 export const DEFAULT_ASYNC_DIR = 'db/async-migrations';
-export const DEFAULT_ASYNC_TABLE = 'lockstep_async';
 
 export interface AsyncOptions {
   /** Database URL, as for `migrate()`. Default is `DATABASE_URL`, else `sqlite:db/lockstep.sqlite3`. */

@@ -12,7 +12,7 @@ import { type AsyncConfig, type AsyncOptions, resolveAsyncConfig } from './confi
 import type { LoadedDefinition } from './definition.js';
 import { AsyncRefusedError, AsyncRunError, AsyncUnknownError, RunTakenOverError } from './errors.js';
 import { executeRun } from './executor.js';
-import { planChecksum, planRun, resolveParameters } from './plan.js';
+import { planChecksum, planRun, resolveParameters, runMarker } from './plan.js';
 import { type DefinitionFile, readDefinitionFiles } from './sources.js';
 import { type AsyncAction, type AsyncState, allowedActions, isActive, SETTLED_STATES } from './states.js';
 import { type AsyncErrorRecord, type AsyncRun, AsyncStore, NEW_RUN } from './store.js';
@@ -101,9 +101,6 @@ export class AsyncMigrator {
       return this.#withSession(async (o) => {
         await this.#ensureStore(o);
         return this.#transition(o, name, 'trigger', async (run, runs) => {
-          if (!allowedActions(run.state).includes('trigger')) {
-            throw new AsyncRefusedError(name, 'trigger', run.state, null, stateReason(run.state, 'trigger'));
-          }
           const active = runs.find((r) => isActive(r.state) && r.name !== name);
           const queuedAhead = new Set(runs.filter((r) => r.state === 'queued').map((r) => r.name));
           for (const dependency of definition.dependsOn) {
@@ -159,12 +156,11 @@ export class AsyncMigrator {
    */
   stop(name: string, options: { readonly force?: boolean } = {}): Promise<AsyncActionResult> {
     return this.#guard(async () => {
-      await this.#knownName(name);
+      checkName(name);
       return this.#withSession(async (o) => {
         await this.#ensureStore(o);
         const action = options.force ? 'force-stop' : 'stop';
-        const result = await this.#transition(o, name, action, async (run, _runs, reaped) => {
-          const now = new Date().toISOString();
+        const result = await this.#transition(o, name, action, async (run) => {
           switch (run.state) {
             case 'queued':
               return {
@@ -178,24 +174,12 @@ export class AsyncMigrator {
                 state: 'failed_at_startup',
                 attempt: run.attempt + 1,
                 error: `stopped by ${this.#config.runnerId} before it started`,
-                finishedAt: now,
+                finishedAt: new Date().toISOString(),
               };
-            case 'running':
-            case 'rolling_back':
-              return { state: 'stopping', note: `stop requested by ${this.#config.runnerId}` };
             case 'stopping':
-              if (options.force) return {};
-              throw new AsyncRefusedError(
-                name,
-                'stop',
-                run.state,
-                null,
-                'it is already stopping; add --force to cancel its running statement',
-              );
+              return {}; // --force: the statement is cancelled below
             default:
-              // Found dead on the way: marking it errored was the stop.
-              if (reaped && run.state === 'errored') return {};
-              throw new AsyncRefusedError(name, action, run.state, null, stateReason(run.state, 'stop'));
+              return { state: 'stopping', note: `stop requested by ${this.#config.runnerId}` };
           }
         });
         if (!options.force) return result;
@@ -207,7 +191,7 @@ export class AsyncMigrator {
           };
         }
         let cancelled = 0;
-        for (const query of await o.session.findRunning(`lockstep-async:${name}:`)) {
+        for (const query of await o.session.findRunning(runMarker(name))) {
           await o.session.cancelRunning(query.id);
           cancelled++;
         }
@@ -219,13 +203,10 @@ export class AsyncMigrator {
   /** An errored run goes on where it stopped, re-running the operation that was in flight. */
   resume(name: string): Promise<AsyncActionResult> {
     return this.#guard(async () => {
-      await this.#knownName(name);
+      checkName(name);
       return this.#withSession(async (o) => {
         await this.#ensureStore(o);
         return this.#transition(o, name, 'resume', async (run, runs) => {
-          if (run.state !== 'errored') {
-            throw new AsyncRefusedError(name, 'resume', run.state, null, stateReason(run.state, 'resume'));
-          }
           refuseIfOtherActive(name, 'resume', run, runs);
           return {
             state: 'running',
@@ -245,19 +226,10 @@ export class AsyncMigrator {
   /** Undoes a run (errored, or completed): the rollback SQL of its operations, newest first. */
   rollback(name: string): Promise<AsyncActionResult> {
     return this.#guard(async () => {
-      await this.#knownName(name);
+      checkName(name);
       return this.#withSession(async (o) => {
         await this.#ensureStore(o);
         return this.#transition(o, name, 'rollback', async (run, runs) => {
-          if (run.state !== 'errored' && run.state !== 'completed') {
-            throw new AsyncRefusedError(
-              name,
-              'rollback',
-              run.state,
-              null,
-              stateReason(run.state, 'rollback'),
-            );
-          }
           refuseIfOtherActive(name, 'rollback', run, runs);
           const fromForward = run.direction === 'forward';
           return {
@@ -459,7 +431,7 @@ export class AsyncMigrator {
     o: Opened,
     name: string,
     action: AsyncAction,
-    decide: (run: AsyncRun, runs: AsyncRun[], reaped: boolean) => Promise<Partial<AsyncRun>>,
+    decide: (run: AsyncRun, runs: AsyncRun[]) => Promise<Partial<AsyncRun>>,
   ): Promise<AsyncActionResult> {
     return o.store.exclusive(async () => {
       let runs = (await o.store.readAll()) ?? [];
@@ -477,7 +449,12 @@ export class AsyncMigrator {
         if (!files.some((f) => f.name === name)) throw unknownName(name, files, this.#config.dir);
       }
       const run = existing ?? { ...NEW_RUN, name };
-      const changes = await decide(run, runs, reaped === name);
+      // A run found dead on the way to a stop is stopped: marking it errored was the stop.
+      const stopped = reaped === name && (action === 'stop' || action === 'force-stop');
+      if (!stopped && !allowedActions(run.state).includes(action)) {
+        throw new AsyncRefusedError(name, action, run.state, null, stateReason(run.state, action));
+      }
+      const changes = stopped ? {} : await decide(run, runs);
       const state = changes.state ?? run.state;
       if (existing) {
         if (!(await o.store.update(name, run.attempt, changes)))
@@ -565,13 +542,6 @@ export class AsyncMigrator {
     return file;
   }
 
-  /** Stop, resume and rollback also work on a run whose file is gone: its plan is frozen. */
-  async #knownName(name: string): Promise<void> {
-    if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(name)) {
-      throw new ConfigError(`"${name}" is not a long-running migration name (letters, digits, _ and -)`);
-    }
-  }
-
   #driver(): Promise<Driver> {
     return openDriver(this.#config.url, { table: this.#config.table, runnerId: this.#config.runnerId });
   }
@@ -591,6 +561,13 @@ export class AsyncMigrator {
   }
 }
 
+/** Stop, resume and rollback also work on a run whose file is gone (its plan is frozen): a name is enough. */
+function checkName(name: string): void {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(name)) {
+    throw new ConfigError(`"${name}" is not a long-running migration name (letters, digits, _ and -)`);
+  }
+}
+
 function refuseIfOtherActive(name: string, action: AsyncAction, run: AsyncRun, runs: AsyncRun[]): void {
   const active = runs.find((r) => isActive(r.state) && r.name !== name);
   if (active) {
@@ -604,7 +581,9 @@ function refuseIfOtherActive(name: string, action: AsyncAction, run: AsyncRun, r
   }
 }
 
-function stateReason(state: AsyncState, action: string): string {
+function stateReason(state: AsyncState, action: AsyncAction): string {
+  if (state === 'stopping' && action === 'stop')
+    return 'it is already stopping; add --force to cancel its running statement';
   const allowed = allowedActions(state);
   return `it is ${state}${allowed.length > 0 ? ` (possible now: ${allowed.join(', ')})` : ''}, so ${action} does not apply`;
 }

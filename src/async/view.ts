@@ -1,6 +1,6 @@
 import { SourceError } from '../core/errors.js';
 import type { SplitDialect } from '../sql/split.js';
-import type { LoadedDefinition } from './definition.js';
+import type { AsyncParameter, LoadedDefinition } from './definition.js';
 import { planChecksum, planRun } from './plan.js';
 import type { DefinitionFile } from './sources.js';
 import { type AsyncAction, type AsyncState, allowedActions, isActive } from './states.js';
@@ -35,6 +35,8 @@ export interface AsyncRunView {
   readonly worker: string | null;
   readonly requestedBy: string | null;
   readonly parameters: Readonly<Record<string, number | string>> | null;
+  /** What a trigger may set, with defaults, from the definition file. */
+  readonly declaredParameters: Readonly<Record<string, AsyncParameter>>;
   readonly dependsOn: readonly string[];
   readonly queuedAt: string | null;
   readonly startedAt: string | null;
@@ -110,6 +112,7 @@ export async function describeRun(
     worker: run.worker,
     requestedBy: run.requestedBy,
     parameters: run.plan?.parameters ?? null,
+    declaredParameters: definition?.parameters ?? {},
     dependsOn: run.plan?.dependsOn ?? definition?.dependsOn ?? [],
     queuedAt: run.queuedAt,
     startedAt: run.startedAt,

@@ -28,6 +28,9 @@ Commands:
   async <command>        Long-running migrations (backfills, table rewrites) run in the
                          background with progress, stop, resume and rollback, one at a time.
                          See \`lockstep async --help\`.
+  serve                  The status page and JSON API of the database, with live progress of
+                         long-running migrations and, with a token, buttons to drive them.
+                         See \`lockstep serve --help\`.
 
 Options:
   -u, --url <url>            Database URL. Default: $DATABASE_URL (also read from ./.env),
@@ -108,6 +111,10 @@ async function main(argv: string[]): Promise<number> {
   if (first?.value === 'async') {
     const { asyncMain } = await import('./async.js');
     return asyncMain(argv.filter((_, i) => i !== first.index));
+  }
+  if (first?.value === 'serve') {
+    const { serveMain } = await import('./serve.js');
+    return serveMain(argv.filter((_, i) => i !== first.index));
   }
   let values: Values;
   let positionals: string[];

@@ -45,6 +45,8 @@ export interface ResolvedConfig extends HistoryPolicy {
 export const DEFAULT_URL = 'sqlite:db/lockstep.sqlite3';
 export const DEFAULT_DIR = 'db/migrations';
 export const DEFAULT_TABLE = 'lockstep_migrations';
+/** The state table of long-running migrations (src/async), which `up` reads for `requires`. */
+export const DEFAULT_ASYNC_TABLE = 'lockstep_async';
 
 export function resolveConfig(options: LockstepOptions): ResolvedConfig {
   const table = options.table ?? DEFAULT_TABLE;
@@ -67,7 +69,7 @@ export function resolveConfig(options: LockstepOptions): ResolvedConfig {
         ? null
         : durationOption('DDL lock timeout', options.ddlLockTimeout, 5_000),
     ddlLockRetries,
-    asyncTable: options.asyncTable ?? 'lockstep_async',
+    asyncTable: options.asyncTable ?? DEFAULT_ASYNC_TABLE,
     allowOutOfOrder: options.allowOutOfOrder ?? false,
     allowChanged: options.allowChanged ?? false,
     allowMissing: options.allowMissing ?? false,

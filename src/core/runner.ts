@@ -1,4 +1,3 @@
-import { readAsyncStates } from '../async/store.js';
 import type { Driver, LedgerRow, Session } from '../drivers/driver.js';
 import { openDriver, redactUrl, withoutSecrets } from '../drivers/registry.js';
 import { type LockstepOptions, type ResolvedConfig, resolveConfig } from './config.js';
@@ -337,6 +336,8 @@ async function checkRequirements(
   asyncTable: string,
 ): Promise<void> {
   if (!pending.some((m) => steps.get(m.version)?.settings.requires?.length)) return;
+  // Loaded only then: a boot without such a migration never pays for it.
+  const { readAsyncStates } = await import('../async/store.js');
   const states = await readAsyncStates(session, driver.sql, asyncTable);
   for (const migration of pending) {
     const unmet = (steps.get(migration.version)?.settings.requires ?? [])

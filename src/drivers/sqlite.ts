@@ -106,12 +106,36 @@ export function createSqliteDriver(url: string, options: DriverOptions): Driver 
       try {
         mkdirSync(path.dirname(file), { recursive: true });
         const db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
-        return new SqliteSession(Database, db, lockFile, options);
+        return new SqliteSession(Database, db, file, lockFile, options);
       } catch (error) {
         throw new ConnectionError(`cannot open SQLite database ${file}: ${(error as Error).message}`);
       }
     },
   };
+}
+
+/**
+ * One writer at a time per database file within this process. better-sqlite3 waits for a busy
+ * database synchronously: a second connection of the same process waiting for the write lock
+ * would block the very event loop the first one needs to reach its COMMIT — a deadlock until
+ * the busy timeout. So writes of this process queue here, asynchronously; other processes are
+ * waited for by SQLite's busy timeout as before.
+ */
+const writers = new Map<string, { tail: Promise<void> }>();
+
+function takeWriteTurn(file: string): Promise<() => void> {
+  let queue = writers.get(file);
+  if (!queue) {
+    queue = { tail: Promise.resolve() };
+    writers.set(file, queue);
+  }
+  let release = () => {};
+  const done = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const turn = queue.tail.then(() => release);
+  queue.tail = queue.tail.then(() => done);
+  return turn;
 }
 
 interface HolderRecord {
@@ -124,6 +148,7 @@ interface HolderRecord {
 class SqliteSession implements Session {
   readonly #Database: typeof BetterSqlite3;
   readonly #db: BetterSqlite3.Database;
+  readonly #file: string;
   readonly #lockFile: string;
   readonly #holderFile: string;
   readonly #options: DriverOptions;
@@ -131,15 +156,19 @@ class SqliteSession implements Session {
   #lockDb: BetterSqlite3.Database | undefined;
   #holding = false;
   #backoff = 2;
+  /** Ends this session's write turn (see takeWriteTurn), while it holds one. */
+  #endTurn: (() => void) | undefined;
 
   constructor(
     Database: typeof BetterSqlite3,
     db: BetterSqlite3.Database,
+    file: string,
     lockFile: string,
     options: DriverOptions,
   ) {
     this.#Database = Database;
     this.#db = db;
+    this.#file = file;
     this.#lockFile = lockFile;
     this.#holderFile = `${lockFile}.holder`;
     this.#options = options;
@@ -162,20 +191,33 @@ class SqliteSession implements Session {
     }
   }
 
+  /** Runs a write in this process' write turn, unless a transaction of this session holds it. */
+  async #write<T>(work: () => T): Promise<T> {
+    if (this.#endTurn) return work();
+    const end = await takeWriteTurn(this.#file);
+    try {
+      return work();
+    } finally {
+      end();
+    }
+  }
+
   async createLedger(): Promise<void> {
     this.#options.onQuery?.('CREATE TABLE');
-    this.#db.exec(createLedgerSql(this.#table, types));
+    await this.#write(() => this.#db.exec(createLedgerSql(this.#table, types)));
   }
 
   async writeLedger(row: LedgerRow): Promise<void> {
     const values = ledgerValues(row);
-    this.#prepare(
+    const statement = this.#prepare(
       `INSERT OR REPLACE INTO ${this.#table} (${LEDGER_COLUMNS}) VALUES (${values.map(() => '?').join(', ')})`,
-    ).run(values);
+    );
+    await this.#write(() => statement.run(values));
   }
 
   async deleteLedger(version: string): Promise<void> {
-    this.#prepare(`DELETE FROM ${this.#table} WHERE version = ?`).run(version);
+    const statement = this.#prepare(`DELETE FROM ${this.#table} WHERE version = ?`);
+    await this.#write(() => statement.run(version));
   }
 
   #openLockDb(): BetterSqlite3.Database {
@@ -243,16 +285,34 @@ class SqliteSession implements Session {
   }
 
   async begin(): Promise<void> {
-    // IMMEDIATE: take the write lock up front, so WAL readers never force a busy upgrade mid-way.
-    this.#prepare('BEGIN IMMEDIATE').run();
+    const end = await takeWriteTurn(this.#file);
+    try {
+      // IMMEDIATE: take the write lock up front, so WAL readers never force a busy upgrade mid-way.
+      this.#prepare('BEGIN IMMEDIATE').run();
+    } catch (error) {
+      end();
+      throw error;
+    }
+    this.#endTurn = end;
   }
 
   async commit(): Promise<void> {
     this.#prepare('COMMIT').run();
+    this.#finishTurn();
   }
 
   async rollback(): Promise<void> {
-    if (this.#db.inTransaction) this.#prepare('ROLLBACK').run();
+    try {
+      if (this.#db.inTransaction) this.#prepare('ROLLBACK').run();
+    } finally {
+      this.#finishTurn();
+    }
+  }
+
+  #finishTurn(): void {
+    const end = this.#endTurn;
+    this.#endTurn = undefined;
+    end?.();
   }
 
   async execute(sql: string, params: readonly unknown[] = []): Promise<QueryResult> {
@@ -261,7 +321,7 @@ class SqliteSession implements Session {
       const rows = statement.all(...params) as Record<string, unknown>[];
       return { rows, rowCount: rows.length };
     }
-    const result = statement.run(...params);
+    const result = await this.#write(() => statement.run(...params));
     return { rows: [], rowCount: result.changes };
   }
 
@@ -306,6 +366,7 @@ class SqliteSession implements Session {
 
   async close(): Promise<void> {
     await this.unlock().catch(() => {});
+    this.#finishTurn();
     this.#lockDb?.close();
     this.#db.close();
   }

@@ -9,8 +9,8 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import type { AsyncEvent } from '../../src/async/events.js';
+import { AsyncRefusedError, AsyncRunError } from '../../src/async/index.js';
 import { AsyncMigrator } from '../../src/async/migrator.js';
-import { AsyncRefusedError, AsyncRunError } from '../../src/index.js';
 import { readTrace, stateRow, traceTableSql, writeDefinitions } from '../helpers/async.js';
 import { ROOT, TARGETS, type TestDatabase } from '../helpers/targets.js';
 

@@ -221,6 +221,24 @@ for (const target of TARGETS) {
       assert.equal(s.describeError(error).undefinedTable, true);
     });
 
+    it('runs transactions of many sessions of one process concurrently without deadlock', async () => {
+      const setup = await connect();
+      await setup.execute('CREATE TABLE concurrent (n integer)');
+      const sessions = await Promise.all(Array.from({ length: 8 }, () => connect()));
+      const param = (await driverFor()).sql.param(1);
+      await Promise.all(
+        sessions.map(async (s, i) => {
+          await s.begin({ exclusive: i % 2 === 0 });
+          await s.execute(`INSERT INTO concurrent (n) VALUES (${param})`, [i]);
+          await new Promise((r) => setTimeout(r, 20)); // a transaction that spans awaits
+          await s.commit();
+          await s.execute(`INSERT INTO concurrent (n) VALUES (${param})`, [100 + i]); // and autocommit writes
+        }),
+      );
+      const { rows } = await setup.execute('SELECT COUNT(*) AS n FROM concurrent');
+      assert.equal(Number(rows[0]?.n), 16);
+    });
+
     it('serializes exclusive transactions across processes', async () => {
       const run = () =>
         new Promise<{ entered: number; left: number }>((resolve, reject) => {

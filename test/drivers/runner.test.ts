@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pg from 'pg';
+import { createAsyncMigrator } from '../../src/async/index.js';
 import {
   AsyncRequiredError,
-  createAsyncMigrator,
   createMigrator,
   DirtyStateError,
   type LockstepEvent,

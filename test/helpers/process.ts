@@ -5,6 +5,8 @@ export interface RunningProcess {
   readonly child: ChildProcess;
   /** Resolves once stderr (or stdout) has printed a line matching `pattern`. */
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>;
+  /** What it printed so far. */
+  output(): { readonly stdout: string; readonly stderr: string };
   readonly done: Promise<ProcessResult>;
 }
 
@@ -47,6 +49,7 @@ export function startCli(
   return {
     child,
     done,
+    output: () => ({ stdout, stderr }),
     waitFor(pattern, timeoutMs = 30_000) {
       return new Promise((resolve, reject) => {
         const check = () => {

@@ -1,0 +1,369 @@
+/**
+ * The HTTP API and status page: a thin layer over the runner's `status()` and the long-running
+ * migrations' library API. Mutations go through the same atomic transitions as the CLI, so the
+ * API cannot break the one-at-a-time rule. A plain `(req, res)` listener: mount it in any Node
+ * server, or let `lockstep serve` run it.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { AsyncRefusedError, AsyncUnknownError } from '../async/errors.js';
+import type { AsyncEventHandler } from '../async/events.js';
+import { AsyncMigrator } from '../async/migrator.js';
+import {
+  ConfigError,
+  ConnectionError,
+  HistoryError,
+  LockNotHeldError,
+  LockstepError,
+  LockTimeoutError,
+  SourceError,
+} from '../core/errors.js';
+import { Migrator } from '../core/runner.js';
+import { redactUrlsIn } from '../drivers/registry.js';
+import { PAGE_CSS, PAGE_HTML, PAGE_JS } from './page.js';
+
+export interface StatusServerOptions {
+  /** Database URL. Default is `DATABASE_URL`, else `sqlite:db/lockstep.sqlite3`. */
+  readonly url?: string | undefined;
+  /** Migrations directory. Default is `db/migrations`. */
+  readonly dir?: string | undefined;
+  /** Migration ledger table. Default is `lockstep_migrations`. */
+  readonly table?: string | undefined;
+  /** Long-running migrations directory. Default is `db/async-migrations`. */
+  readonly asyncDir?: string | undefined;
+  /** Long-running migrations state table. Default is `lockstep_async`. */
+  readonly asyncTable?: string | undefined;
+  /**
+   * Bearer token that trigger, stop, resume and rollback require. Without one the server is
+   * read-only: those requests get 403 and say why.
+   */
+  readonly token?: string | undefined;
+  /** Where the handler lives in the server's URL space, e.g. `/lockstep`. Default is `/`. */
+  readonly basePath?: string | undefined;
+  /**
+   * Host header values accepted (e.g. `127.0.0.1:4600`), against DNS rebinding: a web page must
+   * not read the status through a name that resolves to this machine. Default is any.
+   */
+  readonly allowedHosts?: readonly string[] | undefined;
+  /** Largest request body accepted, in bytes. Default is 16 KiB. */
+  readonly maxBodyBytes?: number | undefined;
+  /** Base for relative paths. Default is `process.cwd()`. */
+  readonly cwd?: string | undefined;
+  readonly on?: AsyncEventHandler | undefined;
+}
+
+export type StatusHandler = ((req: IncomingMessage, res: ServerResponse, next?: () => void) => void) & {
+  /** Whether the handler accepts mutations (it was given a token). */
+  readonly mutations: boolean;
+};
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+const ACTIONS = ['trigger', 'stop', 'resume', 'rollback'] as const;
+type Action = (typeof ACTIONS)[number];
+
+/** What each action's JSON body may hold; anything else is a 400. */
+const BODY_FIELDS: Record<Action, Record<string, 'boolean' | 'parameters'>> = {
+  trigger: { parameters: 'parameters', queue: 'boolean' },
+  stop: { force: 'boolean' },
+  resume: {},
+  rollback: {},
+};
+
+const SECURITY_HEADERS: Record<string, string> = {
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cross-origin-resource-policy': 'same-origin',
+  'cross-origin-opener-policy': 'same-origin',
+  'cache-control': 'no-store',
+};
+
+/** An HTTP answer with a status code; thrown by the routes, written by the handler. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: Record<string, unknown>,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(String(body.message));
+  }
+}
+
+export function createStatusHandler(options: StatusServerOptions = {}): StatusHandler {
+  const url = options.url || process.env.DATABASE_URL || undefined;
+  const migrator = new Migrator({ url, dir: options.dir, table: options.table, cwd: options.cwd });
+  const lrm = new AsyncMigrator({
+    url,
+    dir: options.asyncDir,
+    table: options.asyncTable,
+    ledgerTable: options.table,
+    cwd: options.cwd,
+    on: options.on,
+    // A request never hangs for the 15 minutes a deploy may wait for the migration lock.
+    lockTimeout: '10s',
+  });
+  const tokenDigest = options.token ? digest(options.token) : undefined;
+  const base = (options.basePath ?? '/').replace(/\/+$/, '');
+  const maxBody = options.maxBodyBytes ?? 16 * 1024;
+
+  const handler = (req: IncomingMessage, res: ServerResponse, next?: () => void) => {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (base && path !== base && !path.startsWith(`${base}/`)) {
+      if (next) return next();
+      return send(res, 404, { error: 'NOT_FOUND', message: `no such page: ${path}` });
+    }
+    route(req, res, path.slice(base.length) || '').catch((error: unknown) => fail(res, error));
+  };
+
+  async function route(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    if (options.allowedHosts && !options.allowedHosts.includes(req.headers.host ?? '')) {
+      throw new HttpError(421, {
+        error: 'MISDIRECTED',
+        message: `this server answers to ${options.allowedHosts.join(', ')}, not "${req.headers.host ?? ''}"`,
+      });
+    }
+    if (path === '') {
+      // Relative URLs in the page need the trailing slash.
+      res.writeHead(308, { ...SECURITY_HEADERS, location: `${base}/` }).end();
+      return;
+    }
+    const method = req.method ?? 'GET';
+    if (path === '/favicon.ico') {
+      res.writeHead(204, SECURITY_HEADERS).end();
+      return;
+    }
+    const asset = ASSETS[path];
+    if (asset) {
+      allow(method, ['GET', 'HEAD']);
+      res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': asset.type });
+      res.end(method === 'HEAD' ? undefined : asset.body);
+      return;
+    }
+    if (path === '/api/status') {
+      allow(method, ['GET']);
+      return send(res, 200, await snapshot());
+    }
+    if (path === '/api/migrations') {
+      allow(method, ['GET']);
+      return send(res, 200, await migrator.status());
+    }
+    if (path === '/api/async') {
+      allow(method, ['GET']);
+      return send(res, 200, await lrm.status());
+    }
+    const match = /^\/api\/async\/([^/]+)(?:\/([^/]+))?$/.exec(path);
+    if (match) {
+      const name = decodeURIComponent(match[1] as string);
+      if (!NAME.test(name)) {
+        throw new HttpError(400, {
+          error: 'BAD_REQUEST',
+          message: `"${name}" is not a long-running migration name (letters, digits, _ and -)`,
+        });
+      }
+      if (match[2] === undefined) {
+        allow(method, ['GET']);
+        return send(res, 200, await lrm.status(name));
+      }
+      const action = match[2] as Action;
+      if (!ACTIONS.includes(action)) {
+        throw new HttpError(404, {
+          error: 'NOT_FOUND',
+          message: `no action "${action}": use ${ACTIONS.join(', ')}`,
+        });
+      }
+      allow(method, ['POST']);
+      authorize(req);
+      const body = await readBody(req, action);
+      return send(res, 200, await act(name, action, body));
+    }
+    throw new HttpError(404, { error: 'NOT_FOUND', message: `no such page: ${path}` });
+  }
+
+  /** Everything the status page shows, in one response; each half reports its own problem. */
+  async function snapshot() {
+    const [migrations, long] = await Promise.allSettled([migrator.status(), lrm.status()]);
+    if (migrations.status === 'rejected' && long.status === 'rejected') {
+      // Both failed: the database is likely the cause, and the more useful answer.
+      throw long.reason instanceof ConnectionError ? long.reason : migrations.reason;
+    }
+    const problem = (r: PromiseSettledResult<unknown>) =>
+      r.status === 'rejected' ? describe(r.reason) : null;
+    return {
+      target: migrator.target,
+      mutations: tokenDigest !== undefined,
+      lockHolder: migrations.status === 'fulfilled' ? migrations.value.lockHolder : null,
+      migrations: migrations.status === 'fulfilled' ? migrations.value.migrations : null,
+      migrationsError: problem(migrations),
+      async: long.status === 'fulfilled' ? long.value : null,
+      asyncError: problem(long),
+    };
+  }
+
+  function act(name: string, action: Action, body: Record<string, unknown>) {
+    switch (action) {
+      case 'trigger':
+        return lrm.trigger(name, {
+          parameters: body.parameters as Record<string, string | number> | undefined,
+          queue: body.queue as boolean | undefined,
+        });
+      case 'stop':
+        return lrm.stop(name, { force: body.force as boolean | undefined });
+      case 'resume':
+        return lrm.resume(name);
+      case 'rollback':
+        return lrm.rollback(name);
+    }
+  }
+
+  function authorize(req: IncomingMessage): void {
+    if (!tokenDigest) {
+      throw new HttpError(403, {
+        error: 'READ_ONLY',
+        message:
+          'this server was started without a token, so it only shows: start lockstep serve with LOCKSTEP_TOKEN (or --token) to allow actions',
+      });
+    }
+    const given = /^Bearer +(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
+    // Compared as digests: equal length, constant time, whatever was sent.
+    if (!given || !timingSafeEqual(digest(given), tokenDigest)) {
+      throw new HttpError(
+        401,
+        {
+          error: 'UNAUTHORIZED',
+          message: given ? 'wrong token' : 'this action needs the token: Authorization: Bearer <token>',
+        },
+        { 'www-authenticate': 'Bearer realm="lockstep"' },
+      );
+    }
+  }
+
+  async function readBody(req: IncomingMessage, action: Action): Promise<Record<string, unknown>> {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > maxBody) throw tooLarge(maxBody);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > maxBody) throw tooLarge(maxBody);
+      chunks.push(chunk as Buffer);
+    }
+    const text = Buffer.concat(chunks).toString('utf8');
+    if (text.trim() === '') return {};
+    if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+      throw new HttpError(415, {
+        error: 'UNSUPPORTED_MEDIA_TYPE',
+        message: 'send the body as application/json',
+      });
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch (error) {
+      throw badRequest(`the body is not JSON: ${(error as Error).message}`);
+    }
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw badRequest('the body must be a JSON object');
+    const fields = BODY_FIELDS[action];
+    for (const [key, value] of Object.entries(body)) {
+      const kind = fields[key];
+      if (!kind) {
+        const known = Object.keys(fields);
+        throw badRequest(
+          `${action} takes ${known.length > 0 ? `only ${known.join(', ')}` : 'no fields'}, not "${key}"`,
+        );
+      }
+      if (kind === 'boolean' && typeof value !== 'boolean')
+        throw badRequest(`"${key}" must be true or false`);
+      if (
+        kind === 'parameters' &&
+        (typeof value !== 'object' ||
+          value === null ||
+          Array.isArray(value) ||
+          !Object.values(value).every(
+            (v) => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)),
+          ))
+      ) {
+        throw badRequest('"parameters" must be an object of names to strings or numbers');
+      }
+    }
+    return body as Record<string, unknown>;
+  }
+
+  return Object.assign(handler, { mutations: tokenDigest !== undefined });
+}
+
+const ASSETS: Record<string, { type: string; body: string }> = {
+  '/': { type: 'text/html; charset=utf-8', body: PAGE_HTML },
+  '/app.js': { type: 'text/javascript; charset=utf-8', body: PAGE_JS },
+  '/app.css': { type: 'text/css; charset=utf-8', body: PAGE_CSS },
+};
+
+function allow(method: string, methods: readonly string[]): void {
+  if (!methods.includes(method)) {
+    throw new HttpError(
+      405,
+      { error: 'METHOD_NOT_ALLOWED', message: `use ${methods.join(' or ')} here` },
+      { allow: methods.join(', ') },
+    );
+  }
+}
+
+function badRequest(message: string): HttpError {
+  return new HttpError(400, { error: 'BAD_REQUEST', message });
+}
+
+function tooLarge(max: number): HttpError {
+  return new HttpError(413, { error: 'TOO_LARGE', message: `the body is larger than ${max} bytes` });
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+function send(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = redactUrlsIn(JSON.stringify(body));
+  res.writeHead(status, {
+    ...SECURITY_HEADERS,
+    ...headers,
+    'content-type': 'application/json; charset=utf-8',
+  });
+  res.end(text);
+}
+
+/** lockstep's errors keep their facts; anything else is an internal error, logged, never shown. */
+function describe(error: unknown): Record<string, unknown> {
+  if (error instanceof LockstepError) return error.toJSON();
+  return { error: 'INTERNAL', message: 'internal error; the server log has the details' };
+}
+
+function fail(res: ServerResponse, error: unknown): void {
+  if (error instanceof HttpError) {
+    send(res, error.status, error.body, error.headers);
+    return;
+  }
+  let status = 500;
+  if (error instanceof AsyncRefusedError) status = 409;
+  else if (error instanceof AsyncUnknownError) status = 404;
+  else if (error instanceof ConfigError || error instanceof SourceError || error instanceof HistoryError)
+    status = 400;
+  else if (
+    error instanceof ConnectionError ||
+    error instanceof LockTimeoutError ||
+    error instanceof LockNotHeldError
+  ) {
+    status = 503;
+  }
+  if (status === 500) {
+    const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    process.stderr.write(`lockstep serve: ${redactUrlsIn(text)}\n`);
+  }
+  if (!res.headersSent) send(res, status, describe(error));
+  else res.end();
+}
