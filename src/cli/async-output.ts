@@ -3,7 +3,7 @@ import type { AsyncActionResult, AsyncStatusResult } from '../async/migrator.js'
 import type { AsyncAction } from '../async/states.js';
 import type { AsyncRunView } from '../async/view.js';
 import type { LockstepEvent } from '../core/events.js';
-import { formatEvent } from './output.js';
+import { alignColumns, formatEvent } from './output.js';
 
 /** Progress lines on stderr; batch progress at most once a second. */
 export class AsyncEventPrinter {
@@ -94,13 +94,7 @@ function formatList(status: AsyncStatusResult): string {
     r.worker ?? '',
     r.updatedAt ?? '',
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => (row[i] as string).length)));
-  const row = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] as number))
-      .join('  ')
-      .trimEnd();
-  lines.push(row(header), ...table.map(row));
+  lines.push(...alignColumns([header, ...table]));
   for (const r of status.runs) {
     if (r.error && (r.state === 'errored' || r.state === 'failed_at_startup'))
       lines.push(`    ${r.name}: ${r.error}`);

@@ -1,10 +1,10 @@
-import { parseArgs } from 'node:util';
+import type { parseArgs } from 'node:util';
 import { type AsyncOptions, DEFAULT_ASYNC_DIR, DEFAULT_ASYNC_TABLE } from '../async/config.js';
 import { AsyncMigrator } from '../async/migrator.js';
 import { createDefinitionFile } from '../async/new.js';
 import { ConfigError, ExitCode } from '../core/errors.js';
 import { AsyncEventPrinter, formatAsyncResult } from './async-output.js';
-import { databaseUrl, expectArgs, fail } from './common.js';
+import { databaseUrl, expectArgs, fail, parseCommandLine } from './common.js';
 
 const HELP = `lockstep async — long-running migrations: backfills, table rewrites, index builds that cannot
 run inside a deploy. They run in the background with progress, stop, resume and rollback, and at
@@ -95,17 +95,9 @@ export async function asyncMain(argv: string[]): Promise<number> {
   let values: Values;
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      options: OPTIONS,
-      allowPositionals: true,
-      strict: true,
-    }));
+    ({ values, positionals } = parseCommandLine(argv, OPTIONS, 'async'));
   } catch (error) {
-    return fail(
-      new ConfigError(`${(error as Error).message}\nRun \`lockstep async --help\` for usage.`),
-      argv.includes('--json'),
-    );
+    return fail(error, argv.includes('--json'));
   }
   const json = values.json ?? false;
   if (values.help || positionals.length === 0) {

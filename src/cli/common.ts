@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parseEnv } from 'node:util';
+import { type ParseArgsConfig, parseArgs, parseEnv } from 'node:util';
 import { ConfigError, ExitCode, LockstepError } from '../core/errors.js';
 import { redactUrlsIn } from '../drivers/registry.js';
 
@@ -17,6 +17,22 @@ function readDotEnvUrl(): string | undefined {
     return parseEnv(readFileSync('.env', 'utf8')).DATABASE_URL;
   } catch {
     return undefined;
+  }
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** Strict parsing of a command's flags; a mistake is a ConfigError that points to the help. */
+export function parseCommandLine<const T extends Options>(
+  args: string[],
+  options: T,
+  command: string,
+): ReturnType<typeof parseArgs<{ options: T; allowPositionals: true; strict: true }>> {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    const help = `lockstep${command ? ` ${command}` : ''} --help`;
+    throw new ConfigError(`${(error as Error).message}\nRun \`${help}\` for usage.`);
   }
 }
 

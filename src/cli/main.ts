@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import type { LockstepOptions } from '../core/config.js';
 import { ConfigError, ExitCode } from '../core/errors.js';
 import { Migrator } from '../core/runner.js';
-import { databaseUrl, expectArgs, fail, intOption } from './common.js';
+import { databaseUrl, expectArgs, fail, intOption, parseCommandLine } from './common.js';
 import { createMigrationFile } from './new.js';
 import { formatEvent, formatResult } from './output.js';
 
@@ -119,17 +119,9 @@ async function main(argv: string[]): Promise<number> {
   let values: Values;
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      options: OPTIONS,
-      allowPositionals: true,
-      strict: true,
-    }));
+    ({ values, positionals } = parseCommandLine(argv, OPTIONS, ''));
   } catch (error) {
-    return fail(
-      new ConfigError(`${(error as Error).message}\nRun \`lockstep --help\` for usage.`),
-      argv.includes('--json'),
-    );
+    return fail(error, argv.includes('--json'));
   }
   const json = values.json ?? false;
   if (values.help) {

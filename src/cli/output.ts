@@ -78,15 +78,10 @@ function formatStatus(status: StatusResult): string {
     m.row && m.row.state !== 'rolled_back' ? m.row.appliedBy : '',
     m.row?.durationMs != null && m.row.state === 'applied' ? formatDuration(m.row.durationMs) : '',
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => (r[i] as string).length)));
-  const row = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] as number))
-      .join('  ')
-      .trimEnd();
-  lines.push(row(header));
+  const [head, ...rows] = alignColumns([header, ...table]);
+  lines.push(head as string);
   status.migrations.forEach((m, i) => {
-    lines.push(row(table[i] as string[]));
+    lines.push(rows[i] as string);
     if (m.row?.error && m.row.state !== 'applied') {
       const label = m.row.state === 'rolled_back' ? 'last attempt failed and was rolled back' : 'error';
       lines.push(`    ${label}: ${m.row.error}`);
@@ -100,6 +95,17 @@ function formatStatus(status: StatusResult): string {
   for (const m of status.migrations) counts.set(m.status, (counts.get(m.status) ?? 0) + 1);
   lines.push('', [...counts].map(([s, n]) => `${n} ${s}`).join(', ') || 'nothing yet');
   return lines.join('\n');
+}
+
+/** Rows of cells as lines of aligned columns, two spaces apart. */
+export function alignColumns(rows: readonly (readonly string[])[]): string[] {
+  const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((cells) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] as number))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 function plural(n: number, word: string): string {

@@ -1,9 +1,8 @@
-import { parseArgs } from 'node:util';
 import { DEFAULT_ASYNC_DIR, DEFAULT_ASYNC_TABLE } from '../async/config.js';
 import { ConfigError, ExitCode } from '../core/errors.js';
 import { serve } from '../server/serve.js';
 import { AsyncEventPrinter } from './async-output.js';
-import { databaseUrl, expectArgs, fail, intOption } from './common.js';
+import { databaseUrl, expectArgs, fail, intOption, parseCommandLine } from './common.js';
 
 const HELP = `lockstep serve — the status page and JSON API of one database, for a browser or a script.
 
@@ -54,12 +53,7 @@ const OPTIONS = {
 
 export async function serveMain(argv: string[]): Promise<number> {
   try {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      options: OPTIONS,
-      allowPositionals: true,
-      strict: true,
-    });
+    const { values, positionals } = parseCommandLine(argv, OPTIONS, 'serve');
     if (values.help) {
       process.stdout.write(HELP);
       return ExitCode.ok;
@@ -101,9 +95,6 @@ export async function serveMain(argv: string[]): Promise<number> {
         new ConfigError(`cannot listen: ${error.message} (another server uses that port; try --port)`),
         false,
       );
-    }
-    if (error instanceof TypeError && (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
-      return fail(new ConfigError(`${error.message}\nRun \`lockstep serve --help\` for usage.`), false);
     }
     return fail(error, false);
   }

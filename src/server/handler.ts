@@ -155,11 +155,11 @@ export function createStatusHandler(options: StatusServerOptions = {}): StatusHa
     }
     const match = /^\/api\/async\/([^/]+)(?:\/([^/]+))?$/.exec(path);
     if (match) {
-      const name = decodeURIComponent(match[1] as string);
-      if (!NAME.test(name)) {
+      const name = safeDecode(match[1] as string);
+      if (name === undefined || !NAME.test(name)) {
         throw new HttpError(400, {
           error: 'BAD_REQUEST',
-          message: `"${name}" is not a long-running migration name (letters, digits, _ and -)`,
+          message: `"${name ?? match[1]}" is not a long-running migration name (letters, digits, _ and -)`,
         });
       }
       if (match[2] === undefined) {
@@ -307,6 +307,14 @@ function allow(method: string, methods: readonly string[]): void {
       { error: 'METHOD_NOT_ALLOWED', message: `use ${methods.join(' or ')} here` },
       { allow: methods.join(', ') },
     );
+  }
+}
+
+function safeDecode(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return undefined; // a malformed %-escape
   }
 }
 

@@ -328,6 +328,7 @@ for (const target of TARGETS) {
         ],
         ['POST', `api/async/${name}/resume`, { now: true }, 400, /resume takes no fields, not "now"/],
         ['POST', 'api/async/bad%20name/trigger', {}, 400, /is not a long-running migration name/],
+        ['POST', 'api/async/bad%E0%A4%A/trigger', {}, 400, /is not a long-running migration name/],
         ['POST', 'api/async/nope/trigger', {}, 404, /no long-running migration named "nope"/],
         ['GET', 'api/async/nope', undefined, 404, /no long-running migration named "nope"/],
         ['POST', `api/async/${name}/explode`, {}, 404, /no action "explode"/],

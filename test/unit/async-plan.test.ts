@@ -23,20 +23,13 @@ import {
   allowedActions,
 } from '../../src/async/states.js';
 import { ConfigError, SourceError, type SourceProblem } from '../../src/core/errors.js';
+import { createPostgresDriver } from '../../src/drivers/postgres.js';
 import { createSqliteDriver } from '../../src/drivers/sqlite.js';
 import type { SplitDialect } from '../../src/sql/split.js';
 
 const FILE = 'async/backfill_email.sql';
-/** The shape of src/drivers/postgres.ts's `syntax`. */
-const POSTGRES: SplitDialect = {
-  dollarQuotes: true,
-  backslashEscapes: 'e-prefix',
-  hashComments: false,
-  nestedBlockComments: true,
-  backticks: false,
-  brackets: false,
-  bodies: 'begin-atomic',
-};
+// Drivers are made without connecting: their split dialects are what plans are made with.
+const POSTGRES = createPostgresDriver('postgres://x@localhost/db', { table: 't', runnerId: 'r' }).syntax;
 const SQLITE = createSqliteDriver('sqlite:/tmp/x.db', { table: 't', runnerId: 'r' }).syntax;
 
 const lines = (...text: string[]) => text.join('\n');
