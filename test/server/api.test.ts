@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AsyncMigrator } from '../../src/async/migrator.js';
-import { type AsyncAction, type AsyncState, allowedActions } from '../../src/async/states.js';
+import { ASYNC_STATES, type AsyncAction, type AsyncState, allowedActions } from '../../src/async/states.js';
 import { type RunningServer, serve } from '../../src/server/serve.js';
 import { stateRow, traceTableSql, writeDefinitions } from '../helpers/async.js';
 import { eventually, startCli } from '../helpers/process.js';
@@ -207,18 +207,6 @@ for (const target of TARGETS) {
       await db?.cleanup();
     });
 
-    const STATES: readonly AsyncState[] = [
-      'not_started',
-      'queued',
-      'starting',
-      'running',
-      'stopping',
-      'errored',
-      'rolling_back',
-      'completed',
-      'rolled_back',
-      'failed_at_startup',
-    ];
     const ACTIONS: readonly AsyncAction[] = ['trigger', 'stop', 'force-stop', 'resume', 'rollback'];
 
     /** After a case: its worker done, every run it left active or queued stopped and settled. */
@@ -232,7 +220,7 @@ for (const target of TARGETS) {
       assert.deepEqual(await db.query(`SELECT name, state FROM lockstep_async WHERE state IN ${active}`), []);
     }
 
-    for (const wanted of STATES) {
+    for (const wanted of ASYNC_STATES) {
       const allowed = allowedActions(wanted);
       it(`in ${wanted}: ${allowed.join(', ')} allowed; everything else 409, nothing changed`, async () => {
         // Every refused action on one run; each allowed one on a run of its own (the first reused).
