@@ -1,7 +1,12 @@
 import { hostname } from 'node:os';
-import { DEFAULT_ASYNC_TABLE, DEFAULT_TABLE, DEFAULT_URL } from '../core/config.js';
+import {
+  DEFAULT_ASYNC_TABLE,
+  DEFAULT_TABLE,
+  DEFAULT_URL,
+  durationOption,
+  TABLE_NAME,
+} from '../core/config.js';
 import { ConfigError } from '../core/errors.js';
-import { parseDuration } from '../util/duration.js';
 import type { AsyncEventHandler } from './events.js';
 
 export { DEFAULT_ASYNC_TABLE };
@@ -52,19 +57,11 @@ export interface AsyncConfig {
 
 export function resolveAsyncConfig(options: AsyncOptions): AsyncConfig {
   const table = options.table ?? DEFAULT_ASYNC_TABLE;
-  if (!/^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$/.test(table) || table.length > 57) {
+  if (!TABLE_NAME.test(table) || table.length > 57) {
     throw new ConfigError(
       `invalid state table name "${table}": letters, digits and _ (at most 57, for <table>_errors)`,
     );
   }
-  const duration = (what: string, value: number | string | undefined, fallback: number) => {
-    if (value === undefined) return fallback;
-    const ms = typeof value === 'number' ? value : parseDuration(value);
-    if (ms === undefined || !Number.isFinite(ms) || ms < 0) {
-      throw new ConfigError(`invalid ${what} "${value}": use a duration such as 1s or 500ms`);
-    }
-    return ms;
-  };
   const choice = <T extends string>(what: string, value: T | undefined, allowed: readonly T[]): T => {
     if (value === undefined) return allowed[0] as T;
     if (!allowed.includes(value))
@@ -78,8 +75,8 @@ export function resolveAsyncConfig(options: AsyncOptions): AsyncConfig {
     ledgerTable: options.ledgerTable ?? DEFAULT_TABLE,
     onDeadWorker: choice('onDeadWorker', options.onDeadWorker, ['error', 'resume'] as const),
     orphans: choice('orphans', options.orphans, ['wait', 'cancel'] as const),
-    pollMs: duration('poll interval', options.pollInterval, 1_000),
-    lockTimeoutMs: duration('lock timeout', options.lockTimeout, 15 * 60_000),
+    pollMs: durationOption('poll interval', options.pollInterval, 1_000),
+    lockTimeoutMs: durationOption('lock timeout', options.lockTimeout, 15 * 60_000),
     on: options.on ?? (() => {}),
     cwd: options.cwd ?? process.cwd(),
     runnerId: `${hostname()}:${process.pid}`,

@@ -13,7 +13,7 @@ import type { LoadedDefinition } from './definition.js';
 import { AsyncRefusedError, AsyncRunError, AsyncUnknownError, RunTakenOverError } from './errors.js';
 import { executeRun } from './executor.js';
 import { planChecksum, planRun, resolveParameters, runMarker } from './plan.js';
-import { type DefinitionFile, readDefinitionFiles } from './sources.js';
+import { ASYNC_NAME, type DefinitionFile, readDefinitionFiles } from './sources.js';
 import { type AsyncAction, type AsyncState, allowedActions, isActive, SETTLED_STATES } from './states.js';
 import { type AsyncErrorRecord, type AsyncRun, AsyncStore, NEW_RUN } from './store.js';
 import { type AsyncRunView, describeRun } from './view.js';
@@ -563,7 +563,7 @@ export class AsyncMigrator {
 
 /** Stop, resume and rollback also work on a run whose file is gone (its plan is frozen): a name is enough. */
 function checkName(name: string): void {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(name)) {
+  if (!ASYNC_NAME.test(name)) {
     throw new ConfigError(`"${name}" is not a long-running migration name (letters, digits, _ and -)`);
   }
 }

@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError } from '../core/errors.js';
+import { ASYNC_NAME } from './sources.js';
 
 const SQL_TEMPLATE = `-- async:description What this long-running migration does
 -- async:parameter batch_size 10000 keys per batch
@@ -42,7 +43,7 @@ export default {
 
 /** Creates `<dir>/<name>.sql|.ts` from a template and returns its path. */
 export async function createDefinitionFile(dir: string, name: string, typescript: boolean): Promise<string> {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(name)) {
+  if (!ASYNC_NAME.test(name)) {
     throw new ConfigError(
       `long-running migration name "${name}" must be letters, digits, _ and - (e.g. 0001_backfill_emails)`,
     );

@@ -21,9 +21,9 @@ import type {
 import { substituteParameters } from './plan.js';
 import { parseAsyncSql, type SqlCheck } from './sql-definition.js';
 
-const FILE_NAME = /^([A-Za-z0-9][A-Za-z0-9_-]*)\.(sql|ts|mts|js|mjs)$/;
-/** The state table's key column is 64 characters on MySQL. */
-const MAX_NAME = 64;
+/** A long-running migration's name (its file name without extension); the state table's key is 64 characters on MySQL. */
+export const ASYNC_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+const FILE_NAME = /^(.*)\.(sql|ts|mts|js|mjs)$/;
 
 /** A definition file found in the directory, not yet loaded. */
 export interface DefinitionFile {
@@ -60,10 +60,10 @@ export async function readDefinitionFiles(dir: string, cwd = process.cwd()): Pro
     const fullPath = path.join(absolute, fileName);
     const shown = displayPath(fullPath, cwd);
     const match = FILE_NAME.exec(fileName);
-    if (!match || (match[1] as string).length > MAX_NAME) {
+    if (!match || !ASYNC_NAME.test(match[1] as string)) {
       problems.push({
         file: shown,
-        problem: `a long-running migration's file name is its name: letters, digits, _ and - (at most ${MAX_NAME}), e.g. 0001_backfill_emails.sql`,
+        problem: `a long-running migration's file name is its name: letters, digits, _ and - (at most 64), e.g. 0001_backfill_emails.sql`,
       });
       continue;
     }

@@ -42,6 +42,9 @@ export interface ResolvedConfig extends HistoryPolicy {
   readonly runnerId: string;
 }
 
+/** A table name, optionally `schema.table`: letters, digits, _ and $. */
+export const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$/;
+
 export const DEFAULT_URL = 'sqlite:db/lockstep.sqlite3';
 export const DEFAULT_DIR = 'db/migrations';
 export const DEFAULT_TABLE = 'lockstep_migrations';
@@ -50,7 +53,7 @@ export const DEFAULT_ASYNC_TABLE = 'lockstep_async';
 
 export function resolveConfig(options: LockstepOptions): ResolvedConfig {
   const table = options.table ?? DEFAULT_TABLE;
-  if (!/^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$/.test(table) || table.length > 127) {
+  if (!TABLE_NAME.test(table) || table.length > 127) {
     throw new ConfigError(
       `invalid ledger table name "${table}": use letters, digits and _ (optionally schema.table)`,
     );
@@ -79,7 +82,8 @@ export function resolveConfig(options: LockstepOptions): ResolvedConfig {
   };
 }
 
-function durationOption(what: string, value: number | string | undefined, fallback: number): number {
+/** An option given in ms or as `30s`/`15m`, checked. */
+export function durationOption(what: string, value: number | string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   const ms = typeof value === 'number' ? value : parseDuration(value);
   if (ms === undefined || !Number.isFinite(ms) || ms < 0) {

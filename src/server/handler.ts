@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AsyncRefusedError, AsyncUnknownError } from '../async/errors.js';
 import type { AsyncEventHandler } from '../async/events.js';
 import { AsyncMigrator } from '../async/migrator.js';
+import { ASYNC_NAME } from '../async/sources.js';
 import {
   ConfigError,
   ConnectionError,
@@ -57,7 +58,6 @@ export type StatusHandler = ((req: IncomingMessage, res: ServerResponse, next?: 
   readonly mutations: boolean;
 };
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 const ACTIONS = ['trigger', 'stop', 'resume', 'rollback'] as const;
 type Action = (typeof ACTIONS)[number];
 
@@ -92,7 +92,7 @@ class HttpError extends Error {
 }
 
 export function createStatusHandler(options: StatusServerOptions = {}): StatusHandler {
-  const url = options.url || process.env.DATABASE_URL || undefined;
+  const url = options.url;
   const migrator = new Migrator({ url, dir: options.dir, table: options.table, cwd: options.cwd });
   const lrm = new AsyncMigrator({
     url,
@@ -156,7 +156,7 @@ export function createStatusHandler(options: StatusServerOptions = {}): StatusHa
     const match = /^\/api\/async\/([^/]+)(?:\/([^/]+))?$/.exec(path);
     if (match) {
       const name = safeDecode(match[1] as string);
-      if (name === undefined || !NAME.test(name)) {
+      if (name === undefined || !ASYNC_NAME.test(name)) {
         throw new HttpError(400, {
           error: 'BAD_REQUEST',
           message: `"${name ?? match[1]}" is not a long-running migration name (letters, digits, _ and -)`,
