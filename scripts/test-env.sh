@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# What the test suite needs on this kind of machine (Debian, PostgreSQL and MariaDB installed), set up
+# when missing: both servers started if they are down, Debian's chromium installed for the browser
+# test. Anything that cannot be set up fails the run here, loudly: database tests never skip.
+# `npm test` runs this first; LOCKSTEP_TEST_PG_URL / LOCKSTEP_TEST_MYSQL_URL point the tests at
+# other servers (then those are only checked, never started).
+set -euo pipefail
+
+say() { echo "test-env: $*" >&2; }
+fatal() { say "FATAL: $*"; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"
+  else return 1; fi
+}
+
+wait_for() { # name, probe command...
+  local name=$1; shift
+  for _ in $(seq 1 60); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 1
+  done
+  fatal "$name is not reachable after 60 s; the tests need it (see DEVELOPERS.md, \"Services\")"
+}
+
+pg_probe() { psql "${LOCKSTEP_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}" -tAc 'SELECT 1'; }
+if ! pg_probe >/dev/null 2>&1; then
+  [ -z "${LOCKSTEP_TEST_PG_URL:-}" ] || fatal "PostgreSQL at \$LOCKSTEP_TEST_PG_URL is not reachable"
+  command -v pg_ctlcluster >/dev/null || fatal "PostgreSQL is down and not installed (pg_ctlcluster missing)"
+  say "starting PostgreSQL"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
+fi
+wait_for PostgreSQL pg_probe
+
+mysql_probe() {
+  if [ -n "${LOCKSTEP_TEST_MYSQL_URL:-}" ]; then
+    node -e "require('mysql2/promise').createConnection(process.argv[1]).then(c=>c.end())" "$LOCKSTEP_TEST_MYSQL_URL"
+  else
+    mariadb -h 127.0.0.1 -u root -e 'SELECT 1' test
+  fi
+}
+if ! mysql_probe >/dev/null 2>&1; then
+  [ -z "${LOCKSTEP_TEST_MYSQL_URL:-}" ] || fatal "MySQL at \$LOCKSTEP_TEST_MYSQL_URL is not reachable"
+  [ -x /usr/sbin/mariadbd ] || fatal "MariaDB is down and not installed (/usr/sbin/mariadbd missing)"
+  say "starting MariaDB"
+  as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+fi
+wait_for MariaDB mysql_probe
+
+# The status page's browser test drives Debian's Chromium (there is no browser download here).
+chromium=${LOCKSTEP_TEST_CHROMIUM:-/usr/bin/chromium}
+if [ ! -x "$chromium" ]; then
+  [ -z "${LOCKSTEP_TEST_CHROMIUM:-}" ] || fatal "\$LOCKSTEP_TEST_CHROMIUM ($chromium) is not executable"
+  say "installing Debian's chromium for the browser test (a minute or two)"
+  { as_root apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 ||
+    { as_root apt-get update >/dev/null 2>&1 &&
+      as_root apt-get install -y --no-install-recommends chromium >/dev/null 2>&1; }; } || true
+  [ -x "$chromium" ] || fatal "$chromium is missing and could not be installed (apt-get install chromium, as root)"
+fi
+say "PostgreSQL, MariaDB and chromium are ready"
