@@ -7,7 +7,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { readTrace, stateRow, traceTableSql, writeDefinitions } from '../helpers/async.js';
 import { eventually, startCli } from '../helpers/process.js';
-import { CLEAN_ENV, type DatabaseKind, runCli, TARGETS, type TestDatabase } from '../helpers/targets.js';
+import {
+  CLEAN_ENV,
+  createPostgresDatabase,
+  type DatabaseKind,
+  runCli,
+  TARGETS,
+  type TestDatabase,
+} from '../helpers/targets.js';
 
 /** Runs long while hang_marker has a row, at once once the test emptied it (see test/race/crash.test.ts). */
 const SLOW_WHILE_MARKED: Record<DatabaseKind, string> = {
@@ -112,8 +119,9 @@ for (const target of TARGETS) {
         await db.query('DELETE FROM hang_marker');
         const resumed = await cli(db, dir, ['resume', 'k1', '--wait']);
         assert.equal(resumed.code, 0, resumed.stderr);
-        if (target.kind !== 'sqlite') {
-          // The dead worker's statement was still running on the server: resume waited for it.
+        if (target.kind === 'mysql') {
+          // MySQL runs a dead client's statement to its end: resume waited for it. (Postgres
+          // cancelled it within client_connection_check_interval: see the postgres-only test.)
           assert.match(
             resumed.stderr,
             /k1: waiting for a statement its dead worker left running .*hang_marker/,
@@ -137,15 +145,10 @@ for (const target of TARGETS) {
         const dir = await setup(db, { 'k2.sql': threeSteps(target.kind, 'k2') });
         await killInOperationTwo(db, dir, 'k2');
         await db.query('DELETE FROM hang_marker');
-        const args = [
-          'rollback',
-          'k2',
-          '--wait',
-          ...(target.kind === 'postgres' ? ['--cancel-orphans'] : []),
-        ];
+        const args = ['rollback', 'k2', '--wait', ...(target.kind === 'mysql' ? ['--cancel-orphans'] : [])];
         const rolled = await cli(db, dir, args);
         assert.equal(rolled.code, 0, rolled.stderr);
-        if (target.kind === 'postgres')
+        if (target.kind === 'mysql')
           assert.match(rolled.stderr, /k2: cancelled a statement its dead worker left running/);
         assert.deepEqual(await readTrace(db), ['k2:op1', 'k2:undo2', 'k2:undo1']);
         const run = (await status(db, dir, 'k2')).runs[0];
@@ -367,3 +370,39 @@ UPDATE items SET n = n - 1 WHERE id >= :start AND id < :end;
     }
   });
 }
+
+describe('long-running migrations, crashes: postgres only', () => {
+  it('SIGKILL of the worker mid-statement: its run lock and its statement are gone within 1 s', async () => {
+    const db = await createPostgresDatabase();
+    try {
+      const dir = await setup(db, { 'k9.sql': threeSteps('postgres', 'k9') });
+      const orphans = async () =>
+        (
+          await db.query(
+            "SELECT 1 FROM pg_stat_activity WHERE query LIKE '%hang_marker%' AND pid <> pg_backend_pid()",
+          )
+        ).length;
+      const runLocks = async () =>
+        (
+          await db.query(
+            `SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+              WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()`,
+          )
+        ).length;
+      await killInOperationTwo(db, dir, 'k9');
+      const killedAt = performance.now();
+      await eventually(async () => (await runLocks()) === 0, 'the run lock is free', 5_000);
+      const lockMs = performance.now() - killedAt;
+      await eventually(async () => (await orphans()) === 0, "the dead worker's statement ended", 5_000);
+      const statementMs = performance.now() - killedAt;
+      console.log(
+        `# run lock free after ${lockMs.toFixed(0)} ms, statement gone after ${statementMs.toFixed(0)} ms`,
+      );
+      assert.ok(lockMs < 1_000 && statementMs < 1_000, `lock ${lockMs} ms, statement ${statementMs} ms`);
+      const run = (await status(db, dir, 'k9')).runs[0];
+      assert.equal(run?.alive, false);
+    } finally {
+      await db.cleanup();
+    }
+  });
+});

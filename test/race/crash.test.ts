@@ -253,6 +253,55 @@ export async function up(ctx: { query(sql: string): Promise<unknown> }): Promise
 }
 
 describe('crashes: postgres only', () => {
+  it('SIGKILL while the backend runs a long statement: the lock is free within 1 s, the next runner applies', async () => {
+    const db = await createPostgresDatabase();
+    try {
+      const dir = writeMigrations(db.dir, {
+        '001_log.sql': LOG_TABLE,
+        '002_sleep.sql':
+          "-- migrate:up\nINSERT INTO applied_log (version) VALUES ('002');\nSELECT pg_sleep(4);\n",
+      });
+      const a = startCli(['up', '--url', db.url, '--dir', dir], { cwd: db.dir });
+      await eventually(
+        async () =>
+          (await db.query("SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(4)%'")).length >
+          0,
+        'the runner sleeps',
+      );
+      const b = startCli(['up', '--url', db.url, '--dir', dir, '--lock-timeout', '60s'], { cwd: db.dir });
+      await b.waitFor(/waiting for the migration lock/);
+      await new Promise((r) => setTimeout(r, 1_000)); // ~1.5 s into the 4 s statement
+      const holders = async () =>
+        (
+          await db.query(
+            `SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+              WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()`,
+          )
+        ).map((r) => Number(r.pid));
+      const [holderPid] = await holders();
+      assert.ok(holderPid, 'A holds the lock while it sleeps');
+      const killedAt = performance.now();
+      a.child.kill('SIGKILL');
+      await eventually(
+        async () => !(await holders()).includes(holderPid),
+        "A's backend let go of the lock",
+        5_000,
+      );
+      const freedMs = performance.now() - killedAt;
+      await b.waitFor(/applying 002/, 5_000);
+      const takenMs = performance.now() - killedAt;
+      console.log(
+        `# lock free ${freedMs.toFixed(0)} ms after SIGKILL; the waiter took it within ${takenMs.toFixed(0)} ms`,
+      );
+      assert.ok(freedMs < 1_000, `the lock was free only ${freedMs.toFixed(0)} ms after the kill`);
+      const resultB = await b.done;
+      assert.equal(resultB.code, 0, resultB.stderr);
+      assert.equal(await countLog(db, '002'), 1, 'A rolled back, B applied once');
+    } finally {
+      await db.cleanup();
+    }
+  });
+
   it('pg_terminate_backend on the runner: it exits non-zero, the waiter takes over without overlap', async () => {
     const db = await createPostgresDatabase();
     try {
