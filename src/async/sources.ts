@@ -88,21 +88,21 @@ export async function readDefinitionFiles(dir: string, cwd = process.cwd()): Pro
       name,
       file: shown,
       path: fullPath,
-      load: async (target) => {
-        const definition = fileName.endsWith('.sql')
-          ? await loadSql(name, shown, fullPath, target)
-          : await loadModule(name, shown, fullPath);
-        planRun(definition, defaultsOf(definition), target);
-        return definition;
-      },
+      load: (target) =>
+        fileName.endsWith('.sql')
+          ? loadSql(name, shown, fullPath, target)
+          : loadModule(name, shown, fullPath).then((definition) => checkedByPlanning(definition, target)),
     });
   }
   if (problems.length > 0) throw new SourceError(problems);
   return files;
 }
 
-function defaultsOf(definition: LoadedDefinition) {
-  return Object.fromEntries(Object.entries(definition.parameters).map(([k, p]) => [k, p.default]));
+/** Plans it with its defaults: what planning refuses (a misplaced placeholder) is refused at load. */
+function checkedByPlanning(definition: LoadedDefinition, target: PlanTarget): LoadedDefinition {
+  const defaults = Object.fromEntries(Object.entries(definition.parameters).map(([k, p]) => [k, p.default]));
+  planRun(definition, defaults, target);
+  return definition;
 }
 
 async function loadSql(
@@ -113,6 +113,7 @@ async function loadSql(
 ): Promise<LoadedDefinition> {
   const parsed = parseAsyncSql(await readFile(fullPath, 'utf8'), file);
   const defaults = Object.fromEntries(Object.entries(parsed.parameters).map(([k, p]) => [k, p.default]));
+  const wellFormed = parsed.problems.length === 0;
   for (const [which, c] of Object.entries(parsed.checks)) {
     bindParameters(c.sql, defaults, target, (message, offset) =>
       parsed.problems.push({
@@ -122,11 +123,10 @@ async function loadSql(
       }),
     );
   }
-  if (parsed.problems.length > 0) throw new SourceError(parsed.problems);
   const syntax = target.syntax;
   const check = (which: string, c: SqlCheck | undefined): AsyncCheck | undefined =>
     c && (async (ctx) => sqlCheck(ctx, c, which, file, syntax));
-  return {
+  const definition: LoadedDefinition = {
     name,
     file,
     description: parsed.description,
@@ -145,6 +145,17 @@ async function loadSql(
           (await sqlCheck(ctx, parsed.checks.is_required as SqlCheck, 'is_required', file, syntax)) === true
       : undefined,
   };
+  // The operations' placeholders, planned with the defaults, reported with the other problems.
+  if (wellFormed) {
+    try {
+      checkedByPlanning(definition, target);
+    } catch (error) {
+      if (!(error instanceof SourceError)) throw error;
+      parsed.problems.push(...error.problems);
+    }
+  }
+  if (parsed.problems.length > 0) throw new SourceError(parsed.problems);
+  return definition;
 }
 
 /** A check written as a query: its first column of its first row must be true (or 1). */

@@ -267,6 +267,8 @@ function parseOptions(
   let batched = false;
   const settings: Record<string, string> = {};
   const batch: Record<string, string | number> = {};
+  // Options refused for their placeholder: not reported again as missing.
+  const refused = new Set<string>();
   for (const option of op.options.split(/\s+/).filter(Boolean)) {
     if (option === 'batched') {
       batched = true;
@@ -280,6 +282,7 @@ function parseOptions(
       const typed = typedOption(key, text, parameters, values);
       if (typeof typed === 'object') {
         problem(`option "${option}": ${typed.problem}`);
+        refused.add(key);
         continue;
       }
       value = typed;
@@ -328,8 +331,9 @@ function parseOptions(
       : typeof batch.pause === 'number'
         ? batch.pause
         : parseDuration(batch.pause);
-  if (!batch.table || !batch.key) problem('a batched operation needs table:<table> and key:<integer column>');
-  if (!Number.isInteger(size) || size < 1) {
+  if ((!batch.table && !refused.has('table')) || (!batch.key && !refused.has('key')))
+    problem('a batched operation needs table:<table> and key:<integer column>');
+  if ((!Number.isInteger(size) || size < 1) && !refused.has('batch_size')) {
     problem(`a batched operation needs batch_size:<whole number ≥ 1>, got "${batch.batch_size ?? ''}"`);
   }
   if (pauseMs === undefined) problem(`option "pause:${batch.pause}": pause takes a duration such as 100ms`);
@@ -349,10 +353,11 @@ function typedOption(
 ): ParameterValue | { problem: string } {
   const types = Object.hasOwn(TYPED_OPTIONS, key) ? TYPED_OPTIONS[key] : undefined;
   if (!types) {
+    const typed = Object.keys(TYPED_OPTIONS)
+      .map((k) => `${k}:`)
+      .join(', ');
     return {
-      problem: `a parameter can only be the whole value of ${Object.keys(TYPED_OPTIONS)
-        .map((k) => `${k}:`)
-        .join(', ')}; ${key}${text ? ':' : ''} takes fixed text`,
+      problem: `a parameter can only be the whole value of ${typed}${key.includes('{{') ? ', never an option of its own' : `; ${key}: takes fixed text`}`,
     };
   }
   const name = /^\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$/.exec(text)?.[1];
