@@ -219,7 +219,7 @@ export function findPlaceholders(sql: string, syntax: SplitDialect): Placeholder
     }
     const before = sql[offset - 1] ?? ' ';
     const after = sql[offset + length] ?? ' ';
-    const glued = /[\w$.@:'"`\\\]]/.test(before) || /[\w$.'"`[]/.test(after);
+    const glued = /[\w$.@:'"`\\\]}]/.test(before) || /[\w$.'"`[{]/.test(after);
     found.push({
       name,
       offset,

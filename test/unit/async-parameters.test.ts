@@ -121,7 +121,9 @@ describe('renderLiteral', () => {
     postgres: (l) =>
       l
         .slice(2, -1)
-        .replace(/\\u([0-9a-f]{4})|\\U([0-9a-f]{8})/g, (_, a, b) => String.fromCodePoint(parseInt(a ?? b, 16))),
+        .replace(/\\u([0-9a-f]{4})|\\U([0-9a-f]{8})/g, (_, a, b) =>
+          String.fromCodePoint(parseInt(a ?? b, 16)),
+        ),
     mysql: (l) => Buffer.from(l.slice(11, -1), 'hex').toString('utf8'),
     sqlite: (l) => Buffer.from(l.slice(8, -11), 'hex').toString('utf8'),
   };
@@ -214,7 +216,12 @@ describe('a misplaced placeholder is refused at load, with file and line', () =>
     ['a malformed placeholder', 'SELECT {{bad-name}}', KINDS, /"\{\{bad-name\}\}" is not a placeholder/],
     ['an unclosed placeholder', 'SELECT {{x', KINDS, /"\{\{" is not a placeholder/],
     ['an unknown name', 'SELECT {{nope}}', KINDS, /\{\{nope\}\} is not a parameter/],
-    ['a name Object.prototype has', 'SELECT {{constructor}}', KINDS, /\{\{constructor\}\} is not a parameter/],
+    [
+      'a name Object.prototype has',
+      'SELECT {{constructor}}',
+      KINDS,
+      /\{\{constructor\}\} is not a parameter/,
+    ],
   ];
   for (const [what, sql, kinds, problem] of cases) {
     for (const kind of kinds) {
@@ -227,11 +234,19 @@ describe('a misplaced placeholder is refused at load, with file and line', () =>
     }
   }
 
+  it('refuses two placeholders glued together, both', async () => {
+    const problems = await loadProblems('postgres', { 'g.sql': withSql('SELECT {{n}}{{x}}') });
+    assert.deepEqual(
+      problems.map((p) => p.replace(/ is glued .*/, '')),
+      ['g.sql:5: operation 1: {{n}}', 'g.sql:5: operation 1: {{x}}'],
+    );
+  });
+
   it('names the line within a statement, in a rollback and in a check', async () => {
     const text = [
       ...HEADER,
       '-- async:precheck', // 4
-      "SELECT 1 = 1", // 5
+      'SELECT 1 = 1', // 5
       "  AND '{{x}}' = 'a'", // 6
       '-- async:operation', // 7
       'SELECT 1;', // 8
@@ -246,7 +261,11 @@ describe('a misplaced placeholder is refused at load, with file and line', () =>
       const problems = await loadProblems(kind, { 'b.sql': text });
       assert.deepEqual(
         problems.map((p) => p.replace(/ is inside .*/, '')),
-        ['b.sql:6: precheck: {{x}}', 'b.sql:10: operation 1: {{n}}', 'b.sql:13: operation 1 (rollback): {{n}}'],
+        [
+          'b.sql:6: precheck: {{x}}',
+          'b.sql:10: operation 1: {{n}}',
+          'b.sql:13: operation 1 (rollback): {{n}}',
+        ],
         kind,
       );
     }
@@ -278,11 +297,31 @@ describe('the option line takes typed values only', () => {
     ['as the table', 'batched table:{{x}} key:id batch_size:5', /table: takes fixed text/],
     ['as the key', 'batched table:t key:{{x}} batch_size:5', /key: takes fixed text/],
     ['as an option of its own', '{{x}}', /never an option of its own/],
-    ['part of a value', 'batched table:t key:id batch_size:1{{n}}', /must be the whole value: batch_size:\{\{name\}\}/],
-    ['text as a batch size', 'batched table:t key:id batch_size:{{x}}', /batch_size: takes a parameter of type integer; x is text/],
-    ['text as a timeout', 'timeout:{{x}}', /timeout: takes a parameter of type duration or integer; x is text/],
-    ['a boolean as a pause', 'batched table:t key:id batch_size:5 pause:{{b}}', /pause: takes .*; b is boolean/],
-    ['an integer as transaction', 'transaction:{{n}}', /transaction: takes a parameter of type boolean; n is integer/],
+    [
+      'part of a value',
+      'batched table:t key:id batch_size:1{{n}}',
+      /must be the whole value: batch_size:\{\{name\}\}/,
+    ],
+    [
+      'text as a batch size',
+      'batched table:t key:id batch_size:{{x}}',
+      /batch_size: takes a parameter of type integer; x is text/,
+    ],
+    [
+      'text as a timeout',
+      'timeout:{{x}}',
+      /timeout: takes a parameter of type duration or integer; x is text/,
+    ],
+    [
+      'a boolean as a pause',
+      'batched table:t key:id batch_size:5 pause:{{b}}',
+      /pause: takes .*; b is boolean/,
+    ],
+    [
+      'an integer as transaction',
+      'transaction:{{n}}',
+      /transaction: takes a parameter of type boolean; n is integer/,
+    ],
     ['an unknown name', 'timeout:{{nope}}', /\{\{nope\}\} is not a parameter/],
   ];
   for (const [what, options, problem] of cases) {
@@ -294,7 +333,7 @@ describe('the option line takes typed values only', () => {
     });
   }
 
-  it("takes typed values from the parameters, never their text", async () => {
+  it('takes typed values from the parameters, never their text', async () => {
     const dir = path.join(scratch, `d${++dirs}`);
     mkdirSync(dir);
     writeFileSync(
@@ -304,7 +343,9 @@ describe('the option line takes typed values only', () => {
         '-- async:rollback\n-- async:operation transaction:{{b}} timeout:{{n}}\nSELECT 1;\n-- async:rollback',
       ),
     );
-    const [loaded] = await Promise.all((await readDefinitionFiles(dir, scratch)).map((f) => f.load(DRIVERS.sqlite)));
+    const [loaded] = await Promise.all(
+      (await readDefinitionFiles(dir, scratch)).map((f) => f.load(DRIVERS.sqlite)),
+    );
     const [batched, plain] = loaded?.operations({ x: 'a', n: 7, p: 1500, b: false }) ?? [];
     assert.deepEqual(batched?.batch, { table: 't', key: 'id', size: 7, pauseMs: 1500 });
     assert.equal(batched?.timeoutMs, 1500);
@@ -314,7 +355,8 @@ describe('the option line takes typed values only', () => {
 });
 
 describe('parameter declarations', () => {
-  const declared = (line: string) => [line, '-- async:operation', 'SELECT 1;', '-- async:rollback', ''].join('\n');
+  const declared = (line: string) =>
+    [line, '-- async:operation', 'SELECT 1;', '-- async:rollback', ''].join('\n');
   const D = '-- async:description d\n';
   const cases: [string, RegExp][] = [
     ['-- async:parameter n type:float default:1', /parameter n: unknown type "float" \(known: text, integer/],
@@ -350,7 +392,7 @@ describe('parameter declarations', () => {
       '-- async:parameter g fast',
       "-- async:parameter h '12'",
     ];
-    writeFileSync(path.join(dir, 'ok.sql'), D + lines.join('\n') + '\n' + declared(''));
+    writeFileSync(path.join(dir, 'ok.sql'), `${D}${lines.join('\n')}\n${declared('')}`);
     const [file] = await readDefinitionFiles(dir, scratch);
     const loaded = await file?.load(DRIVERS.postgres);
     assert.deepEqual(loaded?.parameters, {

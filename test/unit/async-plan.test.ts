@@ -210,10 +210,14 @@ describe('resolveParameters', () => {
   const bad: readonly { given: Record<string, unknown>; message: RegExp }[] = [
     {
       given: { batch_size: 'abc' },
-      message: /parameter batch_size of backfill takes an integer \(a whole number such as 10000\): "abc" is not a whole number/,
+      message:
+        /parameter batch_size of backfill takes an integer \(a whole number such as 10000\): "abc" is not a whole number/,
     },
     { given: { batch_size: ' ' }, message: /parameter batch_size of backfill takes an integer/ },
-    { given: { label: 7 }, message: /parameter label of backfill takes text \(a string\): 7 is not a string/ },
+    {
+      given: { label: 7 },
+      message: /parameter label of backfill takes text \(a string\): 7 is not a string/,
+    },
     { given: { size: 1 }, message: /backfill has no parameter "size"; its parameters: batch_size, label/ },
     { given: { toString: 1 }, message: /backfill has no parameter "toString"/ },
   ];
