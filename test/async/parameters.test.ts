@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { AsyncMigrator } from '../../src/async/migrator.js';
+import { ConfigError } from '../../src/core/errors.js';
 import { serve } from '../../src/server/serve.js';
 import { writeDefinitions } from '../helpers/async.js';
 import {
@@ -270,7 +271,7 @@ INSERT INTO stored (run, k, v) VALUES ({{n}}, 0, {{label}});
 `;
 
 describe('ill-typed values are refused before anything runs', () => {
-  it('CLI: exit 2, naming the parameter, its type and the problem', async () => {
+  it('CLI: exit 2, naming the parameter, its type and the problem (and the library throws ConfigError)', async () => {
     const db = await createSqliteDatabase();
     try {
       await prepare(db);
@@ -294,6 +295,15 @@ describe('ill-typed values are refused before anything runs', () => {
         assert.equal(r.code, 2, `${param}: ${r.stderr}`);
         assert.match(r.stderr, message, param);
       }
+      const lrm = new AsyncMigrator({ url: db.url, dir, cwd: db.dir });
+      for (const parameters of [{ label: 'a\u0000b' }, { n: '7; DROP TABLE sentinel' }, { wait: true }]) {
+        await assert.rejects(
+          lrm.trigger('0001_typed', { parameters }),
+          ConfigError,
+          JSON.stringify(parameters),
+        );
+      }
+      assert.equal((await lrm.status('0001_typed')).runs[0]?.state, 'not_started', 'nothing changed');
       const ok = await cli(db, dir, [
         'trigger',
         '0001_typed',
