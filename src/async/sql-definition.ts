@@ -17,7 +17,6 @@ import type { DeclaredParameter, SourceOperation } from './definition.js';
 import {
   checkParameterValue,
   describeType,
-  inferType,
   PARAMETER_TYPES,
   type ParameterType,
   type ParameterValue,
@@ -225,19 +224,23 @@ function parseParameterLine(rest: string): { name: string; parameter: DeclaredPa
   }
   if (!keyed) fallback = readValue();
   if (!fallback) return keyed ? `parameter ${name} needs default:<value> (a value of its type)` : usage;
-  if (!type) {
-    // Untyped (the older form): a numeral is a number, anything else text.
-    const number = Number(fallback.raw);
-    type =
-      !fallback.quoted && fallback.raw.trim() !== '' && Number.isFinite(number) ? inferType(number) : 'text';
-  }
-  const checked = checkParameterValue(type ?? 'text', fallback.raw);
+  type ??= untypedDefault(fallback);
+  const checked = checkParameterValue(type, fallback.raw);
   if ('problem' in checked)
-    return `parameter ${name}: its default ${checked.problem} (${describeType(type ?? 'text')})`;
+    return `parameter ${name}: its default ${checked.problem} (${describeType(type)})`;
   return {
     name,
-    parameter: { type: type ?? 'text', default: checked.value, ...(text ? { description: text } : {}) },
+    parameter: { type, default: checked.value, ...(text ? { description: text } : {}) },
   };
+}
+
+/** The older, untyped form: a whole numeral is an integer, another numeral a number, else text. */
+function untypedDefault(fallback: { raw: string; quoted: boolean }): ParameterType {
+  if (fallback.quoted) return 'text';
+  const numeric = (['integer', 'number'] as const).find(
+    (t) => 'value' in checkParameterValue(t, fallback.raw),
+  );
+  return numeric ?? 'text';
 }
 
 type ParsedOptions = Pick<SourceOperation, 'timeoutMs' | 'settings' | 'transaction' | 'batch'>;

@@ -391,6 +391,10 @@ describe('parameter declarations', () => {
       '-- async:parameter f 2.5',
       '-- async:parameter g fast',
       "-- async:parameter h '12'",
+      '-- async:parameter i 1e3',
+      '-- async:parameter j -3',
+      '-- async:parameter k true',
+      '-- async:parameter l default:5',
     ];
     writeFileSync(path.join(dir, 'ok.sql'), `${D}${lines.join('\n')}\n${declared('')}`);
     const [file] = await readDefinitionFiles(dir, scratch);
@@ -404,6 +408,10 @@ describe('parameter declarations', () => {
       f: { type: 'number', default: 2.5 },
       g: { type: 'text', default: 'fast' },
       h: { type: 'text', default: '12' },
+      i: { type: 'number', default: 1000 },
+      j: { type: 'integer', default: -3 },
+      k: { type: 'text', default: 'true' },
+      l: { type: 'integer', default: 5 },
     });
   });
 });
