@@ -317,6 +317,8 @@ describe('ill-typed values are refused before anything runs', () => {
       assert.deepEqual(await storedValues(db, 7), ['x']);
       const status = JSON.parse((await cli(db, dir, ['status', '0001_typed', '--json'])).stdout);
       assert.deepEqual(status.runs[0].parameters, { n: 7, label: 'x', on: false, wait: 1000 });
+      // The frozen plan is reproducible from the file and the typed values (its checksum matches).
+      assert.equal(status.runs[0].definitionChanged, false);
       assert.deepEqual(status.runs[0].declaredParameters.n, {
         type: 'integer',
         default: 10,
