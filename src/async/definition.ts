@@ -1,4 +1,5 @@
 import type { QueryResult } from '../drivers/driver.js';
+import type { ParameterType, ParameterValue, ParameterValues } from './parameters.js';
 
 /** What precheck, healthcheck and isRequired receive: a session on the target database. */
 export interface AsyncContext {
@@ -6,8 +7,8 @@ export interface AsyncContext {
   readonly dialect: string;
   /** Runs one statement (with `$1`/`?` parameters as the database expects) and returns its rows. */
   query(sql: string, params?: readonly unknown[]): Promise<QueryResult>;
-  /** The run's parameters: the definition's defaults, overridden by the trigger. */
-  readonly parameters: Readonly<Record<string, number | string>>;
+  /** The run's parameters, typed: the definition's defaults, overridden by the trigger. */
+  readonly parameters: ParameterValues;
   log(message: string): void;
 }
 
@@ -59,9 +60,20 @@ export interface AsyncBatchedOperation extends OperationCommon {
 export type AsyncOperation = AsyncSqlOperation | AsyncBatchedOperation;
 
 export interface AsyncParameter {
-  /** Its type is the parameter's type: a number or a string. */
-  readonly default: number | string;
+  /**
+   * What a trigger may set it to: `text`, `integer`, `number`, `boolean` or `duration` (given as
+   * `30s`, or a number of ms; its value is the ms). Default: from `default`, a whole number
+   * `integer`, another number `number`, a string `text`.
+   */
+  readonly type?: ParameterType | undefined;
+  /** A value of its type, used when the trigger does not set it. */
+  readonly default: ParameterValue;
   readonly description?: string | undefined;
+}
+
+/** A parameter as loaded: its type known and its default a value of it. */
+export interface DeclaredParameter extends AsyncParameter {
+  readonly type: ParameterType;
 }
 
 /** A long-running migration, as a TS/JS module's default export. */
@@ -69,11 +81,15 @@ export interface AsyncMigrationDefinition {
   readonly description: string;
   /** Names of long-running migrations that must be completed before this one starts. */
   readonly dependsOn?: readonly string[] | undefined;
-  /** Parameters a trigger may set; SQL refers to them as `{{name}}` (substituted as literals). */
+  /**
+   * Parameters a trigger may set. SQL refers to one as `{{name}}` where a literal could go, and
+   * gets its value as a literal. A function of `operations` receives the typed values: use them
+   * for options (a batch size), never paste one into SQL text — write `{{name}}` there.
+   */
   readonly parameters?: Readonly<Record<string, AsyncParameter>> | undefined;
   readonly operations:
     | readonly AsyncOperation[]
-    | ((parameters: Readonly<Record<string, number | string>>) => readonly AsyncOperation[]);
+    | ((parameters: ParameterValues) => readonly AsyncOperation[]);
   /** Checked when the run starts; a failure ends it in `failed_at_startup`, nothing run. */
   readonly precheck?: AsyncCheck | undefined;
   /** Checked when the run starts and whenever it is resumed. */
@@ -115,7 +131,7 @@ export interface PlannedOperation {
 
 export interface RunPlan {
   readonly operations: readonly PlannedOperation[];
-  readonly parameters: Readonly<Record<string, number | string>>;
+  readonly parameters: ParameterValues;
   /** Checked when the run starts: each must be completed. */
   readonly dependsOn: readonly string[];
 }
@@ -126,9 +142,9 @@ export interface LoadedDefinition {
   readonly file: string;
   readonly description: string;
   readonly dependsOn: readonly string[];
-  readonly parameters: Readonly<Record<string, AsyncParameter>>;
+  readonly parameters: Readonly<Record<string, DeclaredParameter>>;
   /** The operations with `{{name}}` still in their SQL, for the given parameter values. */
-  operations(parameters: Readonly<Record<string, number | string>>): readonly SourceOperation[];
+  operations(parameters: ParameterValues): readonly SourceOperation[];
   readonly precheck?: AsyncCheck | undefined;
   readonly healthcheck?: AsyncCheck | undefined;
   readonly isRequired?: ((ctx: AsyncContext) => boolean | Promise<boolean>) | undefined;

@@ -18,6 +18,7 @@ export { AsyncRefusedError, AsyncRunError, AsyncUnknownError, RunTakenOverError 
 export type { AsyncEvent, AsyncEventHandler } from './events.js';
 export type { AsyncActionResult, AsyncStatusResult } from './migrator.js';
 export { AsyncMigrator } from './migrator.js';
+export type { ParameterType, ParameterValue, ParameterValues } from './parameters.js';
 export type { AsyncAction, AsyncState } from './states.js';
 export { ACTIVE_STATES, ASYNC_STATES, allowedActions } from './states.js';
 export type { AsyncErrorRecord } from './store.js';

@@ -73,7 +73,7 @@ export class AsyncMigrator {
             await describeRun(
               row,
               files.find((f) => f.name === n),
-              o.driver.syntax,
+              o.driver,
               lockHeld,
             ),
           );
@@ -95,9 +95,9 @@ export class AsyncMigrator {
       const file = await this.#file(name);
       // Bad input stops here, before the database is touched.
       const driver = await this.#driver();
-      const definition = await file.load(driver.syntax);
+      const definition = await file.load(driver);
       const values = resolveParameters(definition, options.parameters);
-      const plan = planRun(definition, values, driver.syntax);
+      const plan = planRun(definition, values, driver);
       return this.#withSession(async (o) => {
         await this.#ensureStore(o);
         return this.#transition(o, name, 'trigger', async (run, runs) => {
@@ -265,7 +265,7 @@ export class AsyncMigrator {
             const view = await describeRun(
               run ?? { ...NEW_RUN, name },
               files.find((f) => f.name === name),
-              o.driver.syntax,
+              o.driver,
               false,
             );
             if (view.state === 'errored' || view.state === 'failed_at_startup') {
@@ -377,7 +377,7 @@ export class AsyncMigrator {
         let definitionProblem = `no file for ${claimed.name} in ${this.#config.dir}`;
         if (file) {
           try {
-            definition = await file.load(o.driver.syntax);
+            definition = await file.load(o.driver);
           } catch (error) {
             definitionProblem = (error as Error).message;
           }

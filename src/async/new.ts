@@ -4,7 +4,7 @@ import { ConfigError } from '../core/errors.js';
 import { ASYNC_NAME } from './sources.js';
 
 const SQL_TEMPLATE = `-- async:description What this long-running migration does
--- async:parameter batch_size 10000 keys per batch
+-- async:parameter batch_size type:integer default:10000 keys per batch
 
 -- Every operation needs a rollback (leave it empty when there is nothing to undo), and both must
 -- be safe to run twice: a resumed run repeats the operation that was in flight.
@@ -24,7 +24,8 @@ const TS_TEMPLATE = `import type { AsyncMigrationDefinition } from 'lockstep';
 // A type-only import: this file needs nothing from lockstep at run time (CommonJS projects too).
 export default {
   description: 'What this long-running migration does',
-  parameters: { batchSize: { default: 10000, description: 'keys per batch' } },
+  parameters: { batchSize: { type: 'integer', default: 10000, description: 'keys per batch' } },
+  // SQL takes a parameter as {{name}} where a literal could go; never paste one into SQL text.
   // Every operation needs a rollback ('' when there is nothing to undo), and both must be safe to
   // run twice: a resumed run repeats the operation that was in flight.
   operations: (p) => [

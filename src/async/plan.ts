@@ -6,15 +6,31 @@ import { createHash } from 'node:crypto';
 import { ConfigError, SourceError, type SourceProblem } from '../core/errors.js';
 import { lineAt, type SplitDialect, splitStatements } from '../sql/split.js';
 import type { LoadedDefinition, PlannedOperation, PlannedStatement, RunPlan } from './definition.js';
+import {
+  bindParameters,
+  checkParameterValue,
+  describeType,
+  type ParameterValue,
+  type ParameterValues,
+} from './parameters.js';
 
-export type ParameterValues = Readonly<Record<string, number | string>>;
+export type { ParameterValues } from './parameters.js';
 
-/** The definition's defaults overridden by `given` (CLI strings are converted to the default's type). */
+/** What planning needs of a database: its name (how literals are written) and how its SQL splits. */
+export interface PlanTarget {
+  readonly dialect: string;
+  readonly syntax: SplitDialect;
+}
+
+/**
+ * The definition's defaults overridden by `given`, each checked against its declared type (CLI
+ * strings are read as it). A value that is not of its type is refused, naming both.
+ */
 export function resolveParameters(
   definition: Pick<LoadedDefinition, 'name' | 'parameters'>,
   given: Readonly<Record<string, unknown>> = {},
 ): ParameterValues {
-  const values: Record<string, number | string> = {};
+  const values: Record<string, ParameterValue> = {};
   for (const [name, parameter] of Object.entries(definition.parameters)) values[name] = parameter.default;
   for (const [name, value] of Object.entries(given)) {
     const parameter = Object.hasOwn(definition.parameters, name) ? definition.parameters[name] : undefined;
@@ -24,65 +40,32 @@ export function resolveParameters(
         `${definition.name} has no parameter "${name}"${known.length > 0 ? `; its parameters: ${known.join(', ')}` : ' (it takes none)'}`,
       );
     }
-    if (typeof parameter.default === 'number') {
-      const number = typeof value === 'number' ? value : Number(String(value).trim());
-      if (String(value).trim() === '' || !Number.isFinite(number)) {
-        throw new ConfigError(
-          `parameter ${name} of ${definition.name} takes a number, got "${String(value)}"`,
-        );
-      }
-      values[name] = number;
-    } else {
-      if (typeof value !== 'string' && typeof value !== 'number') {
-        throw new ConfigError(`parameter ${name} of ${definition.name} takes a string`);
-      }
-      values[name] = String(value);
+    const checked = checkParameterValue(parameter.type, value);
+    if ('problem' in checked) {
+      throw new ConfigError(
+        `parameter ${name} of ${definition.name} takes ${describeType(parameter.type)}: ${checked.problem}`,
+      );
     }
+    values[name] = checked.value;
   }
   return values;
-}
-
-const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g;
-
-/** `{{name}}` → the parameter as a SQL literal: numbers as they are, strings quoted. */
-export function substituteParameters(
-  sql: string,
-  values: ParameterValues,
-  syntax: Pick<SplitDialect, 'backslashEscapes'>,
-  unknown: (name: string) => void,
-): string {
-  return sql.replace(PLACEHOLDER, (whole, name: string) => {
-    const value = Object.hasOwn(values, name) ? values[name] : undefined;
-    if (value === undefined) {
-      unknown(name);
-      return whole;
-    }
-    // Parenthesised when negative: `10-{{n}}` must not become the comment `10--5`.
-    if (typeof value === 'number') return value < 0 ? `(${value})` : String(value);
-    const escaped = syntax.backslashEscapes === 'always' ? value.replaceAll('\\', '\\\\') : value;
-    return `'${escaped.replaceAll("'", "''")}'`;
-  });
 }
 
 /**
  * The plan a run freezes into its state row: every operation with parameters substituted and its
  * statements split for this database. Problems name the file and line.
  */
-export function planRun(
-  definition: LoadedDefinition,
-  values: ParameterValues,
-  syntax: SplitDialect,
-): RunPlan {
+export function planRun(definition: LoadedDefinition, values: ParameterValues, target: PlanTarget): RunPlan {
   const problems: SourceProblem[] = [];
   const operations = definition.operations(values).map((source, index): PlannedOperation => {
     const split = (text: string, line: number | undefined, what: string): PlannedStatement[] =>
-      splitStatements(text, syntax).map((s) => {
+      splitStatements(text, target.syntax).map((s) => {
         const at = line === undefined ? undefined : line + lineAt(text, s.offset) - 1;
-        const sql = substituteParameters(s.sql, values, syntax, (name) =>
+        const sql = bindParameters(s.sql, values, target, (message, offset) =>
           problems.push({
             file: definition.file,
-            ...(at ? { line: at } : {}),
-            problem: `operation ${index + 1}${what}: {{${name}}} is not a parameter of ${definition.name}`,
+            ...(at ? { line: at + lineAt(s.sql, offset) - 1 } : {}),
+            problem: `operation ${index + 1}${what}: ${message}`,
           }),
         );
         return at === undefined ? { sql } : { sql, line: at };

@@ -6,7 +6,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SourceError, type SourceProblem } from '../core/errors.js';
 import { displayPath, importModule } from '../core/sources.js';
-import type { SplitDialect } from '../sql/split.js';
+import { lineAt } from '../sql/split.js';
 import { parseDuration } from '../util/duration.js';
 import type {
   AsyncBatchedOperation,
@@ -14,11 +14,18 @@ import type {
   AsyncContext,
   AsyncMigrationDefinition,
   AsyncOperation,
-  AsyncParameter,
+  DeclaredParameter,
   LoadedDefinition,
   SourceOperation,
 } from './definition.js';
-import { substituteParameters } from './plan.js';
+import {
+  bindParameters,
+  checkParameterValue,
+  describeType,
+  inferType,
+  PARAMETER_TYPES,
+} from './parameters.js';
+import { type PlanTarget, planRun } from './plan.js';
 import { parseAsyncSql, type SqlCheck } from './sql-definition.js';
 
 /** A long-running migration's name (its file name without extension); the state table's key is 64 characters on MySQL. */
@@ -30,8 +37,11 @@ export interface DefinitionFile {
   readonly name: string;
   readonly file: string;
   readonly path: string;
-  /** Reads (SQL) or imports (modules) and checks it. Statements split later, with the plan. */
-  load(syntax: SplitDialect): Promise<LoadedDefinition>;
+  /**
+   * Reads (SQL) or imports (modules) and checks it, placeholders included: planned once with the
+   * defaults, so a misplaced `{{name}}` is found here, with its file and line.
+   */
+  load(target: PlanTarget): Promise<LoadedDefinition>;
 }
 
 /** The definitions in `dir`, sorted by name; an absent directory holds none. */
@@ -78,27 +88,45 @@ export async function readDefinitionFiles(dir: string, cwd = process.cwd()): Pro
       name,
       file: shown,
       path: fullPath,
-      load: (syntax) =>
+      load: (target) =>
         fileName.endsWith('.sql')
-          ? loadSql(name, shown, fullPath, syntax)
-          : loadModule(name, shown, fullPath),
+          ? loadSql(name, shown, fullPath, target)
+          : loadModule(name, shown, fullPath).then((definition) => checkedByPlanning(definition, target)),
     });
   }
   if (problems.length > 0) throw new SourceError(problems);
   return files;
 }
 
+/** Plans it with its defaults: what planning refuses (a misplaced placeholder) is refused at load. */
+function checkedByPlanning(definition: LoadedDefinition, target: PlanTarget): LoadedDefinition {
+  const defaults = Object.fromEntries(Object.entries(definition.parameters).map(([k, p]) => [k, p.default]));
+  planRun(definition, defaults, target);
+  return definition;
+}
+
 async function loadSql(
   name: string,
   file: string,
   fullPath: string,
-  syntax: SplitDialect,
+  target: PlanTarget,
 ): Promise<LoadedDefinition> {
   const parsed = parseAsyncSql(await readFile(fullPath, 'utf8'), file);
-  if (parsed.problems.length > 0) throw new SourceError(parsed.problems);
+  const defaults = Object.fromEntries(Object.entries(parsed.parameters).map(([k, p]) => [k, p.default]));
+  const wellFormed = parsed.problems.length === 0;
+  for (const [which, c] of Object.entries(parsed.checks)) {
+    bindParameters(c.sql, defaults, target, (message, offset) =>
+      parsed.problems.push({
+        file,
+        line: c.line + lineAt(c.sql, offset) - 1,
+        problem: `${which}: ${message}`,
+      }),
+    );
+  }
+  const syntax = target.syntax;
   const check = (which: string, c: SqlCheck | undefined): AsyncCheck | undefined =>
     c && (async (ctx) => sqlCheck(ctx, c, which, file, syntax));
-  return {
+  const definition: LoadedDefinition = {
     name,
     file,
     description: parsed.description,
@@ -117,6 +145,17 @@ async function loadSql(
           (await sqlCheck(ctx, parsed.checks.is_required as SqlCheck, 'is_required', file, syntax)) === true
       : undefined,
   };
+  // The operations' placeholders, planned with the defaults, reported with the other problems.
+  if (wellFormed) {
+    try {
+      checkedByPlanning(definition, target);
+    } catch (error) {
+      if (!(error instanceof SourceError)) throw error;
+      parsed.problems.push(...error.problems);
+    }
+  }
+  if (parsed.problems.length > 0) throw new SourceError(parsed.problems);
+  return definition;
 }
 
 /** A check written as a query: its first column of its first row must be true (or 1). */
@@ -125,9 +164,18 @@ async function sqlCheck(
   check: SqlCheck,
   which: string,
   file: string,
-  syntax: SplitDialect,
+  syntax: PlanTarget['syntax'],
 ): Promise<true | string> {
-  const sql = substituteParameters(check.sql, ctx.parameters, syntax, () => {});
+  const sql = bindParameters(
+    check.sql,
+    ctx.parameters,
+    { dialect: ctx.dialect, syntax },
+    (message, offset) => {
+      throw new SourceError([
+        { file, line: check.line + lineAt(check.sql, offset) - 1, problem: `${which}: ${message}` },
+      ]);
+    },
+  );
   const { rows } = await ctx.query(sql);
   const first = rows[0];
   const value = first ? Object.values(first)[0] : undefined;
@@ -167,11 +215,11 @@ async function loadModule(name: string, file: string, fullPath: string): Promise
   ) {
     problem('`dependsOn` must be an array of names');
   }
-  const parameters: Record<string, AsyncParameter> = {};
+  const parameters: Record<string, DeclaredParameter> = {};
   for (const [key, p] of Object.entries(d.parameters ?? {})) {
-    if (!isObject(p) || (typeof p.default !== 'number' && typeof p.default !== 'string')) {
-      problem(`parameter ${key} needs a default (a number or a string)`);
-    } else parameters[key] = p as AsyncParameter;
+    const declared = isObject(p) ? moduleParameter(key, p) : `parameter ${key} must be { type, default }`;
+    if (typeof declared === 'string') problem(declared);
+    else parameters[key] = declared;
   }
   if (typeof d.operations !== 'function' && !Array.isArray(d.operations)) {
     problem('`operations` must be an array of operations, or a function of the parameters returning one');
@@ -207,6 +255,23 @@ async function loadModule(name: string, file: string, fullPath: string): Promise
     healthcheck: d.healthcheck,
     isRequired: d.isRequired,
   };
+}
+
+/** A module's `{ type, default, description }`: the type known (or inferred), the default of it. */
+function moduleParameter(key: string, p: Record<string, unknown>): DeclaredParameter | string {
+  const type = p.type ?? inferType(p.default);
+  if (!(PARAMETER_TYPES as readonly unknown[]).includes(type)) {
+    return p.type === undefined
+      ? `parameter ${key} needs a default (a number, a string or a boolean) or a type`
+      : `parameter ${key}: unknown type ${JSON.stringify(p.type)} (known: ${PARAMETER_TYPES.join(', ')})`;
+  }
+  const declaredType = type as DeclaredParameter['type'];
+  const checked = checkParameterValue(declaredType, p.default);
+  if ('problem' in checked) {
+    return `parameter ${key}: its default ${checked.problem} (${describeType(declaredType)})`;
+  }
+  const description = typeof p.description === 'string' ? { description: p.description } : {};
+  return { type: declaredType, default: checked.value, ...description };
 }
 
 function moduleOperation(

@@ -1,7 +1,7 @@
 import { SourceError } from '../core/errors.js';
-import type { SplitDialect } from '../sql/split.js';
 import type { AsyncParameter, LoadedDefinition } from './definition.js';
-import { planChecksum, planRun } from './plan.js';
+import type { ParameterValues } from './parameters.js';
+import { type PlanTarget, planChecksum, planRun } from './plan.js';
 import type { DefinitionFile } from './sources.js';
 import { type AsyncAction, type AsyncState, allowedActions, isActive } from './states.js';
 import type { AsyncRun } from './store.js';
@@ -34,7 +34,7 @@ export interface AsyncRunView {
   readonly attempt: number;
   readonly worker: string | null;
   readonly requestedBy: string | null;
-  readonly parameters: Readonly<Record<string, number | string>> | null;
+  readonly parameters: ParameterValues | null;
   /** What a trigger may set, with defaults, from the definition file. */
   readonly declaredParameters: Readonly<Record<string, AsyncParameter>>;
   readonly dependsOn: readonly string[];
@@ -59,14 +59,14 @@ export interface AsyncRunView {
 export async function describeRun(
   run: AsyncRun,
   file: DefinitionFile | undefined,
-  syntax: SplitDialect,
+  target: PlanTarget,
   lockHeld: boolean,
 ): Promise<AsyncRunView> {
   let definition: LoadedDefinition | undefined;
   let definitionChanged: boolean | null = null;
   let definitionProblem: string | null = null;
   if (file) {
-    definition = await file.load(syntax).catch((error: Error) => {
+    definition = await file.load(target).catch((error: Error) => {
       definitionProblem =
         error instanceof SourceError
           ? error.problems.map((p) => `${p.file}${p.line ? `:${p.line}` : ''}: ${p.problem}`).join('; ')
@@ -75,7 +75,7 @@ export async function describeRun(
     });
     if (definition && run.plan && run.checksum) {
       try {
-        definitionChanged = planChecksum(planRun(definition, run.plan.parameters, syntax)) !== run.checksum;
+        definitionChanged = planChecksum(planRun(definition, run.plan.parameters, target)) !== run.checksum;
       } catch {
         definitionChanged = true;
       }

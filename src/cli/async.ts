@@ -19,7 +19,8 @@ Commands:
   trigger <name>            Start it: its operations are frozen into its state row, then a worker
                             (or --wait) executes them. Refused, naming the running one, while
                             another long-running migration is active; --queue queues it instead.
-      --param name=value    Set a parameter (repeatable); see its definition for defaults.
+      --param name=value    Set a parameter (repeatable): a value of its declared type
+                            (text, integer, number, boolean, duration), else exit 2.
       --queue               Queue it behind the active one instead of refusing.
   stop <name> [--force]     Graceful: the worker finishes the operation or batch in flight, then
                             the run is errored (resume goes on from there). --force also cancels
@@ -56,7 +57,7 @@ Options:
 Definitions (<async-dir>/<name>.sql; TS/JS modules export defineAsyncMigration({...})):
   -- async:description Backfill users.email_lower
   -- async:depends_on 0001_add_email_lower
-  -- async:parameter batch_size 10000 rows per batch
+  -- async:parameter batch_size type:integer default:10000 rows per batch
   -- async:operation batched table:users key:id batch_size:{{batch_size}} pause:50ms
   UPDATE users SET email_lower = lower(email) WHERE id >= :start AND id < :end;
   -- async:rollback
@@ -192,13 +193,14 @@ function toOptions(values: Values, events: AsyncEventPrinter): AsyncOptions {
 }
 
 function parseParams(list: string[] | undefined): Record<string, string> {
-  const params: Record<string, string> = {};
+  const params: [string, string][] = [];
   for (const item of list ?? []) {
     const eq = item.indexOf('=');
     if (eq <= 0) throw new ConfigError(`--param takes name=value, got "${item}"`);
-    params[item.slice(0, eq)] = item.slice(eq + 1);
+    params.push([item.slice(0, eq), item.slice(eq + 1)]);
   }
-  return params;
+  // Own properties whatever the name: `--param __proto__=x` is refused as unknown, not lost.
+  return Object.fromEntries(params);
 }
 
 /** Until SIGINT/SIGTERM: the first lets the run in hand reach its next batch and hands it over. */

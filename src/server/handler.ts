@@ -205,7 +205,7 @@ export function createStatusHandler(options: StatusServerOptions = {}): StatusHa
     switch (action) {
       case 'trigger':
         return lrm.trigger(name, {
-          parameters: body.parameters as Record<string, string | number> | undefined,
+          parameters: body.parameters as Record<string, unknown> | undefined,
           queue: body.queue as boolean | undefined,
         });
       case 'stop':
@@ -282,10 +282,13 @@ export function createStatusHandler(options: StatusServerOptions = {}): StatusHa
           value === null ||
           Array.isArray(value) ||
           !Object.values(value).every(
-            (v) => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)),
+            (v) =>
+              typeof v === 'string' ||
+              typeof v === 'boolean' ||
+              (typeof v === 'number' && Number.isFinite(v)),
           ))
       ) {
-        throw badRequest('"parameters" must be an object of names to strings or numbers');
+        throw badRequest('"parameters" must be an object of names to strings, numbers or booleans');
       }
     }
     return body as Record<string, unknown>;

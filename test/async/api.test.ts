@@ -227,7 +227,7 @@ export default defineAsyncMigration({
   },
   healthcheck: () => true,
   operations: (p) => [
-    { sql: "INSERT INTO trace (name, ev) VALUES ('ts', 'factor {{factor}}')", rollback: "DELETE FROM trace WHERE name = 'ts'" },
+    { sql: "INSERT INTO trace (name, ev) VALUES ('ts', {{factor}})", rollback: "DELETE FROM trace WHERE name = 'ts'" },
     {
       batched: { table: 'nums', key: 'id', size: Number(p.size), pause: 0 },
       sql: 'UPDATE nums SET doubled = id * {{factor}} WHERE id >= :start AND id < :end',
@@ -241,7 +241,7 @@ export default defineAsyncMigration({
         const done = await migrator.wait('0001_double');
         assert.equal(done.state, 'completed');
         assert.deepEqual(done.parameters, { factor: 3, size: 7 });
-        assert.deepEqual(await readTrace(db), ['ts:factor 3']);
+        assert.deepEqual(await readTrace(db), ['ts:3']);
         const wrong = await db.query(
           'SELECT COUNT(*) AS n FROM nums WHERE doubled IS NULL OR doubled <> id * 3',
         );
@@ -252,7 +252,7 @@ export default defineAsyncMigration({
           path.join(dir, '0001_double.ts'),
           (await import('node:fs'))
             .readFileSync(path.join(dir, '0001_double.ts'), 'utf8')
-            .replace("'factor ", "'times "),
+            .replace("('ts', {{factor}})", "('ts', 2 * {{factor}})"),
         );
         const fresh = new AsyncMigrator({ url: db.url, dir, cwd: db.dir });
         assert.equal((await fresh.status('0001_double')).runs[0]?.definitionChanged, true);

@@ -11,7 +11,6 @@ import {
   queryTag,
   resolveParameters,
   runMarker,
-  substituteParameters,
   tagged,
 } from '../../src/async/plan.js';
 import { parseAsyncSql } from '../../src/async/sql-definition.js';
@@ -25,12 +24,11 @@ import {
 import { ConfigError, SourceError, type SourceProblem } from '../../src/core/errors.js';
 import { createPostgresDriver } from '../../src/drivers/postgres.js';
 import { createSqliteDriver } from '../../src/drivers/sqlite.js';
-import type { SplitDialect } from '../../src/sql/split.js';
 
 const FILE = 'async/backfill_email.sql';
 // Drivers are made without connecting: their split dialects are what plans are made with.
-const POSTGRES = createPostgresDriver('postgres://x@localhost/db', { table: 't', runnerId: 'r' }).syntax;
-const SQLITE = createSqliteDriver('sqlite:/tmp/x.db', { table: 't', runnerId: 'r' }).syntax;
+const POSTGRES = createPostgresDriver('postgres://x@localhost/db', { table: 't', runnerId: 'r' });
+const SQLITE = createSqliteDriver('sqlite:/tmp/x.db', { table: 't', runnerId: 'r' });
 
 const lines = (...text: string[]) => text.join('\n');
 
@@ -76,9 +74,9 @@ describe('parseAsyncSql: a valid file', () => {
     assert.equal(parsed.description, 'Backfill users.email_lower');
     assert.deepEqual(parsed.dependsOn, ['add_email_lower', 'add_index', 'add_users']);
     assert.deepEqual(parsed.parameters, {
-      batch_size: { default: 10000, description: 'rows per batch' },
-      label: { default: "it's done", description: 'logged at the end' },
-      mode: { default: 'fast' },
+      batch_size: { type: 'integer', default: 10000, description: 'rows per batch' },
+      label: { type: 'text', default: "it's done", description: 'logged at the end' },
+      mode: { type: 'text', default: 'fast' },
     });
     assert.deepEqual(parsed.checks, {
       precheck: { sql: 'SELECT COUNT(*) > 0 FROM users', line: 8 },
@@ -165,9 +163,9 @@ describe('parseAsyncSql: problems', () => {
       /always runs each batch in a/,
     ],
     ['table: without batched', O('table:t'), 2, /table only apply to a "batched" operation/],
-    ['an unknown {{parameter}} in options', O('setting:a={{wait}}'), 2, /\{\{wait\}\} is not a parameter/],
+    ['an unknown {{parameter}} in options', O('timeout:{{wait}}'), 2, /\{\{wait\}\} is not a parameter/],
     // Not an own property: a name that Object.prototype has is no parameter either.
-    ['{{toString}} in options', O('setting:a={{toString}}'), 2, /\{\{toString\}\} is not a parameter/],
+    ['{{toString}} in options', O('timeout:{{toString}}'), 2, /\{\{toString\}\} is not a parameter/],
     ['an empty precheck', lines(D, PRE, '', ...OP), 2, /empty "-- async:precheck"/],
     [
       'a second precheck',
@@ -191,14 +189,16 @@ describe('parseAsyncSql: problems', () => {
 describe('resolveParameters', () => {
   const definition = {
     name: 'backfill',
-    parameters: { batch_size: { default: 10000 }, label: { default: 'done' } },
-  };
+    parameters: {
+      batch_size: { type: 'integer', default: 10000 },
+      label: { type: 'text', default: 'done' },
+    },
+  } as const;
   const cases: readonly [string, Record<string, unknown>, Record<string, unknown>][] = [
     ['the defaults', {}, { batch_size: 10000, label: 'done' }],
     ['an override', { batch_size: 500 }, { batch_size: 500, label: 'done' }],
     ['a number from a string', { batch_size: '5000' }, { batch_size: 5000, label: 'done' }],
     ['a string', { label: "it's; over" }, { batch_size: 10000, label: "it's; over" }],
-    ['a string from a number', { label: 7 }, { batch_size: 10000, label: '7' }],
   ];
   for (const [name, given, values] of cases) {
     it(`gives ${name}`, () => assert.deepEqual(resolveParameters(definition, given), values));
@@ -208,8 +208,16 @@ describe('resolveParameters', () => {
   });
 
   const bad: readonly { given: Record<string, unknown>; message: RegExp }[] = [
-    { given: { batch_size: 'abc' }, message: /parameter batch_size of backfill takes a number, got "abc"/ },
-    { given: { batch_size: ' ' }, message: /parameter batch_size of backfill takes a number/ },
+    {
+      given: { batch_size: 'abc' },
+      message:
+        /parameter batch_size of backfill takes an integer \(a whole number such as 10000\): "abc" is not a whole number/,
+    },
+    { given: { batch_size: ' ' }, message: /parameter batch_size of backfill takes an integer/ },
+    {
+      given: { label: 7 },
+      message: /parameter label of backfill takes text \(a string\): 7 is not a string/,
+    },
     { given: { size: 1 }, message: /backfill has no parameter "size"; its parameters: batch_size, label/ },
     { given: { toString: 1 }, message: /backfill has no parameter "toString"/ },
   ];
@@ -221,37 +229,6 @@ describe('resolveParameters', () => {
       );
     });
   }
-});
-
-describe('substituteParameters', () => {
-  const values = { n: 5000, s: "it's", path: 'C:\\tmp', neg: -5 };
-  const cases: readonly { sql: string; escapes: SplitDialect['backslashEscapes']; expected: string }[] = [
-    { sql: 'LIMIT {{n}}', escapes: 'never', expected: 'LIMIT 5000' },
-    { sql: 'WHERE a = {{ s }}', escapes: 'never', expected: "WHERE a = 'it''s'" },
-    { sql: 'SELECT {{path}}', escapes: 'e-prefix', expected: "SELECT 'C:\\tmp'" },
-    { sql: 'SELECT {{path}}', escapes: 'always', expected: "SELECT 'C:\\\\tmp'" },
-    // A negative number is parenthesised: `10-{{neg}}` must not become the comment `10--5`.
-    { sql: 'SELECT 10-{{neg}}', escapes: 'never', expected: 'SELECT 10-(-5)' },
-  ];
-  for (const { sql, escapes, expected } of cases) {
-    it(`${sql} (${escapes})`, () => {
-      assert.equal(substituteParameters(sql, values, { backslashEscapes: escapes }, assert.fail), expected);
-    });
-  }
-
-  it('leaves an unknown placeholder and reports it', () => {
-    const unknown: string[] = [];
-    const sql = substituteParameters('SELECT {{nope}}, {{n}}', values, SQLITE, (name) => unknown.push(name));
-    assert.equal(sql, 'SELECT {{nope}}, 5000');
-    assert.deepEqual(unknown, ['nope']);
-  });
-
-  it('reports a placeholder named like an Object.prototype property as unknown', () => {
-    const unknown: string[] = [];
-    const sql = substituteParameters('SELECT {{constructor}}', values, SQLITE, (name) => unknown.push(name));
-    assert.equal(sql, 'SELECT {{constructor}}');
-    assert.deepEqual(unknown, ['constructor']);
-  });
 });
 
 describe('planRun', () => {
@@ -319,7 +296,7 @@ describe('planRun', () => {
     );
     assert.deepEqual(
       plan.operations[0]?.statements.map((s) => s.sql),
-      ["INSERT INTO log VALUES ('a; b')", 'SELECT 50'],
+      ["INSERT INTO log VALUES ((CAST(X'613b2062' AS TEXT)))", 'SELECT 50'],
     );
     assert.deepEqual(plan.parameters, values);
     assert.deepEqual(plan.dependsOn, ['add_log']);
@@ -338,7 +315,7 @@ describe('planRun', () => {
       name: 'an unknown {{parameter}}',
       operations: [op('SELECT 1;\nSELECT {{nope}};')],
       line: 11,
-      problem: /operation 1: \{\{nope\}\} is not a parameter of backfill/,
+      problem: /operation 1: \{\{nope\}\} is not a parameter/,
     },
     {
       name: 'an unknown {{parameter}} in a rollback',
