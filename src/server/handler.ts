@@ -382,14 +382,13 @@ function describe(error: unknown): Record<string, unknown> {
 /** Answers with the error; never throws (it is the last resort of every request). */
 function fail(res: ServerResponse, error: unknown): void {
   try {
-    if (res.headersSent) {
-      res.end();
-      return;
+    if (res.headersSent) res.end();
+    else if (error instanceof HttpError) send(res, error.status, error.body, error.headers);
+    else {
+      const status = statusOf(error);
+      if (status === 500) log(error);
+      send(res, status, describe(error));
     }
-    if (error instanceof HttpError) return send(res, error.status, error.body, error.headers);
-    const status = statusOf(error);
-    if (status === 500) log(error);
-    send(res, status, describe(error));
   } catch (secondary) {
     log(secondary);
     res.destroy();
