@@ -11,7 +11,7 @@
 export function requestPath(target: string): string | undefined {
   let rest = target;
   const absolute = /^https?:\/\/[^/?#]*/i.exec(target);
-  if (absolute) rest = target.slice(absolute[0].length) || '/';
+  if (absolute) rest = target.slice(absolute[0].length).replace(/^(?!\/)/, '/');
   if (!rest.startsWith('/')) return undefined;
   const end = rest.search(/[?#]/);
   return end === -1 ? rest : rest.slice(0, end);
