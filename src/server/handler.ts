@@ -29,6 +29,7 @@ import {
   hostAllowed,
   isUnder,
   parseHost,
+  requestHost,
   requestPath,
 } from './request.js';
 
@@ -132,10 +133,11 @@ export function createStatusHandler(options: StatusServerOptions = {}): StatusHa
 
   async function route(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     if ((req.headersDistinct.host?.length ?? 0) > 1) throw badRequest('more than one Host header');
-    if (allowedHosts && !hostAllowed(req.headers.host, allowedHosts)) {
+    const host = requestHost(req.url ?? '/', req.headers.host);
+    if (allowedHosts && !hostAllowed(host, allowedHosts)) {
       throw new HttpError(421, {
         error: 'MISDIRECTED',
-        message: `this server answers to ${options.allowedHosts?.join(', ')}, not ${JSON.stringify(req.headers.host ?? '')}`,
+        message: `this server answers to ${options.allowedHosts?.join(', ')}, not ${JSON.stringify(host ?? '')} (if that name is this server's, allow it: lockstep serve --allow-host, or allowedHosts)`,
       });
     }
     if (path === '') {
@@ -301,9 +303,10 @@ function readAll(req: IncomingMessage, max: number): Promise<Buffer> {
     const done = () => resolve(Buffer.concat(chunks));
     req.on('data', collect);
     req.once('end', done);
-    req.once('error', stop);
-    // Closed before the end (after it, this is a no-op): there is no one left to answer.
-    req.once('close', () => stop(badRequest('the client closed the connection during the body')));
+    // Aborted or closed before the end (after it, this is a no-op): there is no one left to answer.
+    const gone = () => stop(badRequest('the client closed the connection during the body'));
+    req.once('error', gone);
+    req.once('close', gone);
   });
 }
 

@@ -17,6 +17,15 @@ export function requestPath(target: string): string | undefined {
   return end === -1 ? rest : rest.slice(0, end);
 }
 
+/**
+ * The host a request names: an absolute-form target's authority (which, per RFC 9112, replaces
+ * the Host header), else the Host header.
+ */
+export function requestHost(target: string, header: string | undefined): string | undefined {
+  const absolute = /^https?:\/\/([^/?#]*)/i.exec(target);
+  return absolute ? absolute[1] : header;
+}
+
 /** Whether `path` is `base` or below it (`/lockstep`, `/lockstep/…`, not `/lockstepx`). */
 export function isUnder(path: string, base: string): boolean {
   return base === '' || path === base || path.startsWith(`${base}/`);
@@ -30,7 +39,7 @@ export interface HostName {
 
 /** A Host header value (or an `--allow-host` value): `name`, `name:port`, `[v6]`, `[v6]:port`. */
 export function parseHost(value: string): HostName | undefined {
-  const match = /^(\[[0-9a-f:.]+\]|[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?)(?::(\d{1,5}))?$/i.exec(value.trim());
+  const match = /^(\[[0-9a-z:.%_-]+\]|[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?)(?::(\d{1,5}))?$/i.exec(value.trim());
   if (!match) return undefined;
   const port = match[2] === undefined ? undefined : Number(match[2]);
   if (port !== undefined && port > 65535) return undefined;

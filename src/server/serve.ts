@@ -39,7 +39,7 @@ export async function serve(options: ServeOptions = {}): Promise<RunningServer> 
   // The names it answers to, against DNS rebinding — on every interface too.
   const allowedHosts = options.allowAnyHost
     ? undefined
-    : [shown, ...LOOPBACK_NAMES, ...(options.allowHosts ?? [])];
+    : [...new Set([shown, ...LOOPBACK_NAMES, ...(options.allowHosts ?? [])])];
   const handler = createStatusHandler({ ...options, allowedHosts });
   const server = createServer(
     // Timeouts are checked every second, so a client that trickles its headers is cut off in time.
