@@ -30,7 +30,7 @@ const HOST = '\u0001HOST\u0001';
 const byte = fc.integer({ min: 0, max: 255 }).map((n) => String.fromCharCode(n));
 const anyBytes = (maxLength: number) => fc.string({ unit: byte, maxLength });
 const ENCODED = ['%zz', '%', '%2', '%2f', '%2F', '%00', '%c0%af', '%ed%a0%80', '%ff', '%e2%82', '%25'];
-/** Bytes an HTTP parser should refuse in a target: non-ASCII (overlong UTF-8 among them), NUL, tab. */
+/** Raw bytes in a target: non-ASCII (an overlong UTF-8 among them), NUL, tab, and what some parsers treat specially. */
 const RAW = ['\u00c0\u00af', '\u00ff\u00fe', '\u00e9', '\u0000', '\t', '~', '\\'];
 
 /** Path segments a parser lets through, tricky for the handler: %-escapes, dot segments, names of Object.prototype. */
