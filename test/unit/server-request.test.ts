@@ -8,6 +8,7 @@ import {
   hostAllowed,
   isUnder,
   parseHost,
+  requestHost,
   requestPath,
 } from '../../src/server/request.js';
 
@@ -50,6 +51,14 @@ describe('requestPath', () => {
       }),
       RUNS,
     );
+  });
+
+  it('requestHost: an absolute-form target names the host, else the Host header does', () => {
+    assert.equal(requestHost('/api/status', 'localhost:4600'), 'localhost:4600');
+    assert.equal(requestHost('/api/status', undefined), undefined);
+    assert.equal(requestHost('http://attacker.example/api/status', 'localhost:4600'), 'attacker.example');
+    assert.equal(requestHost('HTTP://[::1]:80?x', undefined), '[::1]:80');
+    assert.equal(requestHost('//attacker.example/x', 'localhost'), 'localhost');
   });
 
   it('isUnder: the base itself and below it, not a longer name', () => {
