@@ -24,11 +24,13 @@ import { redactUrlsIn } from '../drivers/registry.js';
 import { PAGE_CSS, PAGE_HTML, PAGE_JS } from './page.js';
 import {
   bodyProblem,
+  clip,
   type FieldKind,
   type HostName,
   hostAllowed,
   isUnder,
   parseHost,
+  quote,
   requestHost,
   requestPath,
 } from './request.js';
@@ -137,7 +139,7 @@ export function createStatusHandler(options: StatusServerOptions = {}): StatusHa
     if (allowedHosts && !hostAllowed(host, allowedHosts)) {
       throw new HttpError(421, {
         error: 'MISDIRECTED',
-        message: `this server answers to ${options.allowedHosts?.join(', ')}, not ${JSON.stringify(host ?? '')} (if that name is this server's, allow it: lockstep serve --allow-host, or allowedHosts)`,
+        message: `this server answers to ${options.allowedHosts?.join(', ')}, not ${quote(host ?? '')} (if that name is this server's, allow it: lockstep serve --allow-host, or allowedHosts)`,
       });
     }
     if (path === '') {
@@ -175,7 +177,7 @@ export function createStatusHandler(options: StatusServerOptions = {}): StatusHa
       if (name === undefined || !ASYNC_NAME.test(name)) {
         throw new HttpError(400, {
           error: 'BAD_REQUEST',
-          message: `"${name ?? match[1]}" is not a long-running migration name (letters, digits, _ and -)`,
+          message: `${quote(name ?? (match[1] as string))} is not a long-running migration name (letters, digits, _ and -)`,
         });
       }
       if (match[2] === undefined) {
@@ -186,7 +188,7 @@ export function createStatusHandler(options: StatusServerOptions = {}): StatusHa
       if (!ACTIONS.includes(action)) {
         throw new HttpError(404, {
           error: 'NOT_FOUND',
-          message: `no action "${action}": use ${ACTIONS.join(', ')}`,
+          message: `no action ${quote(action)}: use ${ACTIONS.join(', ')}`,
         });
       }
       allow(method, ['POST']);
@@ -350,7 +352,7 @@ function tooLarge(max: number): HttpError {
 }
 
 function notFound(path: string): HttpError {
-  return new HttpError(404, { error: 'NOT_FOUND', message: `no such page: ${path}` });
+  return new HttpError(404, { error: 'NOT_FOUND', message: `no such page: ${clip(path)}` });
 }
 
 function badTarget(): HttpError {

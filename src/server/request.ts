@@ -59,6 +59,16 @@ export function hostAllowed(header: string | undefined, allowed: readonly HostNa
   return allowed.some((a) => a.name === host.name && (a.port === undefined || a.port === (host.port ?? 80)));
 }
 
+/** Client text in a message, cut short: a message never grows with the request (nor does its redaction's cost). */
+export function clip(text: string, max = 100): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+/** Client text in a message, clipped and quoted. */
+export function quote(text: string): string {
+  return JSON.stringify(clip(text));
+}
+
 export type FieldKind = 'boolean' | 'parameters';
 
 /**
@@ -77,7 +87,7 @@ export function bodyProblem(
     const kind = Object.hasOwn(fields, key) ? fields[key] : undefined;
     if (kind === undefined) {
       const known = Object.keys(fields);
-      return `${action} takes ${known.length > 0 ? `only ${known.join(', ')}` : 'no fields'}, not ${JSON.stringify(key)}`;
+      return `${action} takes ${known.length > 0 ? `only ${known.join(', ')}` : 'no fields'}, not ${quote(key)}`;
     }
     if (kind === 'boolean' && typeof value !== 'boolean') return `"${key}" must be true or false`;
     if (kind === 'parameters' && !isParameters(value))
