@@ -2,8 +2,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AsyncEventHandler } from '../async/events.js';
 import { AsyncMigrator } from '../async/migrator.js';
+import { ConfigError } from '../core/errors.js';
 import { createStatusHandler, type StatusServerOptions } from './handler.js';
-import { LOOPBACK_NAMES } from './request.js';
+import { LOOPBACK_NAMES, parseHost } from './request.js';
 
 export interface ServeOptions extends Omit<StatusServerOptions, 'allowedHosts' | 'basePath'> {
   /** Address to listen on. Default is 127.0.0.1: only this machine. */
@@ -36,6 +37,13 @@ export interface RunningServer {
 export async function serve(options: ServeOptions = {}): Promise<RunningServer> {
   const host = options.host ?? '127.0.0.1';
   const shown = host.includes(':') ? `[${host}]` : host;
+  for (const name of options.allowHosts ?? []) {
+    if (!parseHost(name)) {
+      throw new ConfigError(
+        `--allow-host "${name}" is not a host name: give a name or name:port, e.g. status.example.com`,
+      );
+    }
+  }
   // The names it answers to, against DNS rebinding — on every interface too.
   const allowedHosts = options.allowAnyHost
     ? undefined

@@ -171,7 +171,10 @@ describe('Host rules (DNS rebinding)', () => {
     }
     const bad = await runCli(['serve', '--port', '0', '--url', url, '--allow-host', 'http://public.example']);
     assert.equal(bad.code, 2, bad.stderr);
-    assert.match(bad.stderr, /"http:\/\/public\.example" is not a host name/);
+    assert.match(
+      bad.stderr,
+      /--allow-host "http:\/\/public\.example" is not a host name: give a name or name:port/,
+    );
     const help = await runCli(['serve', '--help']);
     assert.match(help.stdout, /--allow-any-host/);
     assert.match(help.stdout, /on\s+every interface too/);
