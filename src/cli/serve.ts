@@ -19,7 +19,10 @@ Options:
                             environment variable (a flag shows in the process list). Without a
                             token the server only shows.
       --worker              Also run a long-running migrations worker in this process
-      --allow-host <name>   Another Host header to answer to, e.g. behind a proxy (repeatable)
+      --allow-host <name>   Another Host header to answer to: the public name when listening on
+                            0.0.0.0, a name behind a proxy; name (any port) or name:port (repeatable)
+      --allow-any-host      Answer whatever the Host header says (turns off DNS rebinding
+                            protection; only behind a proxy that checks Host itself)
   -u, --url <url>           Database URL. Default: $DATABASE_URL, ./.env, else sqlite:db/lockstep.sqlite3
   -d, --dir <dir>           Migrations directory. Default: db/migrations
   -t, --table <name>        Migration ledger. Default: lockstep_migrations
@@ -32,8 +35,11 @@ API (JSON): GET api/status · GET api/migrations · GET api/async · GET api/asy
             POST api/async/<name>/trigger {"parameters": {...}, "queue": false}
             POST api/async/<name>/stop {"force": false} · POST api/async/<name>/resume
             POST api/async/<name>/rollback — with Authorization: Bearer <token>
+Host: it answers to the listening host, localhost, 127.0.0.1, [::1] and --allow-host names — on
+      every interface too; any other Host header gets 421 (against DNS rebinding).
 Status codes: 400 bad input · 401 no or wrong token · 403 no token configured · 404 unknown ·
-              409 refused (another runs, or not in this state) · 503 database unreachable
+              409 refused (another runs, or not in this state) · 421 Host not answered to ·
+              503 database unreachable
 `;
 
 const OPTIONS = {
@@ -42,6 +48,7 @@ const OPTIONS = {
   token: { type: 'string' },
   worker: { type: 'boolean' },
   'allow-host': { type: 'string', multiple: true },
+  'allow-any-host': { type: 'boolean' },
   url: { type: 'string', short: 'u' },
   dir: { type: 'string', short: 'd' },
   table: { type: 'string', short: 't' },
@@ -75,6 +82,7 @@ export async function serveMain(argv: string[]): Promise<number> {
       token,
       worker: values.worker,
       allowHosts: values['allow-host'],
+      allowAnyHost: values['allow-any-host'],
       on: (event) => events.print(event),
     });
     if (!values.quiet) {

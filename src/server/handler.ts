@@ -22,6 +22,18 @@ import {
 import { Migrator } from '../core/runner.js';
 import { redactUrlsIn } from '../drivers/registry.js';
 import { PAGE_CSS, PAGE_HTML, PAGE_JS } from './page.js';
+import {
+  bodyProblem,
+  clip,
+  type FieldKind,
+  type HostName,
+  hostAllowed,
+  isUnder,
+  parseHost,
+  quote,
+  requestHost,
+  requestPath,
+} from './request.js';
 
 export interface StatusServerOptions {
   /** Database URL. Default is `DATABASE_URL`, else `sqlite:db/lockstep.sqlite3`. */
@@ -42,8 +54,10 @@ export interface StatusServerOptions {
   /** Where the handler lives in the server's URL space, e.g. `/lockstep`. Default is `/`. */
   readonly basePath?: string | undefined;
   /**
-   * Host header values accepted (e.g. `127.0.0.1:4600`), against DNS rebinding: a web page must
-   * not read the status through a name that resolves to this machine. Default is any.
+   * Host header values accepted, against DNS rebinding: a web page must not read the status
+   * through a name that resolves to this machine. A name (`status.example.com`, `[::1]`) matches
+   * at any port, `name:port` at that port only; names are case-insensitive. Others get 421.
+   * Default is any Host (the server this is mounted in decides).
    */
   readonly allowedHosts?: readonly string[] | undefined;
   /** Largest request body accepted, in bytes. Default is 16 KiB. */
@@ -62,7 +76,7 @@ const ACTIONS = ['trigger', 'stop', 'resume', 'rollback'] as const;
 type Action = (typeof ACTIONS)[number];
 
 /** What each action's JSON body may hold; anything else is a 400. */
-const BODY_FIELDS: Record<Action, Record<string, 'boolean' | 'parameters'>> = {
+const BODY_FIELDS: Record<Action, Record<string, FieldKind>> = {
   trigger: { parameters: 'parameters', queue: 'boolean' },
   stop: { force: 'boolean' },
   resume: {},
@@ -107,21 +121,25 @@ export function createStatusHandler(options: StatusServerOptions = {}): StatusHa
   const tokenDigest = options.token ? digest(options.token) : undefined;
   const base = (options.basePath ?? '/').replace(/\/+$/, '');
   const maxBody = options.maxBodyBytes ?? 16 * 1024;
+  const allowedHosts = options.allowedHosts?.map(allowedHost);
 
+  // Never throws, whatever the request: anything that goes wrong is an answer (see `fail`).
   const handler = (req: IncomingMessage, res: ServerResponse, next?: () => void) => {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    if (base && path !== base && !path.startsWith(`${base}/`)) {
+    const path = requestPath(req.url ?? '/');
+    if (path === undefined || !isUnder(path, base)) {
       if (next) return next();
-      return send(res, 404, { error: 'NOT_FOUND', message: `no such page: ${path}` });
+      return fail(res, path === undefined ? badTarget() : notFound(path));
     }
-    route(req, res, path.slice(base.length) || '').catch((error: unknown) => fail(res, error));
+    route(req, res, path.slice(base.length)).catch((error: unknown) => fail(res, error));
   };
 
   async function route(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
-    if (options.allowedHosts && !options.allowedHosts.includes(req.headers.host ?? '')) {
+    if ((req.headersDistinct.host?.length ?? 0) > 1) throw badRequest('more than one Host header');
+    const host = requestHost(req.url ?? '/', req.headers.host);
+    if (allowedHosts && !hostAllowed(host, allowedHosts)) {
       throw new HttpError(421, {
         error: 'MISDIRECTED',
-        message: `this server answers to ${options.allowedHosts.join(', ')}, not "${req.headers.host ?? ''}"`,
+        message: `this server answers to ${options.allowedHosts?.join(', ')}, not ${quote(host ?? '')} (if that name is this server's, allow it: lockstep serve --allow-host, or allowedHosts)`,
       });
     }
     if (path === '') {
@@ -159,7 +177,7 @@ export function createStatusHandler(options: StatusServerOptions = {}): StatusHa
       if (name === undefined || !ASYNC_NAME.test(name)) {
         throw new HttpError(400, {
           error: 'BAD_REQUEST',
-          message: `"${name ?? match[1]}" is not a long-running migration name (letters, digits, _ and -)`,
+          message: `${quote(name ?? (match[1] as string))} is not a long-running migration name (letters, digits, _ and -)`,
         });
       }
       if (match[2] === undefined) {
@@ -170,7 +188,7 @@ export function createStatusHandler(options: StatusServerOptions = {}): StatusHa
       if (!ACTIONS.includes(action)) {
         throw new HttpError(404, {
           error: 'NOT_FOUND',
-          message: `no action "${action}": use ${ACTIONS.join(', ')}`,
+          message: `no action ${quote(action)}: use ${ACTIONS.join(', ')}`,
         });
       }
       allow(method, ['POST']);
@@ -178,7 +196,7 @@ export function createStatusHandler(options: StatusServerOptions = {}): StatusHa
       const body = await readBody(req, action);
       return send(res, 200, await act(name, action, body));
     }
-    throw new HttpError(404, { error: 'NOT_FOUND', message: `no such page: ${path}` });
+    throw notFound(path);
   }
 
   /** Everything the status page shows, in one response; each half reports its own problem. */
@@ -240,16 +258,7 @@ export function createStatusHandler(options: StatusServerOptions = {}): StatusHa
   }
 
   async function readBody(req: IncomingMessage, action: Action): Promise<Record<string, unknown>> {
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > maxBody) throw tooLarge(maxBody);
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of req) {
-      size += (chunk as Buffer).length;
-      if (size > maxBody) throw tooLarge(maxBody);
-      chunks.push(chunk as Buffer);
-    }
-    const text = Buffer.concat(chunks).toString('utf8');
+    const text = (await readAll(req, maxBody)).toString('utf8');
     if (text.trim() === '') return {};
     if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
       throw new HttpError(415, {
@@ -263,34 +272,8 @@ export function createStatusHandler(options: StatusServerOptions = {}): StatusHa
     } catch (error) {
       throw badRequest(`the body is not JSON: ${(error as Error).message}`);
     }
-    if (typeof body !== 'object' || body === null || Array.isArray(body))
-      throw badRequest('the body must be a JSON object');
-    const fields = BODY_FIELDS[action];
-    for (const [key, value] of Object.entries(body)) {
-      const kind = fields[key];
-      if (!kind) {
-        const known = Object.keys(fields);
-        throw badRequest(
-          `${action} takes ${known.length > 0 ? `only ${known.join(', ')}` : 'no fields'}, not "${key}"`,
-        );
-      }
-      if (kind === 'boolean' && typeof value !== 'boolean')
-        throw badRequest(`"${key}" must be true or false`);
-      if (
-        kind === 'parameters' &&
-        (typeof value !== 'object' ||
-          value === null ||
-          Array.isArray(value) ||
-          !Object.values(value).every(
-            (v) =>
-              typeof v === 'string' ||
-              typeof v === 'boolean' ||
-              (typeof v === 'number' && Number.isFinite(v)),
-          ))
-      ) {
-        throw badRequest('"parameters" must be an object of names to strings, numbers or booleans');
-      }
-    }
+    const problem = bodyProblem(action, BODY_FIELDS[action], body);
+    if (problem !== undefined) throw badRequest(problem);
     return body as Record<string, unknown>;
   }
 
@@ -302,6 +285,40 @@ const ASSETS: Record<string, { type: string; body: string }> = {
   '/app.js': { type: 'text/javascript; charset=utf-8', body: PAGE_JS },
   '/app.css': { type: 'text/css; charset=utf-8', body: PAGE_CSS },
 };
+
+/** The request's body, up to `max` bytes; a larger one is a 413 (the rest is not read). */
+function readAll(req: IncomingMessage, max: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    if (Number(req.headers['content-length'] ?? 0) > max) return reject(tooLarge(max));
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stop = (error: unknown) => {
+      req.off('data', collect);
+      req.off('end', done);
+      reject(error);
+    };
+    const collect = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) stop(tooLarge(max));
+      else chunks.push(chunk);
+    };
+    const done = () => resolve(Buffer.concat(chunks));
+    req.on('data', collect);
+    req.once('end', done);
+    // Aborted or closed before the end (after it, this is a no-op): there is no one left to answer.
+    const gone = () => stop(badRequest('the client closed the connection during the body'));
+    req.once('error', gone);
+    req.once('close', gone);
+  });
+}
+
+/** A host the handler answers to, from `allowedHosts`: a bad one is the caller's mistake. */
+function allowedHost(value: string): HostName {
+  const host = parseHost(value);
+  if (!host)
+    throw new ConfigError(`"${value}" is not a host name (name or name:port, e.g. status.example.com)`);
+  return host;
+}
 
 function allow(method: string, methods: readonly string[]): void {
   if (!methods.includes(method)) {
@@ -326,7 +343,20 @@ function badRequest(message: string): HttpError {
 }
 
 function tooLarge(max: number): HttpError {
-  return new HttpError(413, { error: 'TOO_LARGE', message: `the body is larger than ${max} bytes` });
+  // The rest of the body is not read: the connection closes after the answer.
+  return new HttpError(
+    413,
+    { error: 'TOO_LARGE', message: `the body is larger than ${max} bytes` },
+    { connection: 'close' },
+  );
+}
+
+function notFound(path: string): HttpError {
+  return new HttpError(404, { error: 'NOT_FOUND', message: `no such page: ${clip(path)}` });
+}
+
+function badTarget(): HttpError {
+  return badRequest('the request target must be a path (/…) or an http:// URL');
 }
 
 function digest(text: string): Buffer {
@@ -354,27 +384,37 @@ function describe(error: unknown): Record<string, unknown> {
   return { error: 'INTERNAL', message: 'internal error; the server log has the details' };
 }
 
+/** Answers with the error; never throws (it is the last resort of every request). */
 function fail(res: ServerResponse, error: unknown): void {
-  if (error instanceof HttpError) {
-    send(res, error.status, error.body, error.headers);
-    return;
+  try {
+    if (res.headersSent) res.end();
+    else if (error instanceof HttpError) send(res, error.status, error.body, error.headers);
+    else {
+      const status = statusOf(error);
+      if (status === 500) log(error);
+      send(res, status, describe(error));
+    }
+  } catch (secondary) {
+    log(secondary);
+    res.destroy();
   }
-  let status = 500;
-  if (error instanceof AsyncRefusedError) status = 409;
-  else if (error instanceof AsyncUnknownError) status = 404;
-  else if (error instanceof ConfigError || error instanceof SourceError || error instanceof HistoryError)
-    status = 400;
-  else if (
+}
+
+function statusOf(error: unknown): number {
+  if (error instanceof AsyncRefusedError) return 409;
+  if (error instanceof AsyncUnknownError) return 404;
+  if (error instanceof ConfigError || error instanceof SourceError || error instanceof HistoryError)
+    return 400;
+  if (
     error instanceof ConnectionError ||
     error instanceof LockTimeoutError ||
     error instanceof LockNotHeldError
-  ) {
-    status = 503;
-  }
-  if (status === 500) {
-    const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
-    process.stderr.write(`lockstep serve: ${redactUrlsIn(text)}\n`);
-  }
-  if (!res.headersSent) send(res, status, describe(error));
-  else res.end();
+  )
+    return 503;
+  return 500;
+}
+
+function log(error: unknown): void {
+  const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  process.stderr.write(`lockstep serve: ${redactUrlsIn(text)}\n`);
 }

@@ -2,15 +2,23 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AsyncEventHandler } from '../async/events.js';
 import { AsyncMigrator } from '../async/migrator.js';
-import { createStatusHandler, type StatusHandler, type StatusServerOptions } from './handler.js';
+import { ConfigError } from '../core/errors.js';
+import { createStatusHandler, type StatusServerOptions } from './handler.js';
+import { LOOPBACK_NAMES, parseHost } from './request.js';
 
 export interface ServeOptions extends Omit<StatusServerOptions, 'allowedHosts' | 'basePath'> {
   /** Address to listen on. Default is 127.0.0.1: only this machine. */
   readonly host?: string | undefined;
   /** Default is 4600; 0 picks a free port. */
   readonly port?: number | undefined;
-  /** More Host header values to answer to (e.g. a name behind a reverse proxy). */
+  /**
+   * More Host header values to answer to (e.g. the public name, or a name behind a reverse proxy):
+   * `name` at any port or `name:port`. It always answers to the listening host and the loopback
+   * names (localhost, 127.0.0.1, [::1]), also when listening on every interface.
+   */
   readonly allowHosts?: readonly string[] | undefined;
+  /** Answer whatever the Host header says: no DNS rebinding protection. Default is false. */
+  readonly allowAnyHost?: boolean | undefined;
   /** Also run a long-running migrations worker in this process. Default is false. */
   readonly worker?: boolean | undefined;
   readonly on?: AsyncEventHandler | undefined;
@@ -28,28 +36,35 @@ export interface RunningServer {
 /** `lockstep serve`: the status page and JSON API for one database. */
 export async function serve(options: ServeOptions = {}): Promise<RunningServer> {
   const host = options.host ?? '127.0.0.1';
-  let handler: StatusHandler | undefined;
-  // The handler is made once the port is known: it checks the Host header against it.
-  const server = createServer((req, res) => handler?.(req, res));
-  server.requestTimeout = 30_000;
-  server.headersTimeout = 10_000;
+  const shown = host.includes(':') ? `[${host}]` : host;
+  for (const name of options.allowHosts ?? []) {
+    if (!parseHost(name)) {
+      throw new ConfigError(
+        `--allow-host "${name}" is not a host name: give a name or name:port, e.g. status.example.com`,
+      );
+    }
+  }
+  // The names it answers to, against DNS rebinding — on every interface too.
+  const allowedHosts = options.allowAnyHost
+    ? undefined
+    : [...new Set([shown, ...LOOPBACK_NAMES, ...(options.allowHosts ?? [])])];
+  const handler = createStatusHandler({ ...options, allowedHosts });
+  const server = createServer(
+    // Timeouts are checked every second, so a client that trickles its headers is cut off in time.
+    { requestTimeout: 30_000, headersTimeout: 10_000, connectionsCheckingInterval: 1_000 },
+    (req, res) => handler(req, res),
+  );
+  server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 4600, host, () => resolve());
   });
+  // After listening, an error (e.g. out of file descriptors on accept) is one failed connection.
+  server.removeAllListeners('error');
+  server.on('error', (error) =>
+    options.on?.({ type: 'async-log', name: '-', message: `server: ${error.message}` }),
+  );
   const { port } = server.address() as AddressInfo;
-  const shown = host.includes(':') ? `[${host}]` : host;
-  const loopback = ['127.0.0.1', '::1', 'localhost'].includes(host);
-  const everywhere = host === '0.0.0.0' || host === '::';
-  // The names it answers to (against DNS rebinding), unless it listens on every interface.
-  const allowedHosts = everywhere
-    ? undefined
-    : [
-        `${shown}:${port}`,
-        ...(loopback ? [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`] : []),
-        ...(options.allowHosts ?? []),
-      ];
-  handler = createStatusHandler({ ...options, allowedHosts });
   const controller = new AbortController();
   const worker = options.worker
     ? new AsyncMigrator({
