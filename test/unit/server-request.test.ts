@@ -150,7 +150,7 @@ describe('bodyProblem: fields are own properties only', () => {
       ),
       RUNS,
     );
-    assert.equal(bodyProblem('trigger', FIELDS, { queue: true, parameters: { n: 1, s: 'x' } }), undefined);
+    assert.equal(bodyProblem('trigger', FIELDS, { queue: true, parameters: { n: 1, s: 'x', b: true } }), undefined);
     assert.equal(bodyProblem('trigger', FIELDS, {}), undefined);
   });
 
@@ -159,7 +159,7 @@ describe('bodyProblem: fields are own properties only', () => {
     for (const parameters of [null, [], 'x', { n: null }, { n: {} }, { n: Number.NaN }]) {
       assert.equal(
         bodyProblem('trigger', FIELDS, { parameters }),
-        '"parameters" must be an object of names to strings or numbers',
+        '"parameters" must be an object of names to strings, numbers or booleans',
       );
     }
     for (const body of [null, [], 'x', 1, true]) {
