@@ -191,6 +191,35 @@ SELECT 2`,
       'select 3',
     ],
   },
+  {
+    name: 'keeps a CREATE RULE ... DO ALSO ( ...; ... ) action list whole',
+    text: 'CREATE RULE r AS ON INSERT TO a DO ALSO (INSERT INTO log VALUES (new.id); INSERT INTO log VALUES (new.id * 10)); SELECT 2',
+    expected: [
+      'CREATE RULE r AS ON INSERT TO a DO ALSO (INSERT INTO log VALUES (new.id); INSERT INTO log VALUES (new.id * 10))',
+      'SELECT 2',
+    ],
+  },
+  {
+    name: 'keeps a DO INSTEAD action list whole across lines, with nested parentheses',
+    text: 'create rule r as on update to a do instead (\n  update b set x = (select max(x) from c);\n  notify a;\n);\nselect 2',
+    expected: [
+      'create rule r as on update to a do instead (\n  update b set x = (select max(x) from c);\n  notify a;\n)',
+      'select 2',
+    ],
+  },
+  {
+    name: 'does not count parentheses in strings, identifiers, comments or dollar quotes',
+    text: 'CREATE RULE r AS ON DELETE TO a DO ALSO (SELECT \')\', ")", $$)$$ /* ) */; SELECT 1); SELECT 2',
+    expected: [
+      'CREATE RULE r AS ON DELETE TO a DO ALSO (SELECT \')\', ")", $$)$$ /* ) */; SELECT 1)',
+      'SELECT 2',
+    ],
+  },
+  {
+    name: 'splits after a stray closing parenthesis',
+    text: 'SELECT 1); SELECT (2); SELECT 3',
+    expected: ['SELECT 1)', 'SELECT (2)', 'SELECT 3'],
+  },
 ];
 
 const SQLITE: readonly Case[] = [
