@@ -271,8 +271,11 @@ function isFunctionCall(text: string, from: number): boolean {
   return false;
 }
 
+/** MySQL's rule for `-- `: an ASCII space or control character, or the end of the text. */
 function isSpaceOrEnd(c: string | undefined): boolean {
-  return c === undefined || /\s/.test(c);
+  if (c === undefined) return true;
+  const code = c.charCodeAt(0);
+  return code <= 0x20 || code === 0x7f;
 }
 
 function isWordStart(c: string): boolean {
@@ -289,11 +292,16 @@ function skipToLineEnd(text: string, i: number): number {
 }
 
 function skipBlockComment(text: string, i: number, nested: boolean): number {
+  if (!nested) {
+    const end = text.indexOf('*/', i + 2);
+    return end < 0 ? text.length : end + 2;
+  }
+  // Postgres: each `/*` inside opens one more level, each `*/` closes one.
   let depth = 0;
   let j = i;
   while (j < text.length) {
     if (text[j] === '/' && text[j + 1] === '*') {
-      depth = nested ? depth + 1 : 1;
+      depth++;
       j += 2;
     } else if (text[j] === '*' && text[j + 1] === '/') {
       depth--;

@@ -212,6 +212,11 @@ export const SQLITE: readonly Case[] = [
     expected: ['SELECT 1', 'SELECT 2'],
   },
   {
+    name: 'ends a /*/ comment at the first */, even right after another /*',
+    text: 'SELECT 1 /*/*/; SELECT 2',
+    expected: ['SELECT 1 /*/*/', 'SELECT 2'],
+  },
+  {
     name: 'has no backslash escapes, not even after E',
     text: "SELECT E'\\'; SELECT 2",
     expected: ["SELECT E'\\'", 'SELECT 2'],
@@ -291,6 +296,11 @@ export const MYSQL: readonly Case[] = [
     name: '/*! versioned */ and /*M! MariaDB */ comments are statements',
     text: '/*!40101 SET NAMES utf8mb4 */;\n/*M!100101 SET @x = 1 */;\n/* plain; comment */ SELECT 3;',
     expected: ['/*!40101 SET NAMES utf8mb4 */', '/*M!100101 SET @x = 1 */', 'SELECT 3'],
+  },
+  {
+    name: 'a /*/ comment ends at the first */',
+    text: 'SELECT 1 /*/*/; SELECT 2',
+    expected: ['SELECT 1 /*/*/', 'SELECT 2'],
   },
   {
     name: 'DELIMITER blocks for procedures',
