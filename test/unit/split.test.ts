@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createPostgresDriver } from '../../src/drivers/postgres.js';
 import { createSqliteDriver } from '../../src/drivers/sqlite.js';
-import { lineAt, type SplitDialect, splitStatements } from '../../src/sql/split.js';
+import { lineAt, lineFinder, type SplitDialect, splitStatements } from '../../src/sql/split.js';
 import { type Case, COMMON, POSTGRES, SQLITE } from './split-cases.js';
 
 // The dialects the drivers really use (building a driver opens no connection).
@@ -96,4 +96,16 @@ describe('lineAt', () => {
     it(`${JSON.stringify(text)} at ${offset} is line ${line}`, () =>
       assert.equal(lineAt(text, offset), line));
   }
+});
+
+describe('lineFinder', () => {
+  it('gives what lineAt gives, for ascending and then descending offsets', () => {
+    const text = 'a\nbb\r\n\nccc\n';
+    const lineOf = lineFinder(text);
+    const offsets = [0, 1, 2, 3, 5, 6, 7, 8, 11, 12, 99, 4, 0, 9];
+    assert.deepEqual(
+      offsets.map((o) => lineOf(o)),
+      offsets.map((o) => lineAt(text, o)),
+    );
+  });
 });
