@@ -56,11 +56,13 @@ export function runInWorker(module: URL, job: unknown, deadlineMs: number): Prom
 }
 
 /** Inside the worker: runs the property, reporting each input before it is tried. */
-export async function answerFromWorker(run: (report: (input: string) => void) => void): Promise<void> {
+export async function answerFromWorker(
+  run: (report: (input: string) => void) => void | Promise<void>,
+): Promise<void> {
   const { parentPort } = await import('node:worker_threads');
   if (!parentPort) throw new Error('answerFromWorker runs in a worker thread only');
   try {
-    run((input) => parentPort.postMessage({ type: 'input', input }));
+    await run((input) => parentPort.postMessage({ type: 'input', input }));
     parentPort.postMessage({ type: 'done' });
   } catch (error) {
     parentPort.postMessage({
