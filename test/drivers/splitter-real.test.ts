@@ -3,8 +3,12 @@
  * statement, and does what it says.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { createPostgresDriver } from '../../src/drivers/postgres.js';
 import { migrate } from '../../src/index.js';
+import { splitStatements } from '../../src/sql/split.js';
+import { POSTGRES_INFORMATION_SCHEMA } from '../helpers/sql-corpus.js';
 import { createMysqlDatabase, createPostgresDatabase, writeMigrations } from '../helpers/targets.js';
 
 describe('splitter on real servers', () => {
@@ -76,6 +80,30 @@ FOR i IN 7..8 DO INSERT INTO t VALUES (i); END FOR;
         [ledger?.state, Number(ledger?.statements_done), Number(ledger?.statement_count)],
         ['applied', 4, 4],
       );
+    } finally {
+      await db.cleanup();
+    }
+  });
+
+  it('postgres: every statement of its own information_schema.sql is accepted, one by one', async () => {
+    const db = await createPostgresDatabase();
+    try {
+      // The script builds information_schema at initdb; build it under another name here.
+      const text = readFileSync(POSTGRES_INFORMATION_SCHEMA, 'utf8').replace(
+        /\binformation_schema\b/g,
+        'lockstep_is',
+      );
+      const syntax = createPostgresDriver(db.url, { table: 'lockstep_migrations', runnerId: 't:1' }).syntax;
+      const statements = splitStatements(text, syntax);
+      assert.ok(statements.length > 150, `${statements.length} statements`);
+      for (const { sql } of statements) {
+        await db.query(sql).catch((error: Error) => {
+          throw new Error(`${error.message} in: ${sql.slice(0, 200)}`);
+        });
+      }
+      const views = (text.match(/^CREATE VIEW /gm) ?? []).length;
+      const [created] = await db.query("SELECT COUNT(*) AS n FROM pg_views WHERE schemaname = 'lockstep_is'");
+      assert.equal(Number(created?.n), views);
     } finally {
       await db.cleanup();
     }
