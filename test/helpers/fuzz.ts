@@ -2,6 +2,7 @@
  * Bounded fuzzing: fast-check properties run in a worker thread, so that a parser caught in an
  * endless loop fails the test (naming the input it was on) instead of hanging the run.
  */
+import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 
@@ -122,6 +123,21 @@ export function mutatedSeed(seeds: readonly string[], tokens: readonly string[])
       }
       return text;
     });
+}
+
+/**
+ * Runs `work` and fails when it took longer than `budgetMs` twice in a row: a parser that blows up
+ * on an input does so again, a machine that stalled once does not.
+ */
+export function withinBudget<T>(work: () => T, budgetMs: number, what: string): T {
+  let result: T | undefined;
+  for (let attempt = 1; ; attempt++) {
+    const started = performance.now();
+    result = work();
+    const took = performance.now() - started;
+    if (took < budgetMs) return result;
+    if (attempt === 2) throw new Error(`${what} took ${Math.round(took)} ms, twice over ${budgetMs} ms`);
+  }
 }
 
 /** 1-based line count of a text: one more than its newlines (a final newline opens an empty line). */
