@@ -11,6 +11,9 @@ export const FUZZ_RUNS = Number(process.env.LOCKSTEP_FUZZ_RUNS ?? 300);
 /** A fixed seed (LOCKSTEP_FUZZ_SEED) replays a failure; otherwise each run explores anew. */
 export const FUZZ_SEED = process.env.LOCKSTEP_FUZZ_SEED ? Number(process.env.LOCKSTEP_FUZZ_SEED) : undefined;
 
+/** How long a worker may take: a minute per 300 runs, for a loaded machine. */
+export const FUZZ_DEADLINE_MS = 60_000 * Math.max(1, FUZZ_RUNS / 300);
+
 export function fuzzParameters<T>(numRuns = FUZZ_RUNS): fc.Parameters<T> {
   return { numRuns, ...(FUZZ_SEED === undefined ? {} : { seed: FUZZ_SEED }) };
 }

@@ -20,6 +20,7 @@ import { createSqliteDriver } from '../../src/drivers/sqlite.js';
 import { lineAt, type SplitDialect, splitStatements } from '../../src/sql/split.js';
 import {
   answerFromWorker,
+  FUZZ_DEADLINE_MS,
   fuzzParameters,
   lineCount,
   mutatedSeed,
@@ -160,7 +161,7 @@ function fuzz(report: (input: string) => void) {
 if (isMainThread) {
   describe('fuzz: long-running migration SQL files', () => {
     it('generated and mutated definitions: problems, checks and statements on lines of the file', () =>
-      runInWorker(new URL(import.meta.url), null, 60_000));
+      runInWorker(new URL(import.meta.url), null, FUZZ_DEADLINE_MS));
 
     // Found by this fuzzing; the parser is being redesigned (typed parameters), so left to that work.
     it('keeps a parameter named __proto__', { todo: 'parameters is a plain object' }, () => {

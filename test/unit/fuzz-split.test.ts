@@ -22,6 +22,7 @@ import { createSqliteDriver } from '../../src/drivers/sqlite.js';
 import { lineAt, type SplitDialect, splitStatements } from '../../src/sql/split.js';
 import {
   answerFromWorker,
+  FUZZ_DEADLINE_MS,
   fuzzParameters,
   lineCount,
   mutatedSeed,
@@ -200,7 +201,7 @@ if (isMainThread) {
   describe('fuzz: splitStatements', () => {
     for (const dialect of Object.keys(DIALECTS)) {
       it(`${dialect}: token soup and mutated real scripts`, () =>
-        runInWorker(new URL(import.meta.url), dialect, 60_000));
+        runInWorker(new URL(import.meta.url), dialect, FUZZ_DEADLINE_MS));
     }
   });
 

@@ -28,6 +28,7 @@ import { createSqliteDriver } from '../../src/drivers/sqlite.js';
 import { lineFinder, type SplitDialect, splitStatements } from '../../src/sql/split.js';
 import {
   answerFromWorker,
+  FUZZ_DEADLINE_MS,
   FUZZ_RUNS,
   fuzzParameters,
   lineCount,
@@ -236,7 +237,7 @@ async function fuzz(report: (input: string) => void) {
 if (isMainThread) {
   describe('fuzz: migration files', () => {
     it('generated and mutated files: sections, problems and statement lines in the file', () =>
-      runInWorker(new URL(import.meta.url), null, 60_000));
+      runInWorker(new URL(import.meta.url), null, FUZZ_DEADLINE_MS));
 
     it('every shipped script as a migration: sections and statements in the file', async () => {
       const dir = mkdtempSync(path.join(tmpdir(), 'lockstep-fuzz-'));
