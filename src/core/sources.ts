@@ -3,7 +3,7 @@ import { type Dirent, readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { lineAt, type SplitDialect, splitStatements } from '../sql/split.js';
+import { lineFinder, type SplitDialect, splitStatements } from '../sql/split.js';
 import { parseDuration } from '../util/duration.js';
 import { SourceError, type SourceProblem } from './errors.js';
 import {
@@ -132,9 +132,10 @@ function sqlMigration(
 }
 
 function splitSection(fileText: string, section: SqlSection, dialect: SplitDialect) {
+  const lineOf = lineFinder(fileText);
   return splitStatements(section.text, dialect).map((s) => {
     const offset = section.offset + s.offset;
-    return { sql: s.sql, offset, line: lineAt(fileText, offset) };
+    return { sql: s.sql, offset, line: lineOf(offset) };
   });
 }
 

@@ -34,6 +34,7 @@ const syntax: SplitDialect = {
   backticks: false,
   brackets: false,
   bodies: 'begin-atomic',
+  parenthesesHoldSemicolons: true,
 };
 
 /** First key of every lockstep advisory lock ('LKST'), so other users of advisory locks never collide. */

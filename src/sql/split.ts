@@ -18,7 +18,9 @@ export interface SplitDialect {
   /**
    * Statements whose body holds `;`: SQLite's `CREATE TRIGGER ... BEGIN ... END`, Postgres's
    * `BEGIN ATOMIC ... END`, MySQL's stored routines (`CREATE PROCEDURE ... BEGIN ... END`, with
-   * IF/CASE/LOOP/WHILE/REPEAT ... END IF/... inside). Inside such a body CASE ... END nests too.
+   * IF/CASE/LOOP/WHILE/REPEAT/FOR ... END IF/... inside, and MariaDB's compound statements outside
+   * routines: `BEGIN NOT ATOMIC ... END`, `IF ... END IF`, loops). Inside such a body CASE ... END
+   * nests too.
    */
   readonly bodies: 'sqlite-trigger' | 'begin-atomic' | 'mysql-routine' | 'none';
   /** MySQL: `--` starts a comment only when followed by white space. */
@@ -27,6 +29,11 @@ export interface SplitDialect {
   readonly versionedComments?: boolean;
   /** The mysql client's `DELIMITER $$` lines, which change the statement terminator. */
   readonly delimiterCommand?: boolean;
+  /**
+   * A `;` inside parentheses does not end the statement, as psql reads it: Postgres's
+   * `CREATE RULE ... DO ALSO (INSERT ...; INSERT ...)` holds a list of statements in parentheses.
+   */
+  readonly parenthesesHoldSemicolons?: boolean;
 }
 
 export interface Statement {
@@ -41,6 +48,7 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
   let start = -1; // offset of the first token of the current statement, -1 before it
   let words: string[] = []; // leading words of the current statement, upper-cased
   let depth = 0;
+  let parens = 0;
   let previousWord = '';
   let delimiter = ';';
   let i = 0;
@@ -53,6 +61,7 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
     start = -1;
     words = [];
     depth = 0;
+    parens = 0;
     previousWord = '';
   };
   const markStart = (at: number) => {
@@ -63,14 +72,6 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
     const c = text[i] as string;
     const next = text[i + 1];
 
-    if (dialect.delimiterCommand && start < 0 && (i === 0 || text[i - 1] === '\n')) {
-      const command = /^[ \t]*DELIMITER[ \t]+(\S+)[ \t]*(?:\r?\n|$)/i.exec(text.slice(i, i + 80));
-      if (command) {
-        delimiter = command[1] as string;
-        i += command[0].length;
-        continue;
-      }
-    }
     if (c === '-' && next === '-' && !(dialect.dashCommentNeedsSpace && !isSpaceOrEnd(text[i + 2]))) {
       i = skipToLineEnd(text, i);
       continue;
@@ -89,6 +90,17 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
       i++;
       continue;
     }
+    if (dialect.delimiterCommand && start < 0) {
+      // Like the mysql client, a statement that starts with DELIMITER is the client's command,
+      // whose argument is the rest of its line.
+      DELIMITER_COMMAND.lastIndex = i;
+      const command = DELIMITER_COMMAND.exec(text);
+      if (command) {
+        delimiter = command[1] as string;
+        i += command[0].length;
+        continue;
+      }
+    }
 
     if (delimiter !== ';') {
       if (text.startsWith(delimiter, i)) {
@@ -97,13 +109,24 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
         continue;
       }
     } else if (c === ';') {
-      if (depth === 0) finish(i);
+      if (depth === 0 && parens === 0) finish(i);
       else previousWord = '';
       i++;
       continue;
     }
 
     markStart(i);
+
+    if (dialect.parenthesesHoldSemicolons && (c === '(' || c === ')')) {
+      parens = c === '(' ? parens + 1 : Math.max(0, parens - 1);
+      i++;
+      continue;
+    }
+    if (c === ':' && next !== '=') {
+      previousWord = ':'; // after a `label:` a statement starts
+      i++;
+      continue;
+    }
 
     if (c === "'") {
       const prev = text[i - 1];
@@ -142,8 +165,7 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
         j++;
       const word = text.slice(i, j).toUpperCase();
       if (words.length < 8) words.push(word);
-      if (delimiter === ';')
-        depth = nextDepth(dialect, words, previousWord, word, depth, text.slice(j, j + 16));
+      if (delimiter === ';') depth = nextDepth(dialect, words, previousWord, word, depth, text, j);
       previousWord = word;
       i = j;
       continue;
@@ -154,10 +176,7 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
   return statements;
 }
 
-const ROUTINE_KINDS = new Set(['PROCEDURE', 'FUNCTION', 'TRIGGER', 'EVENT']);
-const MYSQL_BLOCKS = new Set(['IF', 'CASE', 'LOOP', 'WHILE', 'REPEAT']);
-/** Words after which a new statement starts inside a routine body ('' = after a `;`). */
-const STATEMENT_STARTS = new Set(['', 'BEGIN', 'THEN', 'ELSE', 'DO', 'LOOP', 'REPEAT']);
+const DELIMITER_COMMAND = /DELIMITER[ \t]+(\S+)[ \t]*(?:\r?\n|$)/iy;
 
 function nextDepth(
   dialect: SplitDialect,
@@ -165,22 +184,10 @@ function nextDepth(
   previous: string,
   word: string,
   depth: number,
-  after: string,
+  text: string,
+  after: number,
 ) {
-  if (dialect.bodies === 'mysql-routine') {
-    if (words[0] !== 'CREATE' || !words.slice(1, 7).some((w) => ROUTINE_KINDS.has(w))) return depth;
-    if (word === 'BEGIN') return depth + 1;
-    if (depth === 0) return depth;
-    if (word === 'END') return depth - 1;
-    // `END IF`, `END LOOP`, ...: the word after END closes nothing more.
-    if (previous === 'END' && MYSQL_BLOCKS.has(word)) return depth;
-    // IF(...) and REPEAT(...) are functions, `TABLE IF NOT EXISTS` a clause: only an IF that
-    // starts a statement opens a block.
-    if ((word === 'IF' || word === 'REPEAT') && /^\s*\(/.test(after)) return depth;
-    if (word === 'IF' && !STATEMENT_STARTS.has(previous)) return depth;
-    if (MYSQL_BLOCKS.has(word)) return depth + 1;
-    return depth;
-  }
+  if (dialect.bodies === 'mysql-routine') return mysqlDepth(words, previous, word, depth, text, after);
   if (dialect.bodies === 'sqlite-trigger') {
     const isTrigger =
       words[0] === 'CREATE' &&
@@ -199,8 +206,76 @@ function nextDepth(
   return depth;
 }
 
+const ROUTINE_KINDS = new Set(['PROCEDURE', 'FUNCTION', 'TRIGGER', 'EVENT']);
+/** Blocks that END closes; in `END IF`, `END LOOP`, ... the second word closes nothing more. */
+const MYSQL_BLOCKS = new Set(['IF', 'CASE', 'LOOP', 'WHILE', 'REPEAT', 'FOR']);
+/**
+ * Blocks that open only where a statement starts: elsewhere IF(...) and REPEAT(...) are functions,
+ * `IF [NOT] EXISTS` is a clause, and FOR is in `FOR UPDATE`, `FOR EACH ROW`, `CURSOR FOR`.
+ */
+const STATEMENT_BLOCKS = new Set(['IF', 'REPEAT', 'FOR']);
+/** Words after which a statement starts ('' = after a `;`, ':' = after a label). */
+const STATEMENT_STARTS = new Set(['', ':', 'BEGIN', 'ATOMIC', 'THEN', 'ELSE', 'DO', 'LOOP', 'REPEAT', 'ROW']);
+
+/**
+ * MySQL/MariaDB: a stored routine's body, or one of MariaDB's compound statements outside
+ * routines (`BEGIN NOT ATOMIC ... END`, IF, CASE, LOOP, WHILE, REPEAT, FOR), holds `;`.
+ */
+function mysqlDepth(
+  words: string[],
+  previous: string,
+  word: string,
+  depth: number,
+  text: string,
+  after: number,
+): number {
+  const routine = words[0] === 'CREATE' && words.slice(1, 7).some((w) => ROUTINE_KINDS.has(w));
+  const compound =
+    MYSQL_BLOCKS.has(words[0] as string) ||
+    (words[0] === 'BEGIN' && words[1] === 'NOT' && words[2] === 'ATOMIC');
+  if (!routine && !compound) return depth;
+  // Outside a routine, BEGIN alone starts a transaction; `BEGIN NOT ATOMIC` opens a block.
+  if (word === 'ATOMIC' && depth === 0 && words.length === 3 && !routine) return 1;
+  if (word === 'BEGIN') return routine || depth > 0 ? depth + 1 : depth;
+  if (word === 'END') return Math.max(0, depth - 1);
+  if (previous === 'END' && MYSQL_BLOCKS.has(word)) return depth;
+  if (STATEMENT_BLOCKS.has(word)) {
+    if (!STATEMENT_STARTS.has(previous) || isFunctionCall(text, after)) return depth;
+    return depth + 1;
+  }
+  return MYSQL_BLOCKS.has(word) ? depth + 1 : depth;
+}
+
+/**
+ * `IF(a, b, c)` and `REPEAT(s, n)` where a statement could start (after THEN in a CASE
+ * expression): parentheses right after the word, with a comma between them at their own level.
+ * An IF statement's condition in parentheses has none.
+ */
+function isFunctionCall(text: string, from: number): boolean {
+  let i = from;
+  while (i < text.length && /\s/.test(text[i] as string)) i++;
+  if (text[i] !== '(') return false;
+  let level = 0;
+  for (const limit = Math.min(text.length, i + 10_000); i < limit; i++) {
+    const c = text[i];
+    if (c === "'" || c === '"' || c === '`') {
+      i = skipQuoted(text, i, c, c !== '`') - 1;
+    } else if (c === '(') {
+      level++;
+    } else if (c === ')') {
+      if (--level === 0) return false;
+    } else if (c === ',' && level === 1) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/** MySQL's rule for `-- `: an ASCII space or control character, or the end of the text. */
 function isSpaceOrEnd(c: string | undefined): boolean {
-  return c === undefined || /\s/.test(c);
+  if (c === undefined) return true;
+  const code = c.charCodeAt(0);
+  return code <= 0x20 || code === 0x7f;
 }
 
 function isWordStart(c: string): boolean {
@@ -217,11 +292,16 @@ function skipToLineEnd(text: string, i: number): number {
 }
 
 function skipBlockComment(text: string, i: number, nested: boolean): number {
+  if (!nested) {
+    const end = text.indexOf('*/', i + 2);
+    return end < 0 ? text.length : end + 2;
+  }
+  // Postgres: each `/*` inside opens one more level, each `*/` closes one.
   let depth = 0;
   let j = i;
   while (j < text.length) {
     if (text[j] === '/' && text[j + 1] === '*') {
-      depth = nested ? depth + 1 : 1;
+      depth++;
       j += 2;
     } else if (text[j] === '*' && text[j + 1] === '/') {
       depth--;
@@ -256,4 +336,21 @@ export function lineAt(text: string, offset: number): number {
   let line = 1;
   for (let i = 0; i < offset && i < text.length; i++) if (text.charCodeAt(i) === 10) line++;
   return line;
+}
+
+/**
+ * `lineAt` for many offsets of one text, counting each newline once while the offsets ascend (a
+ * file's statements): `lineAt` per statement is quadratic in a large script.
+ */
+export function lineFinder(text: string): (offset: number) => number {
+  let at = 0;
+  let line = 1;
+  return (offset) => {
+    if (offset < at) {
+      at = 0;
+      line = 1;
+    }
+    for (const end = Math.min(offset, text.length); at < end; at++) if (text.charCodeAt(at) === 10) line++;
+    return line;
+  };
 }

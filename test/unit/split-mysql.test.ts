@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { createMysqlDriver, mysqlLockName } from '../../src/drivers/mysql.js';
 import { splitStatements } from '../../src/sql/split.js';
+import { MYSQL } from './split-cases.js';
 
 const mysql = createMysqlDriver('mysql://root@localhost/unused', {
   table: 'lockstep_migrations',
@@ -11,97 +12,8 @@ const mysql = createMysqlDriver('mysql://root@localhost/unused', {
 }).syntax;
 const split = (text: string) => splitStatements(text, mysql).map((s) => s.sql);
 
-const cases: readonly { name: string; text: string; expected: string[] }[] = [
-  {
-    name: 'backslash escapes in single and double quoted strings',
-    text: 'INSERT INTO t VALUES (\'it\\\'s; fine\', "a\\";b");\nSELECT 1;',
-    expected: ['INSERT INTO t VALUES (\'it\\\'s; fine\', "a\\";b")', 'SELECT 1'],
-  },
-  {
-    name: 'backticks with semicolons',
-    text: 'CREATE TABLE `a;b` (`c;d` int);SELECT 2',
-    expected: ['CREATE TABLE `a;b` (`c;d` int)', 'SELECT 2'],
-  },
-  {
-    name: '# comments and -- comments',
-    text: '# first; comment\nSELECT 1; -- second; comment\nSELECT 2;',
-    expected: ['SELECT 1', 'SELECT 2'],
-  },
-  {
-    name: '-- without a space is an operator, not a comment',
-    text: 'SELECT 1--1;\nSELECT 2;',
-    expected: ['SELECT 1--1', 'SELECT 2'],
-  },
-  {
-    name: '/*! versioned */ and /*M! MariaDB */ comments are statements',
-    text: '/*!40101 SET NAMES utf8mb4 */;\n/*M!100101 SET @x = 1 */;\n/* plain; comment */ SELECT 3;',
-    expected: ['/*!40101 SET NAMES utf8mb4 */', '/*M!100101 SET @x = 1 */', 'SELECT 3'],
-  },
-  {
-    name: 'DELIMITER blocks for procedures',
-    text: [
-      'DELIMITER $$',
-      'CREATE PROCEDURE p()',
-      'BEGIN',
-      '  SELECT 1;',
-      '  SELECT 2;',
-      'END$$',
-      'DELIMITER ;',
-      'CALL p();',
-    ].join('\n'),
-    expected: ['CREATE PROCEDURE p()\nBEGIN\n  SELECT 1;\n  SELECT 2;\nEND', 'CALL p()'],
-  },
-  {
-    name: 'DELIMITER // with a trigger and a lower-case command',
-    text: 'delimiter //\nCREATE TRIGGER t BEFORE INSERT ON x FOR EACH ROW BEGIN SET NEW.a = 1; END//\ndelimiter ;\nSELECT 1;',
-    expected: ['CREATE TRIGGER t BEFORE INSERT ON x FOR EACH ROW BEGIN SET NEW.a = 1; END', 'SELECT 1'],
-  },
-  {
-    name: 'a routine body without DELIMITER, with IF ... END IF, loops and CASE',
-    text: [
-      'CREATE DEFINER=`root`@`localhost` PROCEDURE p(n int)',
-      'BEGIN',
-      '  DECLARE i int DEFAULT 0;',
-      '  CREATE TABLE IF NOT EXISTS log (v int);',
-      '  IF n > IF(n > 10, 10, 0) THEN',
-      '    SET i = 1;',
-      '  END IF;',
-      '  IF NOT EXISTS (SELECT 1 FROM log) THEN INSERT INTO log VALUES (0); END IF;',
-      '  lbl: WHILE i < n DO',
-      '    SET i = i + 1;',
-      '  END WHILE lbl;',
-      '  SELECT CASE WHEN i > 1 THEN 2 ELSE 1 END;',
-      'END;',
-      'SELECT 9;',
-    ].join('\n'),
-    expected: [
-      [
-        'CREATE DEFINER=`root`@`localhost` PROCEDURE p(n int)',
-        'BEGIN',
-        '  DECLARE i int DEFAULT 0;',
-        '  CREATE TABLE IF NOT EXISTS log (v int);',
-        '  IF n > IF(n > 10, 10, 0) THEN',
-        '    SET i = 1;',
-        '  END IF;',
-        '  IF NOT EXISTS (SELECT 1 FROM log) THEN INSERT INTO log VALUES (0); END IF;',
-        '  lbl: WHILE i < n DO',
-        '    SET i = i + 1;',
-        '  END WHILE lbl;',
-        '  SELECT CASE WHEN i > 1 THEN 2 ELSE 1 END;',
-        'END',
-      ].join('\n'),
-      'SELECT 9',
-    ],
-  },
-  {
-    name: 'a function without a body block',
-    text: 'CREATE FUNCTION f() RETURNS int DETERMINISTIC RETURN 1;\nSELECT f();',
-    expected: ['CREATE FUNCTION f() RETURNS int DETERMINISTIC RETURN 1', 'SELECT f()'],
-  },
-];
-
 describe('split: mysql', () => {
-  for (const { name, text, expected } of cases) {
+  for (const { name, text, expected } of MYSQL) {
     it(name, () => {
       assert.deepEqual(split(text), expected);
       for (const s of splitStatements(text, mysql))
