@@ -178,7 +178,8 @@ export function parseAsyncSql(text: string, file: string): ParsedAsyncSql {
       return operations.map((op) => ({
         sql: op.sql,
         rollback: op.rollback?.text ?? '',
-        line: op.sqlLine,
+        // An empty operation at the end of a file has no line of SQL: point at its marker.
+        line: op.sql.trim() === '' ? op.line : op.sqlLine,
         rollbackLine: op.rollback?.line,
         ...parseOptions(op, parameters, values, file, found),
       }));
@@ -198,6 +199,8 @@ function parseParameterLine(rest: string): { name: string; parameter: DeclaredPa
   const head = /^([A-Za-z_][A-Za-z0-9_]*)\s+(.*)$/.exec(rest);
   if (!head) return usage;
   const name = head[1] as string;
+  // Assigning it would replace the parameters object's prototype instead of adding a parameter.
+  if (name === '__proto__') return 'the parameter name __proto__ is reserved: choose another name';
   let text = head[2] as string;
   const readValue = (): { raw: string; quoted: boolean } | undefined => {
     const quoted = QUOTED.exec(text);
