@@ -150,7 +150,10 @@ describe('bodyProblem: fields are own properties only', () => {
       ),
       RUNS,
     );
-    assert.equal(bodyProblem('trigger', FIELDS, { queue: true, parameters: { n: 1, s: 'x', b: true } }), undefined);
+    assert.equal(
+      bodyProblem('trigger', FIELDS, { queue: true, parameters: { n: 1, s: 'x', b: true } }),
+      undefined,
+    );
     assert.equal(bodyProblem('trigger', FIELDS, {}), undefined);
   });
 
