@@ -20,7 +20,7 @@ import {
   SourceError,
 } from '../core/errors.js';
 import { Migrator } from '../core/runner.js';
-import { redactUrlsIn } from '../drivers/registry.js';
+import { redactUrlsIn, type Scrub, scrubDeep, secretScrubber } from '../util/secrets.js';
 import { PAGE_CSS, PAGE_HTML, PAGE_JS } from './page.js';
 
 export interface StatusServerOptions {
@@ -107,8 +107,11 @@ export function createStatusHandler(options: StatusServerOptions = {}): StatusHa
   const tokenDigest = options.token ? digest(options.token) : undefined;
   const base = (options.basePath ?? '/').replace(/\/+$/, '');
   const maxBody = options.maxBodyBytes ?? 16 * 1024;
+  // The default URL (SQLite) has no secrets, so this is the URL's secrets whatever the default.
+  const scrub = secretScrubber(options.url || process.env.DATABASE_URL);
 
   const handler = (req: IncomingMessage, res: ServerResponse, next?: () => void) => {
+    scrubbers.set(res, scrub);
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     if (base && path !== base && !path.startsWith(`${base}/`)) {
       if (next) return next();
@@ -330,13 +333,17 @@ function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest();
 }
 
+/** The scrubber of the handler that answers a response: every body passes through it. */
+const scrubbers = new WeakMap<ServerResponse, Scrub>();
+
 function send(
   res: ServerResponse,
   status: number,
   body: unknown,
   headers: Record<string, string> = {},
 ): void {
-  const text = redactUrlsIn(JSON.stringify(body));
+  const scrub = scrubbers.get(res) ?? redactUrlsIn;
+  const text = scrub(JSON.stringify(scrubDeep(body, scrub)));
   res.writeHead(status, {
     ...SECURITY_HEADERS,
     ...headers,
@@ -370,7 +377,7 @@ function fail(res: ServerResponse, error: unknown): void {
   }
   if (status === 500) {
     const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
-    process.stderr.write(`lockstep serve: ${redactUrlsIn(text)}\n`);
+    process.stderr.write(`lockstep serve: ${(scrubbers.get(res) ?? redactUrlsIn)(text)}\n`);
   }
   if (!res.headersSent) send(res, status, describe(error));
   else res.end();
