@@ -1,7 +1,7 @@
 import type { DbErrorInfo, Driver, LedgerRow, QueryResult, Session } from '../drivers/driver.js';
 import { lineAt, splitStatements } from '../sql/split.js';
-import { scrubSecrets } from '../util/secrets.js';
 import { sleep } from '../util/duration.js';
+import { scrubSecrets } from '../util/secrets.js';
 import type { ResolvedConfig } from './config.js';
 import { ConnectionError, MigrationError, type StateLeft } from './errors.js';
 import type { Migration, MigrationContext, Step } from './migration.js';
