@@ -37,34 +37,38 @@ const URL_CUT_IN_TEXT = new RegExp(
   `(${SCHEME}[^:/?#@${END}]*):(?!\\d*(?:[/?#${END}]|$))[^@${END}]+(?=[${END}]|$)`,
   'gi',
 );
-const PARAMETER = /([?&]([^=&#?\s"'`\\]+)=)([^&#\s"'`\\]*)/g;
+/** `?name=value`: in a whole URL the value runs to the next `&` or `#`; in a text, also to END. */
+const URL_PARAMETER = /([?&]([^=&#]+)=)([^&#]*)/g;
+const TEXT_PARAMETER = /([?&]([^=&#?\s"'`\\]+)=)([^&#\s"'`\\]*)/g;
 
 /** The URL with its password and secret parameters replaced, safe to show. */
 export function redactUrl(url: string): string {
   const hidden = WHOLE_URL_USERINFO.test(url)
     ? url.replace(WHOLE_URL_USERINFO, `$1:${REDACTED}@`)
     : url.replace(WHOLE_URL_CUT, `$1:${REDACTED}`);
-  return redactParameters(hidden);
+  return redactParameters(hidden, URL_PARAMETER);
 }
 
 /** Hides the credentials of every URL found in a text, also of URLs that do not parse. */
 export function redactUrlsIn(text: string): string {
   return redactParameters(
     text.replace(URL_USERINFO_IN_TEXT, `$1:${REDACTED}@`).replace(URL_CUT_IN_TEXT, `$1:${REDACTED}`),
+    TEXT_PARAMETER,
   );
 }
 
-function redactParameters(text: string): string {
-  return text.replace(PARAMETER, (all, head: string, name: string) =>
+function redactParameters(text: string, pattern: RegExp): string {
+  return text.replace(pattern, (all, head: string, name: string) =>
     SECRET_PARAMETER.test(name) ? `${head}${REDACTED}` : all,
   );
 }
 
 /** The secrets a URL carries, as written in it: its password and secret parameter values. */
 export function urlSecrets(url: string): string[] {
-  const password = WHOLE_URL_USERINFO.exec(url)?.[2] ?? WHOLE_URL_CUT.exec(url)?.[2];
-  const query = url.replace(/^[^?]*/, '');
-  const parameters = [...query.matchAll(PARAMETER)]
+  const userinfo = WHOLE_URL_USERINFO.exec(url);
+  const password = userinfo?.[2] ?? WHOLE_URL_CUT.exec(url)?.[2];
+  const query = url.slice(userinfo?.[0].length ?? 0).replace(/^[^?]*/, '');
+  const parameters = [...query.matchAll(URL_PARAMETER)]
     .filter((m) => SECRET_PARAMETER.test(m[2] as string))
     .map((m) => m[3] as string);
   return [password, ...parameters].filter((s): s is string => s !== undefined && s !== '');
@@ -82,6 +86,8 @@ export function secretForms(secret: string): string[] {
       base.replaceAll("'", "''"),
       base.replace(/[\\']/g, '\\$&'),
       base.replace(/\s+/g, ' '),
+      // MySQL's utf8mb3 messages (SIGNAL's MESSAGE_TEXT) turn characters beyond the BMP into `?`.
+      base.replace(/[\u{10000}-\u{10FFFF}]/gu, '?'),
     ]) {
       forms.add(form);
     }
