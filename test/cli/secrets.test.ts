@@ -94,7 +94,7 @@ function failingMigration(kind: DatabaseKind, url: string): Record<string, strin
     case 'sqlite':
       return {
         '002_fail.mjs':
-          'export function up() { throw new Error(`cannot reach ${process.env.LEAK_URL} as ${process.env.LEAK_PASSWORD}`); }\n',
+          "export function up() { throw new Error('cannot reach ' + process.env.LEAK_URL + ' as ' + process.env.LEAK_PASSWORD); }\n",
       };
   }
 }
