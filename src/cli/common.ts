@@ -29,11 +29,22 @@ export function databaseUrl(url: string | undefined): string | undefined {
 }
 
 function readDotEnvUrl(): string | undefined {
+  let text: string;
   try {
-    return parseEnv(readFileSync('.env', 'utf8')).DATABASE_URL;
+    text = readFileSync('.env', 'utf8');
   } catch {
     return undefined;
   }
+  const url = parseEnv(text).DATABASE_URL;
+  const raw = /^\s*(?:export\s+)?DATABASE_URL\s*=\s*(.*)$/m.exec(text)?.[1];
+  if (url && raw?.startsWith(`${url}#`)) {
+    // Said without the value: what is left of it may be half a password.
+    throw new ConfigError(
+      'DATABASE_URL in ./.env is cut at a "#", which starts a comment there: put the value in quotes ' +
+        '(DATABASE_URL="…"), or write "#" in the password as %23',
+    );
+  }
+  return url;
 }
 
 type Options = NonNullable<ParseArgsConfig['options']>;

@@ -108,18 +108,26 @@ const LOGGING_MIGRATION = {
 `,
 };
 
-/** GETs each API path of a running `lockstep serve`; returns the bodies. */
+/** GETs each API path of a running `lockstep serve`; returns the bodies (none if it refused to start). */
 async function serveBodies(
   args: string[],
   cwd: string,
   env: Record<string, string | undefined> = {},
-): Promise<{ bodies: Record<string, string>; output: string }> {
+): Promise<{ bodies: Record<string, string>; output: string; refused?: ProcessResult }> {
   const server = startCli(['serve', '--port', '0', ...args], {
     cwd,
     env: { ...CLEAN_ENV, LOCKSTEP_TOKEN: undefined, ...env },
   });
+  const exited = server.done.then((r) => r);
   try {
-    await server.waitFor(/lockstep status page: \S+/);
+    const started = await Promise.race([
+      server.waitFor(/lockstep status page: \S+/).then(() => true),
+      exited.then(() => false),
+    ]);
+    if (!started) {
+      const refused = await exited;
+      return { bodies: {}, output: refused.stdout + refused.stderr, refused };
+    }
     const url = /status page: (\S+)/.exec(server.output().stdout)?.[1] as string;
     const bodies: Record<string, string> = {};
     for (const api of ['api/status', 'api/migrations', 'api/async']) {
@@ -248,6 +256,11 @@ describe('secrets in URLs that do not parse', () => {
       if (json) assert.equal(JSON.parse(result.stdout).error, 'CONFIG');
     }
     const served = await serveBodies([...urlArgs, '--dir', 'migrations'], project, env);
+    if (served.refused) {
+      // It did not even start: said once, at start-up.
+      assert.equal(served.refused.code, 2, show(served.refused));
+      assert.match(served.refused.stderr, message);
+    } else assert.equal(Object.keys(served.bodies).length, 3);
     for (const [api, body] of Object.entries(served.bodies)) {
       assert.match(body, /"error":"CONFIG"/, `${api}: ${body}`);
       assertHidden(`HTTP ${api}`, body, secret);
@@ -256,14 +269,19 @@ describe('secrets in URLs that do not parse', () => {
   }
 
   for (const scheme of ['postgres', 'mysql']) {
-    it(`${scheme}: a .env value cut at "#" (the password's start stays hidden)`, async () => {
-      // parseEnv reads `pa#ss` as `pa` and a comment: the URL is cut to `<scheme>://u:Kx7qW`.
+    it(`${scheme}: a .env value cut at "#" is bad input that says so, without the value`, async () => {
+      // parseEnv reads `Kx7qW#rest@…` as `Kx7qW` and a comment: the URL is cut to `<scheme>://u:Kx7qW`.
       writeFileSync(path.join(project, '.env'), `DATABASE_URL=${scheme}://u:Kx7qW#rest@127.0.0.1/db\n`);
       try {
-        await assertRefusedEverywhere('Kx7qW', {}, [], /malformed .*URL ".*:\/\/u:\*\*\*"/);
+        await assertRefusedEverywhere('Kx7qW', {}, [], /DATABASE_URL in \.\/\.env is cut at a "#"/);
       } finally {
         rmSync(path.join(project, '.env'));
       }
+    });
+
+    it(`${scheme}: a URL cut before its "@" (the password's start stays hidden)`, async () => {
+      const cut = { DATABASE_URL: `${scheme}://u:Kx7qW` };
+      await assertRefusedEverywhere('Kx7qW', cut, [], /malformed .*URL ".*:\/\/u:\*\*\*"/);
     });
 
     it(`${scheme}: the password written unencoded`, async () => {
