@@ -26,6 +26,16 @@ import {
 
 /** Every character that is special in URLs, JSON, SQL or shells, and some beyond ASCII. */
 const PASSWORD = `Zq@:/?#[]!$&'()*+,;=%" \\ü€😀x9`;
+/** The special characters a URL takes unencoded in its user info and query values, and more. */
+const RAW_PASSWORD = `Zq!$'()*+,;=ü€😀x9`;
+
+const SECOND_LEDGER = 'lockstep_second';
+
+/** How the test writes the password into the URL. */
+const SPELLINGS = [
+  { name: 'percent-encoded', password: PASSWORD, write: encodeURIComponent },
+  { name: 'unencoded', password: RAW_PASSWORD, write: (p: string) => p },
+] as const;
 
 /** The spellings of a secret that a channel could carry. */
 function spellings(secret: string): string[] {
@@ -60,28 +70,31 @@ function show(r: ProcessResult): string {
   return `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
 }
 
-/** The test database's URL with PASSWORD in it (percent-encoded), accepted by the database. */
-const WITH_PASSWORD: Record<DatabaseKind, (db: TestDatabase) => Promise<string>> = {
+/** The test database's URL with a password in it (as `write` spells it), accepted by the database. */
+const WITH_PASSWORD: Record<
+  DatabaseKind,
+  (db: TestDatabase, password: string, write: (p: string) => string) => Promise<string>
+> = {
   // Trust authentication ignores the password: the URL works, and its password must stay hidden.
-  postgres: async (db) => {
+  postgres: async (db, password, write) => {
     const url = new URL(db.url);
-    return `postgres://${url.username}:${encodeURIComponent(PASSWORD)}@${url.host}${url.pathname}`;
+    return `postgres://${url.username}:${write(password)}@${url.host}${url.pathname}`;
   },
   // MariaDB checks passwords: a user of its own, on the test database only (dropped with it).
-  mysql: async (db) => {
+  mysql: async (db, password, write) => {
     const url = new URL(db.url);
     const user = `lockstep_pw_${randomBytes(4).toString('hex')}`;
-    await db.query(`CREATE USER '${user}'@'%' IDENTIFIED BY ?`, [PASSWORD]);
+    await db.query(`CREATE USER '${user}'@'%' IDENTIFIED BY ?`, [password]);
     await db.query(`GRANT ALL ON \`${url.pathname.slice(1)}\`.* TO '${user}'@'%'`);
-    return `mysql://${user}:${encodeURIComponent(PASSWORD)}@${url.host}${url.pathname}`;
+    return `mysql://${user}:${write(password)}@${url.host}${url.pathname}`;
   },
   // SQLite has no user: the secret is a query parameter (SQLCipher-style), ignored by the driver.
-  sqlite: async (db) => `${db.url}?password=${encodeURIComponent(PASSWORD)}`,
+  sqlite: async (db, password, write) => `${db.url}?password=${write(password)}`,
 };
 
 /** A migration whose error quotes the URL and the password, as the database (or module) raises it. */
-function failingMigration(kind: DatabaseKind, url: string): Record<string, string> {
-  const text = `cannot reach ${url} as ${PASSWORD} (${encodeURIComponent(PASSWORD)})`;
+function failingMigration(kind: DatabaseKind, url: string, password: string): Record<string, string> {
+  const text = `cannot reach ${url} as ${password} (${encodeURIComponent(password)})`;
   switch (kind) {
     case 'postgres':
       return {
@@ -141,93 +154,102 @@ async function serveBodies(
 }
 
 for (const target of TARGETS) {
-  describe(`secrets never leave the process: ${target.kind}`, () => {
-    let db: TestDatabase;
-    let url: string;
-    const channels: Record<string, string> = {};
+  for (const { name, password, write } of SPELLINGS) {
+    describe(`secrets never leave the process: ${target.kind}, the password ${name}`, () => {
+      let db: TestDatabase;
+      let url: string;
+      const channels: Record<string, string> = {};
 
-    before(async () => {
-      db = await target.create();
-      url = await WITH_PASSWORD[target.kind](db);
-      writeMigrations(db.dir, { ...LOGGING_MIGRATION, ...failingMigration(target.kind, url) });
-      const env = { ...CLEAN_ENV, LEAK_URL: url, LEAK_PASSWORD: PASSWORD };
-      const cli = (args: string[], extra: Record<string, string> = {}) =>
-        runCli(args, { cwd: db.dir, env: { ...env, ...extra } });
+      before(async () => {
+        db = await target.create();
+        url = await WITH_PASSWORD[target.kind](db, password, write);
+        writeMigrations(db.dir, { ...LOGGING_MIGRATION, ...failingMigration(target.kind, url, password) });
+        const env = { ...CLEAN_ENV, LEAK_URL: url, LEAK_PASSWORD: password };
+        const cli = (args: string[], extra: Record<string, string> = {}) =>
+          runCli(args, { cwd: db.dir, env: { ...env, ...extra } });
 
-      // The library first: its events (ctx.log, queries, progress) and its error.
-      const library = await runNode([path.join(ROOT, 'test/fixtures/events.mjs'), url, 'migrations'], {
-        cwd: db.dir,
-        env,
+        // The library first: its events (ctx.log, queries, progress) and its error.
+        const library = await runNode([path.join(ROOT, 'test/fixtures/events.mjs'), url, 'migrations'], {
+          cwd: db.dir,
+          env,
+        });
+        const { events, error } = JSON.parse(library.stdout) as { events: unknown[]; error: unknown };
+        assert.ok(error, `the migration failed: ${show(library)}`);
+        assert.ok(
+          events.some((e) => (e as { type: string }).type === 'log'),
+          `ctx.log reached the events: ${library.stdout}`,
+        );
+        channels['library events (ctx.log, queries)'] = JSON.stringify(events);
+        channels['library error (message, stack, toJSON)'] = JSON.stringify(error);
+        channels['library stderr'] = library.stderr;
+
+        // Then the CLI: the failure again (retried, or refused as dirty), human and --json.
+        const json = await cli(['up', '--url', url, '--dir', 'migrations', '--json']);
+        assert.notEqual(json.code, 0, show(json));
+        assert.ok(JSON.parse(json.stdout).error, show(json));
+        channels['up --json: stdout'] = json.stdout;
+        channels['up --json: stderr'] = json.stderr;
+        // A second ledger: everything runs again, so ctx.log prints its line to stderr too.
+        const human = await cli(['up', '--dir', 'migrations', '--table', SECOND_LEDGER], {
+          DATABASE_URL: url,
+        });
+        assert.notEqual(human.code, 0, show(human));
+        assert.match(human.stderr, /001: connected to \S+ as \*\*\*/, show(human));
+        channels['up: stderr'] = human.stderr;
+        channels['up: stdout'] = human.stdout;
+        for (const args of [['status'], ['status', '--json']]) {
+          const status = await cli([...args, '--url', url, '--dir', 'migrations']);
+          assert.equal(status.code, 0, show(status));
+          channels[`${args.join(' ')}: stdout`] = status.stdout + status.stderr;
+        }
+
+        const rows = [
+          ...(await db.query('SELECT version, error FROM lockstep_migrations')),
+          ...(await db.query(`SELECT version, error FROM ${SECOND_LEDGER}`)),
+        ];
+        assert.ok(
+          rows.filter((r) => r.error).length === 2,
+          `the ledger recorded the error: ${JSON.stringify(rows)}`,
+        );
+        channels['ledger error column'] = JSON.stringify(rows);
+
+        const served = await serveBodies(['--url', url, '--dir', 'migrations'], db.dir, env);
+        for (const [api, body] of Object.entries(served.bodies)) channels[`HTTP ${api}`] = body;
+        channels['serve: output'] = served.output;
       });
-      const { events, error } = JSON.parse(library.stdout) as { events: unknown[]; error: unknown };
-      assert.ok(error, `the migration failed: ${show(library)}`);
-      assert.ok(
-        events.some((e) => (e as { type: string }).type === 'log'),
-        `ctx.log reached the events: ${library.stdout}`,
-      );
-      channels['library events (ctx.log, queries)'] = JSON.stringify(events);
-      channels['library error (message, stack, toJSON)'] = JSON.stringify(error);
-      channels['library stderr'] = library.stderr;
+      after(async () => {
+        await db?.cleanup();
+      });
 
-      // Then the CLI: the failure again (retried, or refused as dirty), human and --json.
-      const json = await cli(['up', '--url', url, '--dir', 'migrations', '--json']);
-      assert.notEqual(json.code, 0, show(json));
-      assert.ok(JSON.parse(json.stdout).error, show(json));
-      channels['up --json: stdout'] = json.stdout;
-      channels['up --json: stderr'] = json.stderr;
-      const human = await cli(['up', '--dir', 'migrations'], { DATABASE_URL: url });
-      assert.notEqual(human.code, 0, show(human));
-      channels['up: stderr'] = human.stderr;
-      channels['up: stdout'] = human.stdout;
-      for (const args of [['status'], ['status', '--json']]) {
-        const status = await cli([...args, '--url', url, '--dir', 'migrations']);
-        assert.equal(status.code, 0, show(status));
-        channels[`${args.join(' ')}: stdout`] = status.stdout + status.stderr;
+      it('the failing migration was reported, with its message, as *** where the secrets were', () => {
+        const hidden = /cannot reach \S+(:\*\*\*@|password=\*\*\*)\S* as \*\*\*/;
+        assert.match(channels['up: stderr'] as string, hidden);
+        assert.match(channels['HTTP api/migrations'] as string, hidden);
+      });
+
+      for (const channel of [
+        'library events (ctx.log, queries)',
+        'library error (message, stack, toJSON)',
+        'library stderr',
+        'up --json: stdout',
+        'up --json: stderr',
+        'up: stderr',
+        'up: stdout',
+        'status: stdout',
+        'status --json: stdout',
+        'ledger error column',
+        'HTTP api/status',
+        'HTTP api/migrations',
+        'HTTP api/async',
+        'serve: output',
+      ]) {
+        it(`${channel}: no password`, () => {
+          assert.ok(channels[channel] !== undefined, `${channel} was captured`);
+          assertHidden(channel, channels[channel] as string, password);
+        });
       }
-
-      const rows = await db.query('SELECT version, error FROM lockstep_migrations ORDER BY version');
-      assert.ok(
-        rows.some((r) => r.error),
-        `the ledger recorded the error: ${JSON.stringify(rows)}`,
-      );
-      channels['ledger error column'] = JSON.stringify(rows);
-
-      const served = await serveBodies(['--url', url, '--dir', 'migrations'], db.dir, env);
-      for (const [api, body] of Object.entries(served.bodies)) channels[`HTTP ${api}`] = body;
-      channels['serve: output'] = served.output;
     });
-    after(async () => {
-      await db?.cleanup();
-    });
-
-    it('the failing migration was reported, with its message, as *** where the secrets were', () => {
-      const hidden = /cannot reach \S+(:\*\*\*@|password=\*\*\*)\S* as \*\*\*/;
-      assert.match(channels['up: stderr'] as string, hidden);
-      assert.match(channels['HTTP api/migrations'] as string, hidden);
-    });
-
-    for (const channel of [
-      'library events (ctx.log, queries)',
-      'library error (message, stack, toJSON)',
-      'library stderr',
-      'up --json: stdout',
-      'up --json: stderr',
-      'up: stderr',
-      'up: stdout',
-      'status: stdout',
-      'status --json: stdout',
-      'ledger error column',
-      'HTTP api/status',
-      'HTTP api/migrations',
-      'HTTP api/async',
-      'serve: output',
-    ]) {
-      it(`${channel}: no password`, () => {
-        assert.ok(channels[channel] !== undefined, `${channel} was captured`);
-        assertHidden(channel, channels[channel] as string);
-      });
-    }
-  });
+  }
 }
 
 describe('secrets in URLs that do not parse', () => {
