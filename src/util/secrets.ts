@@ -29,12 +29,12 @@ const SCHEME = '[a-z][a-z0-9+.-]*://';
 const END = `\\s"'\`<>\\\\`;
 
 /** `scheme://user:password@`: the password runs to the last `@` of the URL (it may hold `@ / ? #`). */
-const WHOLE_URL_USERINFO = new RegExp(`^(${SCHEME}[^:/?#@]*):(.*)@`, 'is');
+const WHOLE_URL_USERINFO = new RegExp(`^(${SCHEME}[^:/?#@[]*):(.*)@`, 'is');
 /** `scheme://user:rest` with no `@`: a cut URL; `rest` is a password unless it is a port. */
-const WHOLE_URL_CUT = new RegExp(`^(${SCHEME}[^:/?#@]*):(?!\\d*(?:[/?#]|$))(.+)$`, 'is');
-const URL_USERINFO_IN_TEXT = new RegExp(`(${SCHEME}[^:/?#@${END}]*):[^${END}]*@`, 'gi');
+const WHOLE_URL_CUT = new RegExp(`^(${SCHEME}[^:/?#@[]*):(?!\\d*(?:[/?#]|$))(.+)$`, 'is');
+const URL_USERINFO_IN_TEXT = new RegExp(`(${SCHEME}[^:/?#@[${END}]*):[^${END}]*@`, 'gi');
 const URL_CUT_IN_TEXT = new RegExp(
-  `(${SCHEME}[^:/?#@${END}]*):(?!\\d*(?:[/?#${END}]|$))[^@${END}]+(?=[${END}]|$)`,
+  `(${SCHEME}[^:/?#@[${END}]*):(?!\\d*(?:[/?#${END}]|$))[^@${END}]+(?=[${END}]|$)`,
   'gi',
 );
 /** `?name=value`: in a whole URL the value runs to the next `&` or `#`; in a text, also to END. */

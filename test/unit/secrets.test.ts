@@ -119,12 +119,19 @@ describe('redactUrl and redactUrlsIn: URLs that do not parse', () => {
     ['postgres://u:Kx7q/db', 'postgres://u:***'],
     [`postgres://u:${PASSWORD}@h/db`, 'postgres://u:***@h/db'],
     ['postgres://h:5432/db', 'postgres://h:5432/db'],
+    ['postgres://[::1]:5432/db', 'postgres://[::1]:5432/db'],
+    ['postgres://u:pw@[::1]:5432/db', 'postgres://u:***@[::1]:5432/db'],
     ['postgres://h/db?sslpassword=x&sslmode=require', 'postgres://h/db?sslpassword=***&sslmode=require'],
     ['postgres://h/db?api_key=x&token=y&key=z', 'postgres://h/db?api_key=***&token=***&key=***'],
   ];
   for (const [url, expected] of cases) {
     it(url, () => assert.equal(redactUrl(url), expected));
   }
+
+  it('leaves URLs without credentials alone', () => {
+    const text = 'listening on http://[::1]:4600/ and http://127.0.0.1:4600/api/status?name=a';
+    assert.equal(redactUrlsIn(text), text);
+  });
 
   it('finds URLs in a text, also cut ones, and keeps JSON valid', () => {
     const text = JSON.stringify({ a: 'see "postgres://u:Kx7q" and mysql://r:pw@h/d, not http://h:80/x' });
