@@ -7,6 +7,7 @@ import {
   TABLE_NAME,
 } from '../core/config.js';
 import { ConfigError } from '../core/errors.js';
+import { scrubbingHandler } from '../util/secrets.js';
 import type { AsyncEventHandler } from './events.js';
 
 export { DEFAULT_ASYNC_TABLE };
@@ -68,8 +69,9 @@ export function resolveAsyncConfig(options: AsyncOptions): AsyncConfig {
       throw new ConfigError(`${what} must be ${allowed.join(' or ')}, got "${value}"`);
     return value;
   };
+  const url = options.url || process.env.DATABASE_URL || DEFAULT_URL;
   return {
-    url: options.url || process.env.DATABASE_URL || DEFAULT_URL,
+    url,
     dir: options.dir ?? DEFAULT_ASYNC_DIR,
     table,
     ledgerTable: options.ledgerTable ?? DEFAULT_TABLE,
@@ -77,7 +79,8 @@ export function resolveAsyncConfig(options: AsyncOptions): AsyncConfig {
     orphans: choice('orphans', options.orphans, ['wait', 'cancel'] as const),
     pollMs: durationOption('poll interval', options.pollInterval, 1_000),
     lockTimeoutMs: durationOption('lock timeout', options.lockTimeout, 15 * 60_000),
-    on: options.on ?? (() => {}),
+    // Events leave the process: the handler sees them scrubbed.
+    on: options.on ? scrubbingHandler(options.on, url) : () => {},
     cwd: options.cwd ?? process.cwd(),
     runnerId: `${hostname()}:${process.pid}`,
   };

@@ -4,7 +4,7 @@ import { AsyncMigrator } from '../async/migrator.js';
 import { createDefinitionFile } from '../async/new.js';
 import { ConfigError, ExitCode } from '../core/errors.js';
 import { AsyncEventPrinter, formatAsyncResult } from './async-output.js';
-import { databaseUrl, expectArgs, fail, parseCommandLine } from './common.js';
+import { databaseUrl, expectArgs, fail, parseCommandLine, writeStderr, writeStdout } from './common.js';
 
 const HELP = `lockstep async — long-running migrations: backfills, table rewrites, index builds that cannot
 run inside a deploy. They run in the background with progress, stop, resume and rollback, and at
@@ -107,9 +107,9 @@ export async function asyncMain(argv: string[]): Promise<number> {
   }
   const [command, ...args] = positionals as [string, ...string[]];
   const print = (text: string) => {
-    if (!values.quiet || json) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    if (!values.quiet || json) writeStdout(text.endsWith('\n') ? text : `${text}\n`);
   };
-  const events = new AsyncEventPrinter((line) => process.stderr.write(`${line}\n`), values.quiet ?? false);
+  const events = new AsyncEventPrinter((line) => writeStderr(`${line}\n`), values.quiet ?? false);
   try {
     if (values.wait && !['trigger', 'resume', 'rollback'].includes(command)) {
       throw new ConfigError('--wait goes with trigger, resume or rollback');
@@ -212,7 +212,7 @@ async function runWorker(
   const controller = new AbortController();
   const stop = () => {
     if (controller.signal.aborted) process.exit(130);
-    process.stderr.write('worker: stopping after the current batch or operation (again to quit at once)\n');
+    writeStderr('worker: stopping after the current batch or operation (again to quit at once)\n');
     controller.abort();
   };
   process.on('SIGINT', stop);

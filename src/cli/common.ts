@@ -1,7 +1,21 @@
 import { readFileSync } from 'node:fs';
 import { type ParseArgsConfig, parseArgs, parseEnv } from 'node:util';
 import { ConfigError, ExitCode, LockstepError } from '../core/errors.js';
-import { redactUrlsIn } from '../drivers/registry.js';
+import { redactUrlsIn, type Scrub, scrubDeep, secretScrubber } from '../util/secrets.js';
+
+/**
+ * Everything the CLI prints goes through `scrub`: once the database URL is known, its secrets;
+ * before, the credentials of any URL in the text (`lockstep up postgres://u:pw@h/db` is echoed).
+ */
+let scrub: Scrub = redactUrlsIn;
+
+export function writeStdout(text: string): void {
+  process.stdout.write(scrub(text));
+}
+
+export function writeStderr(text: string): void {
+  process.stderr.write(scrub(text));
+}
 
 /** `--url`, else $DATABASE_URL, else DATABASE_URL in ./.env; undefined leaves the default to the library. */
 export function databaseUrl(url: string | undefined): string | undefined {
@@ -9,15 +23,28 @@ export function databaseUrl(url: string | undefined): string | undefined {
     // `--url "$UNSET_VARIABLE"` must not fall back to the default SQLite file and migrate that.
     throw new ConfigError('--url is empty: pass a database URL, or leave --url out to use $DATABASE_URL');
   }
-  return url ?? process.env.DATABASE_URL ?? readDotEnvUrl();
+  const found = url ?? process.env.DATABASE_URL ?? readDotEnvUrl();
+  scrub = secretScrubber(found);
+  return found;
 }
 
 function readDotEnvUrl(): string | undefined {
+  let text: string;
   try {
-    return parseEnv(readFileSync('.env', 'utf8')).DATABASE_URL;
+    text = readFileSync('.env', 'utf8');
   } catch {
     return undefined;
   }
+  const url = parseEnv(text).DATABASE_URL;
+  const raw = /^\s*(?:export\s+)?DATABASE_URL\s*=\s*(.*)$/m.exec(text)?.[1];
+  if (url && raw?.startsWith(`${url}#`)) {
+    // Said without the value: what is left of it may be half a password.
+    throw new ConfigError(
+      'DATABASE_URL in ./.env is cut at a "#", which starts a comment there: put the value in quotes ' +
+        '(DATABASE_URL="…"), or write "#" in the password as %23',
+    );
+  }
+  return url;
 }
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -56,15 +83,12 @@ export function expectArgs(command: string, args: string[], count: number, usage
 /** Prints an error (and its JSON with --json); returns the exit code. */
 export function fail(error: unknown, json: boolean): number {
   if (error instanceof LockstepError) {
-    if (json) process.stdout.write(`${redactUrlsIn(JSON.stringify(error.toJSON(), null, 2))}\n`);
-    process.stderr.write(`lockstep: ${redactUrlsIn(error.message)}\n`);
+    if (json) writeStdout(`${JSON.stringify(scrubDeep(error.toJSON(), scrub), null, 2)}\n`);
+    writeStderr(`lockstep: ${error.message}\n`);
     return error.exitCode;
   }
   const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  if (json)
-    process.stdout.write(
-      `${redactUrlsIn(JSON.stringify({ error: 'INTERNAL', message: String(error) }, null, 2))}\n`,
-    );
-  process.stderr.write(`lockstep: unexpected error (please report it): ${redactUrlsIn(message)}\n`);
+  if (json) writeStdout(`${JSON.stringify({ error: 'INTERNAL', message: scrub(String(error)) }, null, 2)}\n`);
+  writeStderr(`lockstep: unexpected error (please report it): ${message}\n`);
   return ExitCode.migrationFailed;
 }

@@ -4,7 +4,15 @@ import { parseArgs } from 'node:util';
 import type { LockstepOptions } from '../core/config.js';
 import { ConfigError, ExitCode } from '../core/errors.js';
 import { Migrator } from '../core/runner.js';
-import { databaseUrl, expectArgs, fail, intOption, parseCommandLine } from './common.js';
+import {
+  databaseUrl,
+  expectArgs,
+  fail,
+  intOption,
+  parseCommandLine,
+  writeStderr,
+  writeStdout,
+} from './common.js';
 import { createMigrationFile } from './new.js';
 import { formatEvent, formatResult } from './output.js';
 
@@ -135,7 +143,7 @@ async function main(argv: string[]): Promise<number> {
   const [command = 'up', ...args] = positionals;
   const print = (text: string) => {
     // --quiet silences the human summary; a --json result is always printed.
-    if (!values.quiet || json) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    if (!values.quiet || json) writeStdout(text.endsWith('\n') ? text : `${text}\n`);
   };
   try {
     const migrator = () => new Migrator(toOptions(values));
@@ -202,7 +210,7 @@ function toOptions(values: Values): LockstepOptions {
     on: (event) => {
       if (quiet && event.type !== 'lock-waiting') return;
       const line = formatEvent(event);
-      if (line) process.stderr.write(`${line}\n`);
+      if (line) writeStderr(`${line}\n`);
     },
   };
 }

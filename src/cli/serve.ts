@@ -2,7 +2,15 @@ import { DEFAULT_ASYNC_DIR, DEFAULT_ASYNC_TABLE } from '../async/config.js';
 import { ConfigError, ExitCode } from '../core/errors.js';
 import { serve } from '../server/serve.js';
 import { AsyncEventPrinter } from './async-output.js';
-import { databaseUrl, expectArgs, fail, intOption, parseCommandLine } from './common.js';
+import {
+  databaseUrl,
+  expectArgs,
+  fail,
+  intOption,
+  parseCommandLine,
+  writeStderr,
+  writeStdout,
+} from './common.js';
 
 const HELP = `lockstep serve — the status page and JSON API of one database, for a browser or a script.
 
@@ -70,7 +78,7 @@ export async function serveMain(argv: string[]): Promise<number> {
     if (token !== undefined && token.length < 16) {
       throw new ConfigError('the token must be at least 16 characters (e.g. `openssl rand -hex 24`)');
     }
-    const events = new AsyncEventPrinter((line) => process.stderr.write(`${line}\n`), values.quiet ?? false);
+    const events = new AsyncEventPrinter((line) => writeStderr(`${line}\n`), values.quiet ?? false);
     const running = await serve({
       url: databaseUrl(values.url),
       dir: values.dir,
@@ -86,7 +94,7 @@ export async function serveMain(argv: string[]): Promise<number> {
       on: (event) => events.print(event),
     });
     if (!values.quiet) {
-      process.stdout.write(
+      writeStdout(
         `lockstep status page: ${running.url}\n${running.mutations ? 'actions need the token (Authorization: Bearer …)' : 'read-only: no token (set LOCKSTEP_TOKEN to allow actions)'}${values.worker ? '; a worker runs in this process' : ''}\n`,
       );
     }

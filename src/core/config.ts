@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { parseDuration } from '../util/duration.js';
+import { scrubbingHandler } from '../util/secrets.js';
 import { ConfigError } from './errors.js';
 import type { EventHandler } from './events.js';
 import type { HistoryPolicy } from './plan.js';
@@ -62,8 +63,9 @@ export function resolveConfig(options: LockstepOptions): ResolvedConfig {
   if (!Number.isInteger(ddlLockRetries) || ddlLockRetries < 0) {
     throw new ConfigError(`invalid DDL lock retries "${options.ddlLockRetries}": expected a whole number`);
   }
+  const url = options.url || process.env.DATABASE_URL || DEFAULT_URL;
   return {
-    url: options.url || process.env.DATABASE_URL || DEFAULT_URL,
+    url,
     dir: options.dir ?? DEFAULT_DIR,
     table,
     lockTimeoutMs: durationOption('lock timeout', options.lockTimeout, 15 * 60_000),
@@ -76,7 +78,8 @@ export function resolveConfig(options: LockstepOptions): ResolvedConfig {
     allowOutOfOrder: options.allowOutOfOrder ?? false,
     allowChanged: options.allowChanged ?? false,
     allowMissing: options.allowMissing ?? false,
-    on: options.on ?? (() => {}),
+    // Events (and ctx.log lines) leave the process: the handler sees them scrubbed.
+    on: options.on ? scrubbingHandler(options.on, url) : () => {},
     cwd: options.cwd ?? process.cwd(),
     runnerId: `${hostname()}:${process.pid}`,
   };

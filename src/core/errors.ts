@@ -2,6 +2,7 @@
  * Every error lockstep raises is a LockstepError: the facts are fields, the message is built from
  * them, `exitCode` is what the CLI exits with and `toJSON()` is what `--json` prints.
  */
+import { redactUrlsIn, scrubDeep } from '../util/secrets.js';
 
 export const ExitCode = {
   ok: 0,
@@ -17,12 +18,16 @@ export abstract class LockstepError extends Error {
   abstract readonly code: string;
   abstract readonly exitCode: number;
 
+  /**
+   * Every field, with the credentials of any URL in them hidden. (The runner has already scrubbed
+   * the secrets of its own URL from an error it throws, wherever they were.)
+   */
   toJSON(): Record<string, unknown> {
     const fields: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(this)) {
       if (key !== 'cause') fields[key] = value;
     }
-    return { error: this.code, message: this.message, ...fields };
+    return scrubDeep({ error: this.code, message: this.message, ...fields }, redactUrlsIn);
   }
 }
 

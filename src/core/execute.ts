@@ -1,6 +1,7 @@
 import type { DbErrorInfo, Driver, LedgerRow, QueryResult, Session } from '../drivers/driver.js';
 import { lineAt, splitStatements } from '../sql/split.js';
 import { sleep } from '../util/duration.js';
+import { scrubSecrets } from '../util/secrets.js';
 import type { ResolvedConfig } from './config.js';
 import { ConnectionError, MigrationError, type StateLeft } from './errors.js';
 import type { Migration, MigrationContext, Step } from './migration.js';
@@ -204,7 +205,8 @@ async function runStatements(
       const lineInStatement = info.position !== undefined ? lineAt(sql, info.position) : info.line;
       const errorLine =
         line !== undefined && lineInStatement !== undefined ? line + lineInStatement - 1 : line;
-      throw new StatementFailure(info, sql, errorLine, done);
+      // Scrubbed before an error abbreviates it: a cut secret is no longer recognisable.
+      throw new StatementFailure(info, scrubSecrets(sql, run.config.url), errorLine, done);
     }
     done++;
     await afterEach(done);

@@ -1,5 +1,9 @@
 import { ConfigError } from '../core/errors.js';
-import type { Driver, DriverOptions } from './driver.js';
+import { redactUrl, type Scrub, secretScrubber, urlParts } from '../util/secrets.js';
+import type { Driver, DriverOptions, LedgerRow, Session } from './driver.js';
+
+// Scrubbing lives in util/secrets.ts; these names stay importable from here.
+export { redactUrl, redactUrlsIn, scrubSecrets, withoutSecrets } from '../util/secrets.js';
 
 type DriverFactory = (url: string, options: DriverOptions) => Driver;
 
@@ -21,56 +25,57 @@ export async function openDriver(url: string, options: DriverOptions): Promise<D
       `unsupported database URL "${redactUrl(url)}": expected postgres://, postgresql://, mysql://, mariadb://, sqlite:path or sqlite:///absolute/path`,
     );
   }
-  return (await load())(url, options);
+  checkPercentEncoding(url);
+  return scrubbingDriver((await load())(url, options), url);
 }
 
 /**
- * `scheme://user:password@` — the password is taken to run to the last `@`, so a password with an
- * unencoded `@`, `/`, `?` or `#` (a malformed URL, echoed in its error) is still hidden whole.
+ * A percent-escape that does not decode (`p%ZZ`) is bad input, said without echoing the part:
+ * otherwise a driver fails later with "URI malformed", or shows the password it could not decode.
  */
-const USERINFO_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*):(.*)@/i;
-
-/** The URL with its password replaced, safe for logs, errors and --json output. */
-export function redactUrl(url: string): string {
-  return url.replace(USERINFO_PASSWORD, '$1:***@').replace(/([?&](?:password|pass|pwd)=)[^&#]*/gi, '$1***');
-}
-
-/**
- * Hides the password of every URL found in a text. The runner scrubs the URL it was given, but a
- * URL typed where it does not belong (`lockstep up postgres://u:pw@h/db`) is echoed by usage errors.
- */
-export function redactUrlsIn(text: string): string {
-  return text
-    .replace(/([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s"'`]*):([^/?#\s"'`]*)@/gi, '$1:***@')
-    .replace(/([?&](?:password|pass|pwd)=)[^&#\s"'`]*/gi, '$1***');
-}
-
-/** Removes a secret from any text (e.g. a driver's error message that echoes the URL). */
-export function scrubSecrets(text: string, url: string): string {
-  const secrets: string[] = [];
-  const encoded = [USERINFO_PASSWORD.exec(url)?.[2]];
-  for (const m of url.matchAll(/[?&](?:password|pass|pwd)=([^&#]*)/gi)) encoded.push(m[1]);
-  for (const password of encoded) {
-    if (!password) continue;
-    secrets.push(password);
+function checkPercentEncoding(url: string): void {
+  const parts = urlParts(url);
+  if (!parts) return;
+  for (const [what, text] of [
+    ['user name', parts.user],
+    ['password', parts.password],
+    ['database name', parts.path],
+  ] as const) {
+    if (text === undefined) continue;
     try {
-      secrets.push(decodeURIComponent(password));
-    } catch {}
+      decodeURIComponent(text);
+    } catch {
+      throw new ConfigError(
+        `the database URL's ${what} is not valid percent-encoding: "%" must start an escape such as %40 ` +
+          `(write "%" itself as %25, "@" as %40, "#" as %23, "/" as %2F): ${redactUrl(url)}`,
+      );
+    }
   }
-  let result = text.split(url).join(redactUrl(url));
-  for (const secret of secrets.filter((s) => s.length > 0)) result = result.split(secret).join('***');
-  return result;
 }
 
-/** Runs `work`; no error leaves it with a secret from `url` in its message or stack. */
-export async function withoutSecrets<T>(url: string, work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    if (error instanceof Error) {
-      error.message = scrubSecrets(error.message, url);
-      if (error.stack) error.stack = scrubSecrets(error.stack, url);
-    }
-    throw error;
-  }
+/** Every session of the driver scrubs the URL's secrets from database messages and ledger errors. */
+function scrubbingDriver(driver: Driver, url: string): Driver {
+  const scrub = secretScrubber(url);
+  const connect = driver.connect.bind(driver);
+  return { ...driver, connect: async () => scrubbingSession(await connect(), scrub) };
+}
+
+function scrubbingSession(session: Session, scrub: Scrub): Session {
+  const describeError = session.describeError.bind(session);
+  const writeLedger = session.writeLedger.bind(session);
+  // A proxy, so the session keeps every method (and its private state) but these two.
+  return new Proxy(session, {
+    get(target, key) {
+      if (key === 'describeError')
+        return (error: unknown) => {
+          const info = describeError(error);
+          return { ...info, message: scrub(info.message) };
+        };
+      if (key === 'writeLedger')
+        return (row: LedgerRow) =>
+          writeLedger({ ...row, error: row.error === null ? null : scrub(row.error) });
+      const value = Reflect.get(target, key, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }

@@ -20,7 +20,7 @@ import {
   SourceError,
 } from '../core/errors.js';
 import { Migrator } from '../core/runner.js';
-import { redactUrlsIn } from '../drivers/registry.js';
+import { redactUrlsIn, type Scrub, scrubDeep, secretScrubber } from '../util/secrets.js';
 import { PAGE_CSS, PAGE_HTML, PAGE_JS } from './page.js';
 import {
   bodyProblem,
@@ -122,9 +122,12 @@ export function createStatusHandler(options: StatusServerOptions = {}): StatusHa
   const base = (options.basePath ?? '/').replace(/\/+$/, '');
   const maxBody = options.maxBodyBytes ?? 16 * 1024;
   const allowedHosts = options.allowedHosts?.map(allowedHost);
+  // The default URL (SQLite) has no secrets, so this is the URL's secrets whatever the default.
+  const scrub = secretScrubber(options.url || process.env.DATABASE_URL);
 
   // Never throws, whatever the request: anything that goes wrong is an answer (see `fail`).
   const handler = (req: IncomingMessage, res: ServerResponse, next?: () => void) => {
+    scrubbers.set(res, scrub);
     const path = requestPath(req.url ?? '/');
     if (path === undefined || !isUnder(path, base)) {
       if (next) return next();
@@ -363,13 +366,17 @@ function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest();
 }
 
+/** The scrubber of the handler that answers a response: every body passes through it. */
+const scrubbers = new WeakMap<ServerResponse, Scrub>();
+
 function send(
   res: ServerResponse,
   status: number,
   body: unknown,
   headers: Record<string, string> = {},
 ): void {
-  const text = redactUrlsIn(JSON.stringify(body));
+  const scrub = scrubbers.get(res) ?? redactUrlsIn;
+  const text = scrub(JSON.stringify(scrubDeep(body, scrub)));
   res.writeHead(status, {
     ...SECURITY_HEADERS,
     ...headers,
@@ -391,11 +398,11 @@ function fail(res: ServerResponse, error: unknown): void {
     else if (error instanceof HttpError) send(res, error.status, error.body, error.headers);
     else {
       const status = statusOf(error);
-      if (status === 500) log(error);
+      if (status === 500) log(error, res);
       send(res, status, describe(error));
     }
   } catch (secondary) {
-    log(secondary);
+    log(secondary, res);
     res.destroy();
   }
 }
@@ -414,7 +421,7 @@ function statusOf(error: unknown): number {
   return 500;
 }
 
-function log(error: unknown): void {
+function log(error: unknown, res: ServerResponse): void {
   const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  process.stderr.write(`lockstep serve: ${redactUrlsIn(text)}\n`);
+  process.stderr.write(`lockstep serve: ${(scrubbers.get(res) ?? redactUrlsIn)(text)}\n`);
 }
