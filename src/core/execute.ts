@@ -2,7 +2,7 @@ import type { DbErrorInfo, Driver, LedgerRow, QueryResult, Session } from '../dr
 import { lineAt, splitStatements } from '../sql/split.js';
 import { sleep } from '../util/duration.js';
 import type { ResolvedConfig } from './config.js';
-import { ConnectionError, MigrationError, type StateLeft } from './errors.js';
+import { ConnectionError, LedgerConflictError, MigrationError, type StateLeft } from './errors.js';
 import type { Migration, MigrationContext, Step } from './migration.js';
 
 /** A statement that the database refused, with where it came from. */
@@ -69,19 +69,24 @@ export async function runMigration(
   const downBase =
     direction === 'down' && previous ? { ...previous, state: 'running' as const, direction } : base;
 
+  // Every ledger write states the row it expects (SPEC guarantee 1): what was read under the lock.
+  const expected = previous ?? null;
   if (transactional) {
-    await runTransactional(run, migration, step, direction, async (done) => {
+    await runTransactional(run, migration, step, direction, expected, async (done) => {
       if (direction === 'up')
-        await run.session.writeLedger({ ...base, state: 'applied', statementsDone: done, ...finished() });
-      else await run.session.deleteLedger(migration.version);
+        await run.session.writeLedger(
+          { ...base, state: 'applied', statementsDone: done, ...finished() },
+          expected,
+        );
+      else await run.session.deleteLedger(previous as LedgerRow);
     });
   } else {
     let done = 0;
     const row = { ...downBase, statementsDone: 0, statementCount: count, appliedBy: run.config.runnerId };
-    await run.session.writeLedger(row);
+    await run.session.writeLedger(row, expected);
     try {
       done = await runStatements(run, migration, step, async (n) => {
-        await run.session.writeLedger({ ...row, statementsDone: n });
+        await run.session.writeLedger({ ...row, statementsDone: n }, row);
       });
     } catch (error) {
       if (!(error instanceof StatementFailure)) throw error;
@@ -89,16 +94,16 @@ export async function runMigration(
       const applied = error.index > 0 ? `statements 1..${error.index} applied, ` : '';
       const where = `${migration.file}${error.line ? `:${error.line}` : ''}`;
       const message = `${applied}statement ${error.index + 1} failed at ${where}: ${error.info.message}`;
-      await run.session.writeLedger({
-        ...row,
-        state: 'failed',
-        statementsDone: error.index,
-        error: message,
-        ...finished(),
-      });
+      const unrecorded = await recordFailure(
+        run.session.writeLedger(
+          { ...row, state: 'failed', statementsDone: error.index, error: message, ...finished() },
+          row,
+        ),
+      );
       const leftovers = (await run.session.leftovers?.().catch(() => [])) ?? [];
       const done = error.index > 0 ? `statements 1..${error.index}` : undefined;
       throw migrationError(migration, direction, error, count, 'partially applied', [
+        ...unrecorded,
         done ? `${done} were applied and stay applied.` : 'its first statement failed.',
         ...(leftovers.length > 0 ? [`The database also has: ${leftovers.join('; ')}.`] : []),
         `Fix the cause, then lockstep resolve ${migration.version} --applied (after finishing the change by hand)`,
@@ -106,8 +111,8 @@ export async function runMigration(
       ]);
     }
     if (direction === 'up')
-      await run.session.writeLedger({ ...row, state: 'applied', statementsDone: done, ...finished() });
-    else await run.session.deleteLedger(migration.version);
+      await run.session.writeLedger({ ...row, state: 'applied', statementsDone: done, ...finished() }, row);
+    else await run.session.deleteLedger(row);
   }
   const durationMs = Math.round(performance.now() - t0);
   run.config.on({
@@ -125,6 +130,7 @@ async function runTransactional(
   migration: Migration,
   step: Step,
   direction: 'up' | 'down',
+  expected: LedgerRow | null,
   record: (statementsDone: number) => Promise<void>,
 ): Promise<void> {
   const lockTimeoutMs =
@@ -139,6 +145,10 @@ async function runTransactional(
       await run.session.commit();
       return;
     } catch (error) {
+      if (error instanceof LedgerConflictError) {
+        await run.session.rollback().catch(() => {});
+        throw error;
+      }
       const failure = error instanceof StatementFailure ? error : asFailure(run.session, error);
       if (!failure.info.connectionLost) await run.session.rollback().catch(() => {});
       if (failure.info.connectionLost) throw lostConnection(migration, failure, true);
@@ -156,27 +166,28 @@ async function runTransactional(
         continue;
       }
       const message = `${failure.line ? `line ${failure.line}: ` : ''}${failure.info.message}`;
+      const unrecorded: string[] = [];
       if (direction === 'up') {
         const at = new Date().toISOString();
-        await run.session
-          .writeLedger({
-            version: migration.version,
-            name: migration.name,
-            checksum: migration.checksum,
-            state: 'rolled_back',
-            direction,
-            statementsDone: 0,
-            statementCount: count,
-            startedAt: at,
-            finishedAt: at,
-            durationMs: null,
-            appliedBy: run.config.runnerId,
-            error: message,
-          })
-          .catch(() => {});
+        const rolledBack: LedgerRow = {
+          version: migration.version,
+          name: migration.name,
+          checksum: migration.checksum,
+          state: 'rolled_back',
+          direction,
+          statementsDone: 0,
+          statementCount: count,
+          startedAt: at,
+          finishedAt: at,
+          durationMs: null,
+          appliedBy: run.config.runnerId,
+          error: message,
+        };
+        unrecorded.push(...(await recordFailure(run.session.writeLedger(rolledBack, expected))));
       }
       const retried = attempt > 0 ? ` after ${attempt} DDL lock retries` : '';
       throw migrationError(migration, direction, failure, count, 'rolled back', [
+        ...unrecorded,
         `nothing of this migration was applied${retried}; fix ${migration.file} and run lockstep ${direction} again`,
       ]);
     }
@@ -258,6 +269,21 @@ function runsInTransaction(driver: Driver, step: Step): boolean {
     isTransactional !== undefined &&
     step.statements.every((s) => isTransactional(s.sql))
   );
+}
+
+/**
+ * Writes a failure's ledger row. A lost write (another runner changed the row) is an error of its
+ * own, thrown; any other trouble recording it never hides the migration's own error: it is
+ * returned as a sentence for that error's message.
+ */
+async function recordFailure(write: Promise<void>): Promise<string[]> {
+  try {
+    await write;
+    return [];
+  } catch (error) {
+    if (error instanceof LedgerConflictError) throw error;
+    return [`The failure could not be recorded in the ledger (${(error as Error).message}).`];
+  }
 }
 
 function asFailure(session: Session, error: unknown): StatementFailure {
