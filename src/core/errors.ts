@@ -262,10 +262,13 @@ export class LedgerConflictError extends LockstepError {
     readonly expected: string,
     readonly found: string,
     readonly wanted: string,
+    /** What this runner's own attempt left in the database, when known. */
+    readonly stateLeft?: string,
   ) {
     super(
       `the ledger row of migration ${version} changed under this runner: it expected ${expected}, ` +
-        `found ${found}, and did not overwrite it (it was about to record ${wanted}). Another runner wrote ` +
+        `found ${found}, and did not overwrite it (it was about to record ${wanted}). ` +
+        `${stateLeft ? `${stateLeft} ` : ''}Another runner wrote ` +
         'the ledger while this one held the migration lock, so the lock was not exclusive (e.g. a ' +
         'transaction-pooling proxy between lockstep and the database). Stop other runners, point lockstep at ' +
         'the database directly, and check `lockstep status` before running again.',

@@ -83,10 +83,14 @@ export async function runMigration(
   } else {
     let done = 0;
     const row = { ...downBase, statementsDone: 0, statementCount: count, appliedBy: run.config.runnerId };
-    await run.session.writeLedger(row, expected);
+    const stateLeft = (n: number) =>
+      n > 0
+        ? `Statements 1..${n} of this runner's attempt were applied and stay applied.`
+        : "Nothing of this runner's attempt was applied.";
+    await inState(run.session.writeLedger(row, expected), stateLeft(0));
     try {
       done = await runStatements(run, migration, step, async (n) => {
-        await run.session.writeLedger({ ...row, statementsDone: n }, row);
+        await inState(run.session.writeLedger({ ...row, statementsDone: n }, row), stateLeft(n));
       });
     } catch (error) {
       if (!(error instanceof StatementFailure)) throw error;
@@ -99,6 +103,7 @@ export async function runMigration(
           { ...row, state: 'failed', statementsDone: error.index, error: message, ...finished() },
           row,
         ),
+        stateLeft(error.index),
       );
       const leftovers = (await run.session.leftovers?.().catch(() => [])) ?? [];
       const done = error.index > 0 ? `statements 1..${error.index}` : undefined;
@@ -110,9 +115,11 @@ export async function runMigration(
         `or --rolled-back (${done ? `after undoing ${done}` : 'once nothing of it is left'})`,
       ]);
     }
-    if (direction === 'up')
-      await run.session.writeLedger({ ...row, state: 'applied', statementsDone: done, ...finished() }, row);
-    else await run.session.deleteLedger(row);
+    const recorded =
+      direction === 'up'
+        ? run.session.writeLedger({ ...row, state: 'applied', statementsDone: done, ...finished() }, row)
+        : run.session.deleteLedger(row);
+    await inState(recorded, stateLeft(done));
   }
   const durationMs = Math.round(performance.now() - t0);
   run.config.on({
@@ -147,7 +154,7 @@ async function runTransactional(
     } catch (error) {
       if (error instanceof LedgerConflictError) {
         await run.session.rollback().catch(() => {});
-        throw error;
+        throw withState(error, ROLLED_BACK);
       }
       const failure = error instanceof StatementFailure ? error : asFailure(run.session, error);
       if (!failure.info.connectionLost) await run.session.rollback().catch(() => {});
@@ -183,7 +190,7 @@ async function runTransactional(
           appliedBy: run.config.runnerId,
           error: message,
         };
-        unrecorded.push(...(await recordFailure(run.session.writeLedger(rolledBack, expected))));
+        unrecorded.push(...(await recordFailure(run.session.writeLedger(rolledBack, expected), ROLLED_BACK)));
       }
       const retried = attempt > 0 ? ` after ${attempt} DDL lock retries` : '';
       throw migrationError(migration, direction, failure, count, 'rolled back', [
@@ -276,14 +283,29 @@ function runsInTransaction(driver: Driver, step: Step): boolean {
  * own, thrown; any other trouble recording it never hides the migration's own error: it is
  * returned as a sentence for that error's message.
  */
-async function recordFailure(write: Promise<void>): Promise<string[]> {
+async function recordFailure(write: Promise<void>, stateLeft: string): Promise<string[]> {
   try {
     await write;
     return [];
   } catch (error) {
-    if (error instanceof LedgerConflictError) throw error;
+    if (error instanceof LedgerConflictError) throw withState(error, stateLeft);
     return [`The failure could not be recorded in the ledger (${(error as Error).message}).`];
   }
+}
+
+const ROLLED_BACK = "This runner's attempt was rolled back: nothing of it was applied.";
+
+/** A ledger write whose lost-write error says what this runner's attempt left in the database. */
+async function inState(write: Promise<void>, stateLeft: string): Promise<void> {
+  try {
+    await write;
+  } catch (error) {
+    throw error instanceof LedgerConflictError ? withState(error, stateLeft) : error;
+  }
+}
+
+function withState(error: LedgerConflictError, stateLeft: string): LedgerConflictError {
+  return new LedgerConflictError(error.version, error.expected, error.found, error.wanted, stateLeft);
 }
 
 function asFailure(session: Session, error: unknown): StatementFailure {

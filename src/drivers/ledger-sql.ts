@@ -88,19 +88,32 @@ export function ledgerInsertSql(table: string, param: (index: number) => string)
   return `INSERT INTO ${table} (${LEDGER_COLUMNS}) VALUES (${columns.map((_, i) => param(i + 1)).join(', ')})`;
 }
 
-/** The row as expected, by who wrote it and when: what a conditional write compares. */
-const EXPECTED = 'version = ? AND state = ? AND applied_by = ? AND started_at = ?';
+/**
+ * The row as expected, by who wrote it and when: what a conditional write compares. `startedAt`
+ * is the column as read back (Postgres: to the millisecond, as a JS Date holds it).
+ */
+function expectedRow(startedAt: string): string {
+  return `version = ? AND state = ? AND applied_by = ? AND ${startedAt} = ?`;
+}
 
 /** A conditional UPDATE of every column: parameters `ledgerValues(row)` minus version, then `expectedValues`. */
-export function ledgerUpdateSql(table: string, param: (index: number) => string): string {
+export function ledgerUpdateSql(
+  table: string,
+  param: (index: number) => string,
+  startedAt = 'started_at',
+): string {
   const columns = LEDGER_COLUMNS.split(', ').slice(1);
   const set = columns.map((c, i) => `${c} = ${param(i + 1)}`).join(', ');
-  return `UPDATE ${table} SET ${set} WHERE ${numbered(EXPECTED, param, columns.length)}`;
+  return `UPDATE ${table} SET ${set} WHERE ${numbered(expectedRow(startedAt), param, columns.length)}`;
 }
 
 /** A conditional DELETE: parameters `expectedValues`. */
-export function ledgerDeleteSql(table: string, param: (index: number) => string): string {
-  return `DELETE FROM ${table} WHERE ${numbered(EXPECTED, param, 0)}`;
+export function ledgerDeleteSql(
+  table: string,
+  param: (index: number) => string,
+  startedAt = 'started_at',
+): string {
+  return `DELETE FROM ${table} WHERE ${numbered(expectedRow(startedAt), param, 0)}`;
 }
 
 export function expectedValues(expected: LedgerRow): unknown[] {

@@ -50,11 +50,12 @@ const syntax: SplitDialect = {
 const TRANSACTIONAL = /^\s*(INSERT|UPDATE|DELETE|REPLACE|SELECT|WITH|VALUES)\b/i;
 
 /**
- * Statements that leave the session as it was: no table locks, transaction or settings. After any
- * other (SET, LOCK TABLES, a versioned comment, CALL, ...) the next ledger write settles the session.
+ * Statements that leave the session as it was: no table locks, transaction or settings (after
+ * plain comments; a versioned comment is code). After any other (SET, LOCK TABLES, CALL, ...) the
+ * next ledger write settles the session first.
  */
 const LEAVES_SESSION_AS_IS =
-  /^\s*(INSERT|UPDATE|DELETE|REPLACE|SELECT|WITH|VALUES|CREATE|ALTER|DROP|RENAME|TRUNCATE)\b/i;
+  /^(?:\s|(?:--\s|#)[^\n]*(?:\n|$)|\/\*(?![!M])[^]*?\*\/)*(INSERT|UPDATE|DELETE|REPLACE|SELECT|WITH|VALUES|CREATE|ALTER|DROP|RENAME|TRUNCATE)\b/i;
 
 /**
  * What a migration may change on its session that lockstep's own writes and the next migration

@@ -43,6 +43,14 @@ const syntax: SplitDialect = {
   bodies: 'begin-atomic',
 };
 
+/**
+ * Statements that leave the session as it was (after comments): no settings, role or transaction.
+ * After any other (SET, SELECT set_config(...), BEGIN, DO, CALL, ...) the next ledger write
+ * settles the session first.
+ */
+const LEAVES_SESSION_AS_IS =
+  /^(?:\s|--[^\n]*(?:\n|$)|\/\*[^]*?\*\/)*(CREATE|ALTER|DROP|INSERT|UPDATE|DELETE|COMMENT|GRANT|REVOKE|TRUNCATE|VACUUM|ANALYZE|REINDEX|CLUSTER|REFRESH)\b/i;
+
 /** First key of every lockstep advisory lock ('LKST'), so other users of advisory locks never collide. */
 const LOCK_NAMESPACE = 0x4c4b5354;
 /** First key of the transaction locks of exclusive transactions ('LKSX'). */
@@ -193,7 +201,7 @@ class PostgresSession implements Session {
     try {
       result = await this.#onCleanSession(row.state, () =>
         expected
-          ? this.#query(ledgerUpdateSql(this.#table, pgParam), [
+          ? this.#query(ledgerUpdateSql(this.#table, pgParam, STARTED_AT), [
               ...values.slice(1),
               ...expectedValues(expected),
             ])
@@ -208,7 +216,7 @@ class PostgresSession implements Session {
 
   async deleteLedger(expected: LedgerRow): Promise<void> {
     const result = await this.#onCleanSession('deleted', () =>
-      this.#query(ledgerDeleteSql(this.#table, pgParam), expectedValues(expected)),
+      this.#query(ledgerDeleteSql(this.#table, pgParam, STARTED_AT), expectedValues(expected)),
     );
     if (result.rowCount === 1) return;
     const found = await this.#currentRow(expected.version);
@@ -379,7 +387,7 @@ class PostgresSession implements Session {
   }
 
   async execute(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
-    this.#touched = true;
+    if (!LEAVES_SESSION_AS_IS.test(sql)) this.#touched = true;
     const result = await this.#query(sql, params);
     return { rows: result.rows ?? [], rowCount: result.rowCount ?? 0 };
   }
@@ -464,6 +472,9 @@ class PostgresSession implements Session {
 function transactionStatus(client: pg.Client): string | null {
   return (client as unknown as { getTransactionStatus?(): string | null }).getTransactionStatus?.() ?? null;
 }
+
+/** started_at as a JS Date reads it back: a row written with microseconds still matches. */
+const STARTED_AT = "date_trunc('milliseconds', started_at)";
 
 function pgParam(index: number): string {
   return `$${index}`;

@@ -105,6 +105,26 @@ for (const target of TARGETS) {
       assert.deepEqual(await s.readLedger(), [theirs]);
     });
 
+    it('matches a row written by another tool, with microseconds, as it reads it', async () => {
+      const s = await connect('ledger_micro');
+      await s.createLedger();
+      const p = (i: number) => (db.kind === 'postgres' ? `$${i}` : '?');
+      await db.query(
+        `INSERT INTO ledger_micro (version, name, checksum, state, started_at, applied_by)
+         VALUES (${p(1)}, 'x', 'y', 'running', ${p(2)}, 'tool')`,
+        [
+          '1',
+          db.kind === 'sqlite'
+            ? '2026-01-02 03:04:05.678901'
+            : '2026-01-02 03:04:05.678901+00'.slice(0, db.kind === 'mysql' ? 26 : 29),
+        ],
+      );
+      const [found] = (await s.readLedger()) ?? [];
+      assert.ok(found);
+      await s.writeLedger({ ...found, state: 'applied' }, found);
+      assert.equal((await s.readLedger())?.[0]?.state, 'applied');
+    });
+
     it('stores error text whatever it holds: NUL bytes, more than the column holds', async () => {
       const s = await connect('ledger_text');
       await s.createLedger();

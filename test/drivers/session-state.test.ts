@@ -281,6 +281,12 @@ for (const target of TARGETS) {
             assert.match(error.message, /001/);
             assert.match(error.message, /other:1/);
             assert.match(error.message, /the attempt failed/);
+            assert.match(
+              error.message,
+              transaction
+                ? /attempt was rolled back/
+                : /Statements 1\.\.1 of this runner's attempt were applied/,
+            );
             return true;
           });
           const row = await ledgerRow(db, '001');
