@@ -55,7 +55,7 @@ const TRANSACTIONAL = /^\s*(INSERT|UPDATE|DELETE|REPLACE|SELECT|WITH|VALUES)\b/i
  * next ledger write settles the session first.
  */
 const LEAVES_SESSION_AS_IS =
-  /^(?:\s|(?:--\s|#)[^\n]*(?:\n|$)|\/\*(?![!M])[^]*?\*\/)*(INSERT|UPDATE|DELETE|REPLACE|SELECT|WITH|VALUES|CREATE|ALTER|DROP|RENAME|TRUNCATE)\b/i;
+  /^(?:\s|(?:--\s|#)[^\n]*(?:\n|$)|\/\*(?![!M])[\s\S]*?\*\/)*(INSERT|UPDATE|DELETE|REPLACE|SELECT|WITH|VALUES|CREATE|ALTER|DROP|RENAME|TRUNCATE)\b/i;
 
 /**
  * What a migration may change on its session that lockstep's own writes and the next migration

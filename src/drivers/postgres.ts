@@ -49,7 +49,7 @@ const syntax: SplitDialect = {
  * settles the session first.
  */
 const LEAVES_SESSION_AS_IS =
-  /^(?:\s|--[^\n]*(?:\n|$)|\/\*[^]*?\*\/)*(CREATE|ALTER|DROP|INSERT|UPDATE|DELETE|COMMENT|GRANT|REVOKE|TRUNCATE|VACUUM|ANALYZE|REINDEX|CLUSTER|REFRESH)\b/i;
+  /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(CREATE|ALTER|DROP|INSERT|UPDATE|DELETE|COMMENT|GRANT|REVOKE|TRUNCATE|VACUUM|ANALYZE|REINDEX|CLUSTER|REFRESH)\b/i;
 
 /** First key of every lockstep advisory lock ('LKST'), so other users of advisory locks never collide. */
 const LOCK_NAMESPACE = 0x4c4b5354;
