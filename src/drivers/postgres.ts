@@ -49,7 +49,15 @@ const syntax: SplitDialect = {
  * settles the session first.
  */
 const LEAVES_SESSION_AS_IS =
-  /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(CREATE|ALTER|DROP|INSERT|UPDATE|DELETE|COMMENT|GRANT|REVOKE|TRUNCATE|VACUUM|ANALYZE|REINDEX|CLUSTER|REFRESH)\b/i;
+  /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(CREATE(?!\s+(?:GLOBAL\s+|LOCAL\s+)?TEMP)|ALTER|DROP|INSERT|UPDATE|DELETE|COMMENT|GRANT|REVOKE|TRUNCATE|VACUUM|ANALYZE|REINDEX|CLUSTER|REFRESH)\b/i;
+
+/**
+ * DISCARD ALL but for `pg_advisory_unlock_all()` and `UNLISTEN *`: everything a migration can
+ * leave on its session (settings, role, cursors, prepared statements, temporary tables that
+ * would shadow real ones), keeping the migration lock.
+ */
+const RESET_SESSION =
+  'CLOSE ALL; RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL; DEALLOCATE ALL; DISCARD TEMP; DISCARD SEQUENCES';
 
 /** First key of every lockstep advisory lock ('LKST'), so other users of advisory locks never collide. */
 const LOCK_NAMESPACE = 0x4c4b5354;
@@ -234,9 +242,8 @@ class PostgresSession implements Session {
    * Runs a ledger write on a session fit for it, whatever migration statements left on it
    * (SPEC guarantee 13). A transaction they left open ends first: committed (a statement is
    * recorded done only once it is durable), rolled back before a `failed` row. A final write
-   * (anything but `running`) resets the session for the next migration: role and every setting
-   * (RESET ALL), then lockstep's own settings again (DISCARD ALL would release the advisory
-   * lock). A progress write keeps the migration's settings for its next statements and
+   * (anything but `running`) resets the session for the next migration (RESET_SESSION), then
+   * sets lockstep's own settings again. A progress write keeps the migration's settings for its next statements and
    * overrides them only for itself, in a transaction of its own.
    */
   async #onCleanSession<T>(state: LedgerRow['state'] | 'deleted', write: () => Promise<T>): Promise<T> {
@@ -246,7 +253,7 @@ class PostgresSession implements Session {
       await this.#query(state !== 'failed' && status === 'T' ? 'COMMIT' : 'ROLLBACK');
     }
     if (state !== 'running') {
-      await this.#query('RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL');
+      await this.#query(RESET_SESSION);
       if (this.#held) await this.#nameHolder();
       this.#touched = false;
       return write();

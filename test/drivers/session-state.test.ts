@@ -201,7 +201,7 @@ INSERT INTO after_dump SELECT count(*) FROM books;
     });
   }
 
-  it('resets role and read-only defaults a migration set, keeping the lock', async () => {
+  it('resets role, read-only defaults and temporary tables a migration left, keeping the lock', async () => {
     const db = await createPostgresDatabase();
     try {
       await db.query('DROP ROLE IF EXISTS lockstep_nobody');
@@ -209,6 +209,7 @@ INSERT INTO after_dump SELECT count(*) FROM books;
       const dir = writeMigrations(db.dir, {
         '001_dirty.sql': `-- migrate:up transaction:false
 CREATE TABLE t (id int);
+CREATE TEMP TABLE t2 (id int, note text);
 SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY;
 SET ROLE lockstep_nobody;
 SET search_path = nowhere;
