@@ -98,11 +98,10 @@ export async function runMigration(
       const applied = error.index > 0 ? `statements 1..${error.index} applied, ` : '';
       const where = `${migration.file}${error.line ? `:${error.line}` : ''}`;
       const message = `${applied}statement ${error.index + 1} failed at ${where}: ${error.info.message}`;
+      const failedRow = { ...row, state: 'failed' as const, statementsDone: error.index, ...finished() };
       const unrecorded = await recordFailure(
-        run.session.writeLedger(
-          { ...row, state: 'failed', statementsDone: error.index, error: message, ...finished() },
-          row,
-        ),
+        (text) => run.session.writeLedger({ ...failedRow, error: text }, row),
+        message,
         stateLeft(error.index),
       );
       const leftovers = (await run.session.leftovers?.().catch(() => [])) ?? [];
@@ -190,7 +189,8 @@ async function runTransactional(
           appliedBy: run.config.runnerId,
           error: message,
         };
-        unrecorded.push(...(await recordFailure(run.session.writeLedger(rolledBack, expected), ROLLED_BACK)));
+        const record = (text: string) => run.session.writeLedger({ ...rolledBack, error: text }, expected);
+        unrecorded.push(...(await recordFailure(record, message, ROLLED_BACK)));
       }
       const retried = attempt > 0 ? ` after ${attempt} DDL lock retries` : '';
       throw migrationError(migration, direction, failure, count, 'rolled back', [
@@ -279,18 +279,27 @@ function runsInTransaction(driver: Driver, step: Step): boolean {
 }
 
 /**
- * Writes a failure's ledger row. A lost write (another runner changed the row) is an error of its
- * own, thrown; any other trouble recording it never hides the migration's own error: it is
- * returned as a sentence for that error's message.
+ * Writes a failure's ledger row with its error text. A lost write (another runner changed the
+ * row) is an error of its own, thrown. If the row cannot be written with the whole text, it is
+ * written with the start of it and why, so the row never stays `running`; if not even that
+ * works, the trouble is returned as a sentence for the migration's own error, never hiding it.
  */
-async function recordFailure(write: Promise<void>, stateLeft: string): Promise<string[]> {
-  try {
-    await write;
-    return [];
-  } catch (error) {
-    if (error instanceof LedgerConflictError) throw withState(error, stateLeft);
-    return [`The failure could not be recorded in the ledger (${(error as Error).message}).`];
+async function recordFailure(
+  write: (error: string) => Promise<void>,
+  message: string,
+  stateLeft: string,
+): Promise<string[]> {
+  let trouble = '';
+  for (const text of [message, undefined]) {
+    try {
+      await write(text ?? `${message.slice(0, 1000)} … [the full error could not be stored: ${trouble}]`);
+      return [];
+    } catch (error) {
+      if (error instanceof LedgerConflictError) throw withState(error, stateLeft);
+      trouble = (error as Error).message.slice(0, 500);
+    }
   }
+  return [`The failure could not be recorded in the ledger (${trouble}).`];
 }
 
 const ROLLED_BACK = "This runner's attempt was rolled back: nothing of it was applied.";

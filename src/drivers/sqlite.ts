@@ -179,7 +179,7 @@ class SqliteSession implements Session {
   #backoff = 2;
   /** The pragmas of SESSION_PRAGMAS before the first migration statement ran. */
   #baseline: Map<string, unknown> | undefined;
-  /** Migration statements ran outside lockstep's transactions since the last ledger write. */
+  /** Migration statements ran since the last ledger write. */
   #touched = false;
   /** Ends this session's write turn (see takeWriteTurn), while it holds one. */
   #endTurn: (() => void) | undefined;
@@ -272,8 +272,9 @@ class SqliteSession implements Session {
    */
   #onCleanSession<T>(state: LedgerRow['state'] | 'deleted', write: () => T): T {
     const baseline = this.#baseline;
-    if (!this.#touched || this.#endTurn || !baseline) return write();
-    if (this.#db.inTransaction) this.#db.exec(state === 'failed' ? 'ROLLBACK' : 'COMMIT');
+    if (!this.#touched || !baseline) return write();
+    // Not lockstep's own transaction (#endTurn): one the migration's statements left open.
+    if (!this.#endTurn && this.#db.inTransaction) this.#db.exec(state === 'failed' ? 'ROLLBACK' : 'COMMIT');
     const current = this.#readPragmas();
     const changed = SESSION_PRAGMAS.filter((name) => current.get(name) !== baseline.get(name));
     for (const name of changed) this.#db.pragma(`${name} = ${Number(baseline.get(name))}`);
@@ -384,10 +385,8 @@ class SqliteSession implements Session {
   }
 
   async execute(sql: string, params: readonly unknown[] = []): Promise<QueryResult> {
-    if (!this.#endTurn) {
-      this.#baseline ??= this.#readPragmas();
-      this.#touched = true;
-    }
+    this.#baseline ??= this.#readPragmas();
+    this.#touched = true;
     const statement = this.#prepare(sql);
     if (statement.reader) {
       const rows = statement.all(...params) as Record<string, unknown>[];

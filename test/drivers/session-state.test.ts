@@ -244,10 +244,13 @@ PRAGMA foreign_keys = OFF;
 PRAGMA recursive_triggers = ON;
 CREATE TABLE t (id integer);
 `,
-        '003_after.sql': SEEN('seen_after'),
+        '003_transactional.sql':
+          '-- migrate:up\nPRAGMA recursive_triggers = ON;\nCREATE TABLE t3 (id integer);\n',
+        '004_after.sql': SEEN('seen_after'),
       });
       await migrate({ url: db.url, dir });
       assert.equal((await ledgerRow(db, '002'))?.state, 'applied');
+      assert.equal((await ledgerRow(db, '003'))?.state, 'applied');
       assert.deepEqual(
         await db.query('SELECT * FROM seen_after'),
         await db.query('SELECT * FROM seen_before'),
