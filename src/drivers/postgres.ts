@@ -395,7 +395,7 @@ class PostgresSession implements Session {
 
   async execute(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
     if (!LEAVES_SESSION_AS_IS.test(sql)) this.#touched = true;
-    const result = await this.#query(sql, params);
+    const result = await this.#query(withoutPsqlRestrict(sql), params);
     return { rows: result.rows ?? [], rowCount: result.rowCount ?? 0 };
   }
 
@@ -478,6 +478,23 @@ class PostgresSession implements Session {
 /** The server's last transaction status: I idle, T in a transaction, E in a failed one (pg ≥ 8.12). */
 function transactionStatus(client: pg.Client): string | null {
   return (client as unknown as { getTransactionStatus?(): string | null }).getTransactionStatus?.() ?? null;
+}
+
+/** psql's `\restrict <key>` / `\unrestrict <key>` at the start of a statement (after comments). */
+const PSQL_RESTRICT =
+  /^((?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*)(\\(?:un)?restrict[ \t]+[A-Za-z0-9]+[ \t]*)(?=\n|$)/;
+
+/**
+ * pg_dump (15.14, 16.10, 17.6 and later) wraps a plain dump in `\restrict` … `\unrestrict`: psql
+ * commands that only stop psql from running other backslash commands, which lockstep never runs.
+ * They are blanked (same length, so error positions still map to the file); any other backslash
+ * command still reaches the server and fails there.
+ */
+function withoutPsqlRestrict(sql: string): string {
+  return sql.replace(
+    PSQL_RESTRICT,
+    (_, before: string, command: string) => before + ' '.repeat(command.length),
+  );
 }
 
 /** started_at as a JS Date reads it back: a row written with microseconds still matches. */
