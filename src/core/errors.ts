@@ -254,3 +254,29 @@ function abbreviate(sql: string): string {
   const oneLine = sql.replace(/\s+/g, ' ').trim();
   return oneLine.length > 200 ? `${oneLine.slice(0, 197)}...` : oneLine;
 }
+
+/**
+ * A ledger write found the row changed by someone else since this runner read or wrote it: the
+ * migration lock was not exclusive. Nothing was overwritten.
+ */
+export class LedgerConflictError extends LockstepError {
+  readonly code = 'LEDGER_CONFLICT';
+  readonly exitCode = ExitCode.connection;
+  constructor(
+    readonly version: string,
+    readonly expected: string,
+    readonly found: string,
+    readonly wanted: string,
+    /** What this runner's own attempt left in the database, when known. */
+    readonly stateLeft?: string,
+  ) {
+    super(
+      `the ledger row of migration ${version} changed under this runner: it expected ${expected}, ` +
+        `found ${found}, and did not overwrite it (it was about to record ${wanted}). ` +
+        `${stateLeft ? `${stateLeft} ` : ''}Another runner wrote ` +
+        'the ledger while this one held the migration lock, so the lock was not exclusive (e.g. a ' +
+        'transaction-pooling proxy between lockstep and the database). Stop other runners, point lockstep at ' +
+        'the database directly, and check `lockstep status` before running again.',
+    );
+  }
+}

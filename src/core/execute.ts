@@ -3,7 +3,7 @@ import { lineAt, splitStatements } from '../sql/split.js';
 import { sleep } from '../util/duration.js';
 import { scrubSecrets } from '../util/secrets.js';
 import type { ResolvedConfig } from './config.js';
-import { ConnectionError, MigrationError, type StateLeft } from './errors.js';
+import { ConnectionError, LedgerConflictError, MigrationError, type StateLeft } from './errors.js';
 import type { Migration, MigrationContext, Step } from './migration.js';
 
 /** A statement that the database refused, with where it came from. */
@@ -70,19 +70,28 @@ export async function runMigration(
   const downBase =
     direction === 'down' && previous ? { ...previous, state: 'running' as const, direction } : base;
 
+  // Every ledger write states the row it expects (SPEC guarantee 1): what was read under the lock.
+  const expected = previous ?? null;
   if (transactional) {
-    await runTransactional(run, migration, step, direction, async (done) => {
+    await runTransactional(run, migration, step, direction, expected, async (done) => {
       if (direction === 'up')
-        await run.session.writeLedger({ ...base, state: 'applied', statementsDone: done, ...finished() });
-      else await run.session.deleteLedger(migration.version);
+        await run.session.writeLedger(
+          { ...base, state: 'applied', statementsDone: done, ...finished() },
+          expected,
+        );
+      else await run.session.deleteLedger(previous as LedgerRow);
     });
   } else {
     let done = 0;
     const row = { ...downBase, statementsDone: 0, statementCount: count, appliedBy: run.config.runnerId };
-    await run.session.writeLedger(row);
+    const stateLeft = (n: number) =>
+      n > 0
+        ? `Statements 1..${n} of this runner's attempt were applied and stay applied.`
+        : "Nothing of this runner's attempt was applied.";
+    await inState(run.session.writeLedger(row, expected), stateLeft(0));
     try {
       done = await runStatements(run, migration, step, async (n) => {
-        await run.session.writeLedger({ ...row, statementsDone: n });
+        await inState(run.session.writeLedger({ ...row, statementsDone: n }, row), stateLeft(n));
       });
     } catch (error) {
       if (!(error instanceof StatementFailure)) throw error;
@@ -90,25 +99,27 @@ export async function runMigration(
       const applied = error.index > 0 ? `statements 1..${error.index} applied, ` : '';
       const where = `${migration.file}${error.line ? `:${error.line}` : ''}`;
       const message = `${applied}statement ${error.index + 1} failed at ${where}: ${error.info.message}`;
-      await run.session.writeLedger({
-        ...row,
-        state: 'failed',
-        statementsDone: error.index,
-        error: message,
-        ...finished(),
-      });
+      const failedRow = { ...row, state: 'failed' as const, statementsDone: error.index, ...finished() };
+      const unrecorded = await recordFailure(
+        (text) => run.session.writeLedger({ ...failedRow, error: text }, row),
+        message,
+        stateLeft(error.index),
+      );
       const leftovers = (await run.session.leftovers?.().catch(() => [])) ?? [];
       const done = error.index > 0 ? `statements 1..${error.index}` : undefined;
       throw migrationError(migration, direction, error, count, 'partially applied', [
+        ...unrecorded,
         done ? `${done} were applied and stay applied.` : 'its first statement failed.',
         ...(leftovers.length > 0 ? [`The database also has: ${leftovers.join('; ')}.`] : []),
         `Fix the cause, then lockstep resolve ${migration.version} --applied (after finishing the change by hand)`,
         `or --rolled-back (${done ? `after undoing ${done}` : 'once nothing of it is left'})`,
       ]);
     }
-    if (direction === 'up')
-      await run.session.writeLedger({ ...row, state: 'applied', statementsDone: done, ...finished() });
-    else await run.session.deleteLedger(migration.version);
+    const recorded =
+      direction === 'up'
+        ? run.session.writeLedger({ ...row, state: 'applied', statementsDone: done, ...finished() }, row)
+        : run.session.deleteLedger(row);
+    await inState(recorded, stateLeft(done));
   }
   const durationMs = Math.round(performance.now() - t0);
   run.config.on({
@@ -126,6 +137,7 @@ async function runTransactional(
   migration: Migration,
   step: Step,
   direction: 'up' | 'down',
+  expected: LedgerRow | null,
   record: (statementsDone: number) => Promise<void>,
 ): Promise<void> {
   const lockTimeoutMs =
@@ -140,6 +152,10 @@ async function runTransactional(
       await run.session.commit();
       return;
     } catch (error) {
+      if (error instanceof LedgerConflictError) {
+        await run.session.rollback().catch(() => {});
+        throw withState(error, ROLLED_BACK);
+      }
       const failure = error instanceof StatementFailure ? error : asFailure(run.session, error);
       if (!failure.info.connectionLost) await run.session.rollback().catch(() => {});
       if (failure.info.connectionLost) throw lostConnection(migration, failure, true);
@@ -157,27 +173,29 @@ async function runTransactional(
         continue;
       }
       const message = `${failure.line ? `line ${failure.line}: ` : ''}${failure.info.message}`;
+      const unrecorded: string[] = [];
       if (direction === 'up') {
         const at = new Date().toISOString();
-        await run.session
-          .writeLedger({
-            version: migration.version,
-            name: migration.name,
-            checksum: migration.checksum,
-            state: 'rolled_back',
-            direction,
-            statementsDone: 0,
-            statementCount: count,
-            startedAt: at,
-            finishedAt: at,
-            durationMs: null,
-            appliedBy: run.config.runnerId,
-            error: message,
-          })
-          .catch(() => {});
+        const rolledBack: LedgerRow = {
+          version: migration.version,
+          name: migration.name,
+          checksum: migration.checksum,
+          state: 'rolled_back',
+          direction,
+          statementsDone: 0,
+          statementCount: count,
+          startedAt: at,
+          finishedAt: at,
+          durationMs: null,
+          appliedBy: run.config.runnerId,
+          error: message,
+        };
+        const record = (text: string) => run.session.writeLedger({ ...rolledBack, error: text }, expected);
+        unrecorded.push(...(await recordFailure(record, message, ROLLED_BACK)));
       }
       const retried = attempt > 0 ? ` after ${attempt} DDL lock retries` : '';
       throw migrationError(migration, direction, failure, count, 'rolled back', [
+        ...unrecorded,
         `nothing of this migration was applied${retried}; fix ${migration.file} and run lockstep ${direction} again`,
       ]);
     }
@@ -260,6 +278,45 @@ function runsInTransaction(driver: Driver, step: Step): boolean {
     isTransactional !== undefined &&
     step.statements.every((s) => isTransactional(s.sql))
   );
+}
+
+/**
+ * Writes a failure's ledger row with its error text. A lost write (another runner changed the
+ * row) is an error of its own, thrown. If the row cannot be written with the whole text, it is
+ * written with the start of it and why, so the row never stays `running`; if not even that
+ * works, the trouble is returned as a sentence for the migration's own error, never hiding it.
+ */
+async function recordFailure(
+  write: (error: string) => Promise<void>,
+  message: string,
+  stateLeft: string,
+): Promise<string[]> {
+  let trouble = '';
+  for (const text of [message, undefined]) {
+    try {
+      await write(text ?? `${message.slice(0, 1000)} … [the full error could not be stored: ${trouble}]`);
+      return [];
+    } catch (error) {
+      if (error instanceof LedgerConflictError) throw withState(error, stateLeft);
+      trouble = (error as Error).message.slice(0, 500);
+    }
+  }
+  return [`The failure could not be recorded in the ledger (${trouble}).`];
+}
+
+const ROLLED_BACK = "This runner's attempt was rolled back: nothing of it was applied.";
+
+/** A ledger write whose lost-write error says what this runner's attempt left in the database. */
+async function inState(write: Promise<void>, stateLeft: string): Promise<void> {
+  try {
+    await write;
+  } catch (error) {
+    throw error instanceof LedgerConflictError ? withState(error, stateLeft) : error;
+  }
+}
+
+function withState(error: LedgerConflictError, stateLeft: string): LedgerConflictError {
+  return new LedgerConflictError(error.version, error.expected, error.found, error.wanted, stateLeft);
 }
 
 function asFailure(session: Session, error: unknown): StatementFailure {

@@ -264,22 +264,25 @@ export class Migrator {
           }
           if (as === 'applied') {
             const now = new Date().toISOString();
-            await session.writeLedger({
-              version: row?.version ?? source?.version ?? version,
-              name: source?.name ?? row?.name ?? '',
-              checksum: source?.checksum ?? row?.checksum ?? '',
-              state: 'applied',
-              direction: 'up',
-              statementsDone: row?.statementsDone ?? 0,
-              statementCount: row?.statementCount ?? null,
-              startedAt: row?.startedAt ?? now,
-              finishedAt: now,
-              durationMs: row?.durationMs ?? null,
-              appliedBy: `${config.runnerId} (resolve --applied)`,
-              error: row?.error ?? null,
-            });
-          } else {
-            await session.deleteLedger(row?.version ?? version);
+            await session.writeLedger(
+              {
+                version: row?.version ?? source?.version ?? version,
+                name: source?.name ?? row?.name ?? '',
+                checksum: source?.checksum ?? row?.checksum ?? '',
+                state: 'applied',
+                direction: 'up',
+                statementsDone: row?.statementsDone ?? 0,
+                statementCount: row?.statementCount ?? null,
+                startedAt: row?.startedAt ?? now,
+                finishedAt: now,
+                durationMs: row?.durationMs ?? null,
+                appliedBy: `${config.runnerId} (resolve --applied)`,
+                error: row?.error ?? null,
+              },
+              row ?? null,
+            );
+          } else if (row) {
+            await session.deleteLedger(row);
           }
           return { version, resolvedAs: as, previousState: row?.state ?? null };
         } finally {

@@ -142,9 +142,18 @@ export interface Session {
   readLedger(): Promise<LedgerRow[] | null>;
   /** Creates the ledger table. Called with the lock held. */
   createLedger(): Promise<void>;
-  /** Inserts or replaces the row of `row.version`. */
-  writeLedger(row: LedgerRow): Promise<void>;
-  deleteLedger(version: string): Promise<void>;
+  /**
+   * Writes the row of `row.version` if the ledger still holds `expected` there (the row as this
+   * runner read or last wrote it; null: no row), compared by state, applied_by and started_at.
+   * Otherwise throws LedgerConflictError and changes nothing: a write never overwrites what
+   * another runner committed. Whatever migration statements left on the session (table locks,
+   * autocommit, an open transaction, settings), the write does not depend on it; a final write
+   * (any state but `running`) also leaves the session as lockstep started it for the next
+   * migration. Error text is stored as far as the column holds it, NUL bytes replaced.
+   */
+  writeLedger(row: LedgerRow, expected: LedgerRow | null): Promise<void>;
+  /** Removes the row `expected`, under the same condition and session rules as `writeLedger`. */
+  deleteLedger(expected: LedgerRow): Promise<void>;
 
   /** Takes the migration lock if it is free; never waits and holds no snapshot. */
   tryLock(): Promise<boolean>;

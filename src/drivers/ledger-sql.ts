@@ -1,4 +1,4 @@
-import { ConfigError } from '../core/errors.js';
+import { ConfigError, LedgerConflictError } from '../core/errors.js';
 import type { ColumnTypes, LedgerRow, LedgerState } from './driver.js';
 
 /** The ledger's columns, in the order of `ledgerValues`; shared by the SQL drivers. */
@@ -80,4 +80,94 @@ export function settingName(name: string): string {
     );
   }
   return name;
+}
+
+/** A conditional INSERT: it fails on an existing row (the primary key), never replaces it. */
+export function ledgerInsertSql(table: string, param: (index: number) => string): string {
+  const columns = LEDGER_COLUMNS.split(', ');
+  return `INSERT INTO ${table} (${LEDGER_COLUMNS}) VALUES (${columns.map((_, i) => param(i + 1)).join(', ')})`;
+}
+
+/**
+ * The row as expected, by who wrote it and when: what a conditional write compares. `startedAt`
+ * is the column as read back (Postgres: to the millisecond, as a JS Date holds it).
+ */
+function expectedRow(startedAt: string): string {
+  return `version = ? AND state = ? AND applied_by = ? AND ${startedAt} = ?`;
+}
+
+/** A conditional UPDATE of every column: parameters `ledgerValues(row)` minus version, then `expectedValues`. */
+export function ledgerUpdateSql(
+  table: string,
+  param: (index: number) => string,
+  startedAt = 'started_at',
+): string {
+  const columns = LEDGER_COLUMNS.split(', ').slice(1);
+  const set = columns.map((c, i) => `${c} = ${param(i + 1)}`).join(', ');
+  return `UPDATE ${table} SET ${set} WHERE ${numbered(expectedRow(startedAt), param, columns.length)}`;
+}
+
+/** A conditional DELETE: parameters `expectedValues`. */
+export function ledgerDeleteSql(
+  table: string,
+  param: (index: number) => string,
+  startedAt = 'started_at',
+): string {
+  return `DELETE FROM ${table} WHERE ${numbered(expectedRow(startedAt), param, 0)}`;
+}
+
+export function expectedValues(expected: LedgerRow): unknown[] {
+  return [expected.version, expected.state, expected.appliedBy, expected.startedAt];
+}
+
+function numbered(condition: string, param: (index: number) => string, after: number): string {
+  let i = after;
+  return condition.replace(/\?/g, () => param(++i));
+}
+
+/** Whether an error is a duplicate primary key: the row the INSERT expected absent exists. */
+export function isDuplicateKey(error: unknown): boolean {
+  const code = String((error as { code?: unknown }).code ?? '');
+  return code === '23505' || code === 'ER_DUP_ENTRY' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
+
+/** The conflict a lost conditional write is, described from what the ledger holds now. */
+export function ledgerConflict(
+  row: LedgerRow | { version: string; state: 'deleted' },
+  expected: LedgerRow | null,
+  found: LedgerRow | null | undefined,
+): LedgerConflictError {
+  const wanted =
+    row.state === 'deleted'
+      ? 'its removal'
+      : `"${row.state}"${row.error ? ` with the error: ${row.error.slice(0, 500)}` : ''}`;
+  return new LedgerConflictError(
+    row.version,
+    describeRow(expected),
+    found === undefined ? 'a different row' : describeRow(found),
+    wanted,
+  );
+}
+
+function describeRow(row: LedgerRow | null): string {
+  if (!row) return 'no row';
+  return `"${row.state}" by ${row.appliedBy} (started ${row.startedAt})`;
+}
+
+/** MySQL's TEXT: 65,535 bytes. */
+export const MYSQL_TEXT_BYTES = 65_535;
+
+/**
+ * Error text as a column can store it: NUL bytes (which Postgres text refuses) shown as `\0`,
+ * and cut at a character boundary to `maxBytes` of UTF-8, saying how much was cut.
+ */
+export function storableText(text: string | null, maxBytes = Number.POSITIVE_INFINITY): string | null {
+  if (text === null) return null;
+  const clean = text.replaceAll('\u0000', '\\0');
+  const bytes = Buffer.from(clean, 'utf8');
+  if (bytes.length <= maxBytes) return clean;
+  const marker = (cut: number) => ` … [cut: ${cut} bytes more]`;
+  let keep = maxBytes - Buffer.byteLength(marker(bytes.length));
+  while (keep > 0 && ((bytes[keep] as number) & 0xc0) === 0x80) keep--;
+  return bytes.subarray(0, keep).toString('utf8') + marker(bytes.length - keep);
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Connection, RowDataPacket } from 'mysql2/promise';
+import type { Connection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { ConfigError, ConnectionError, type LockHolder } from '../core/errors.js';
 import type { SplitDialect } from '../sql/split.js';
 import type {
@@ -17,11 +17,19 @@ import type {
 } from './driver.js';
 import {
   createLedgerSql,
+  expectedValues,
   fromLedgerRecord,
+  isDuplicateKey,
   LEDGER_COLUMNS,
+  ledgerConflict,
+  ledgerDeleteSql,
+  ledgerInsertSql,
+  ledgerUpdateSql,
   ledgerValues,
   likePrefix,
+  MYSQL_TEXT_BYTES,
   settingName,
+  storableText,
 } from './ledger-sql.js';
 import { redactUrl } from './registry.js';
 
@@ -40,6 +48,31 @@ const syntax: SplitDialect = {
 
 /** Statements that MySQL runs inside a transaction; anything else (DDL) commits implicitly. */
 const TRANSACTIONAL = /^\s*(INSERT|UPDATE|DELETE|REPLACE|SELECT|WITH|VALUES)\b/i;
+
+/**
+ * Statements that leave the session as it was: no table locks, transaction or settings (after
+ * plain comments; a versioned comment is code). After any other (SET, LOCK TABLES, CALL, ...) the
+ * next ledger write settles the session first.
+ */
+const LEAVES_SESSION_AS_IS =
+  /^(?:\s|(?:--\s|#)[^\n]*(?:\n|$)|\/\*(?![!M])[\s\S]*?\*\/)*(INSERT|UPDATE|DELETE|REPLACE|SELECT|WITH|VALUES|CREATE|ALTER|DROP|RENAME|TRUNCATE)\b/i;
+
+/**
+ * What a migration may change on its session that lockstep's own writes and the next migration
+ * must not inherit; restored to the values the session had before the first migration ran.
+ */
+const SESSION_SETTINGS = [
+  'autocommit',
+  'sql_mode',
+  'time_zone',
+  'foreign_key_checks',
+  'unique_checks',
+  'character_set_client',
+  'character_set_connection',
+  'character_set_results',
+  'collation_connection',
+  'sql_notes',
+] as const;
 
 /** GET_LOCK names are server-wide and at most 64 characters. */
 const MAX_LOCK_NAME = 64;
@@ -131,6 +164,9 @@ export function createMysqlDriver(url: string, options: DriverOptions): Driver {
           keepAliveInitialDelay: 10_000,
           connectTimeout: 10_000,
           multipleStatements: false,
+          // mysql2 asks for IGNORE_SPACE by default, which makes function names reserved words
+          // (`CREATE TABLE count` fails): parse SQL as the server's own client does.
+          flags: ['-IGNORE_SPACE'],
         });
       } catch (error) {
         throw new ConnectionError(`cannot connect to ${redactUrl(url)}: ${(error as Error).message}`);
@@ -150,6 +186,14 @@ class MysqlSession implements Session {
   #exclusive = false;
   #lockTimeoutSet = false;
   #mariadb: boolean | undefined;
+  /** The session settings (and database) before the first migration statement ran. */
+  #baseline: Map<string, string | null> | undefined;
+  /** A statement that may change the session ran since the last ledger write. */
+  #touched = false;
+  /** The session as a migration set it and keeps it for its next statements, if not the baseline. */
+  #kept: Map<string, string | null> | undefined;
+  /** Inside lockstep's own transaction (begin … commit/rollback). */
+  #transaction = false;
   #lost: Error | undefined;
 
   constructor(
@@ -191,20 +235,111 @@ class MysqlSession implements Session {
     await this.#query(createLedgerSql(this.#table, types));
   }
 
-  async writeLedger(row: LedgerRow): Promise<void> {
+  async writeLedger(row: LedgerRow, expected: LedgerRow | null): Promise<void> {
     const values = ledgerValues({
       ...row,
       startedAt: toDatetime(row.startedAt),
       finishedAt: toDatetime(row.finishedAt),
+      error: storableText(row.error, MYSQL_TEXT_BYTES),
     });
-    await this.#query(
-      `REPLACE INTO ${this.#table} (${LEDGER_COLUMNS}) VALUES (${values.map(() => '?').join(', ')})`,
-      values,
+    let affected = 0;
+    try {
+      const result = await this.#onCleanSession(row.state, () =>
+        expected
+          ? this.#query<ResultSetHeader>(
+              ledgerUpdateSql(this.#table, () => '?'),
+              [...values.slice(1), ...this.#expectedValues(expected)],
+            )
+          : this.#query<ResultSetHeader>(
+              ledgerInsertSql(this.#table, () => '?'),
+              values,
+            ),
+      );
+      affected = result.affectedRows;
+    } catch (error) {
+      if (!isDuplicateKey(error)) throw error;
+    }
+    if (affected === 1) return;
+    throw ledgerConflict(row, expected, await this.#currentRow(row.version));
+  }
+
+  async deleteLedger(expected: LedgerRow): Promise<void> {
+    const result = await this.#onCleanSession('deleted', () =>
+      this.#query<ResultSetHeader>(
+        ledgerDeleteSql(this.#table, () => '?'),
+        this.#expectedValues(expected),
+      ),
+    );
+    if (result.affectedRows === 1) return;
+    const found = await this.#currentRow(expected.version);
+    throw ledgerConflict({ version: expected.version, state: 'deleted' }, expected, found);
+  }
+
+  #expectedValues(expected: LedgerRow): unknown[] {
+    return expectedValues({ ...expected, startedAt: toDatetime(expected.startedAt) });
+  }
+
+  /** The row as the ledger holds it now, for a conflict's message; undefined if it cannot be read. */
+  async #currentRow(version: string): Promise<LedgerRow | null | undefined> {
+    const rows = await this.readLedger().catch(() => undefined);
+    return rows === undefined ? undefined : (rows?.find((r) => r.version === version) ?? null);
+  }
+
+  /**
+   * Runs a ledger write on a session fit for it, whatever migration statements left on it (SPEC
+   * guarantee 13). Table locks (LOCK TABLES) are released and an open transaction ended first:
+   * committed (a statement is recorded done only once it is durable), rolled back before a
+   * `failed` row; autocommit is back on from then. The settings lockstep started with
+   * (SESSION_SETTINGS) hold for the write itself. A progress write then gives the migration its
+   * own settings back for its next statements (a dump's sql_mode holds for its INSERTs); a final
+   * write leaves lockstep's, and its database, for the next migration.
+   */
+  async #onCleanSession<T>(state: LedgerRow['state'] | 'deleted', write: () => Promise<T>): Promise<T> {
+    const baseline = this.#baseline;
+    if ((!this.#touched && !this.#kept) || this.#transaction || !baseline) return write();
+    let session = this.#kept ?? baseline;
+    if (this.#touched) {
+      await this.#query('UNLOCK TABLES');
+      await this.#query(state === 'failed' ? 'ROLLBACK' : 'COMMIT');
+      session = await this.#readSettings();
+    }
+    const changed = SESSION_SETTINGS.filter((name) => session.get(name) !== baseline.get(name));
+    await this.#setSettings(changed, baseline);
+    const result = await write();
+    this.#touched = false;
+    this.#kept = undefined;
+    const otherDatabase = session.get('database') !== baseline.get('database');
+    if (state !== 'running') {
+      if (otherDatabase) await this.#query(`USE ${quote(String(baseline.get('database')))}`);
+      return result;
+    }
+    const restore = changed.filter((name) => name !== 'autocommit');
+    await this.#setSettings(restore, session);
+    if (restore.length > 0 || otherDatabase) {
+      this.#kept = new Map(session).set('autocommit', baseline.get('autocommit') ?? null);
+    }
+    return result;
+  }
+
+  async #readSettings(): Promise<Map<string, string | null>> {
+    const [row] = await this.#query(
+      `SELECT ${SESSION_SETTINGS.map((name) => `@@SESSION.${name} AS ${name}`).join(', ')}, DATABASE() AS \`database\``,
+    );
+    return new Map(
+      Object.entries(row ?? {}).map(([name, value]) => [name, value === null ? null : String(value)]),
     );
   }
 
-  async deleteLedger(version: string): Promise<void> {
-    await this.#query(`DELETE FROM ${this.#table} WHERE version = ?`, [version]);
+  async #setSettings(names: readonly string[], values: Map<string, string | null>): Promise<void> {
+    if (names.length === 0) return;
+    await this.#query(
+      `SET ${names.map((name) => `SESSION ${name} = ?`).join(', ')}`,
+      // Flags (autocommit, foreign_key_checks, ...) take numbers, not '1'.
+      names.map((name) => {
+        const value = values.get(name) ?? null;
+        return value !== null && /^\d+$/.test(value) ? Number(value) : value;
+      }),
+    );
   }
 
   async tryLock(): Promise<boolean> {
@@ -266,6 +401,7 @@ class MysqlSession implements Session {
       }
       this.#exclusive = true;
       await this.#query('START TRANSACTION');
+      this.#transaction = true;
       return;
     }
     if (options.lockTimeoutMs) {
@@ -275,14 +411,17 @@ class MysqlSession implements Session {
       this.#lockTimeoutSet = true;
     }
     await this.#query('START TRANSACTION');
+    this.#transaction = true;
   }
 
   async commit(): Promise<void> {
+    this.#transaction = false;
     await this.#query('COMMIT');
     await this.#restoreLockTimeout();
   }
 
   async rollback(): Promise<void> {
+    this.#transaction = false;
     await this.#query('ROLLBACK');
     await this.#restoreLockTimeout();
   }
@@ -298,6 +437,10 @@ class MysqlSession implements Session {
   }
 
   async execute(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
+    if (!this.#transaction) {
+      this.#baseline ??= await this.#readSettings();
+      if (!LEAVES_SESSION_AS_IS.test(sql)) this.#touched = true;
+    }
     const result = await this.#query<unknown>(sql, params);
     if (Array.isArray(result)) return { rows: result as Record<string, unknown>[], rowCount: result.length };
     return { rows: [], rowCount: Number((result as { affectedRows?: number }).affectedRows ?? 0) };

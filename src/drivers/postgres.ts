@@ -17,12 +17,19 @@ import type {
 } from './driver.js';
 import {
   createLedgerSql,
+  expectedValues,
   fromLedgerRecord,
+  isDuplicateKey,
   LEDGER_COLUMNS,
+  ledgerConflict,
+  ledgerDeleteSql,
+  ledgerInsertSql,
+  ledgerUpdateSql,
   ledgerValues,
   likePrefix,
   quoteIdentifier,
   settingName,
+  storableText,
 } from './ledger-sql.js';
 import { redactUrl } from './registry.js';
 
@@ -36,6 +43,22 @@ const syntax: SplitDialect = {
   bodies: 'begin-atomic',
   parenthesesHoldSemicolons: true,
 };
+
+/**
+ * Statements that leave the session as it was (after comments): no settings, role or transaction.
+ * After any other (SET, SELECT set_config(...), BEGIN, DO, CALL, ...) the next ledger write
+ * settles the session first.
+ */
+const LEAVES_SESSION_AS_IS =
+  /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(CREATE(?!\s+(?:GLOBAL\s+|LOCAL\s+)?TEMP)|ALTER|DROP|INSERT|UPDATE|DELETE|COMMENT|GRANT|REVOKE|TRUNCATE|VACUUM|ANALYZE|REINDEX|CLUSTER|REFRESH)\b/i;
+
+/**
+ * DISCARD ALL but for `pg_advisory_unlock_all()` and `UNLISTEN *`: everything a migration can
+ * leave on its session (settings, role, cursors, prepared statements, temporary tables that
+ * would shadow real ones), keeping the migration lock.
+ */
+const RESET_SESSION =
+  'CLOSE ALL; RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL; DEALLOCATE ALL; DISCARD TEMP; DISCARD SEQUENCES';
 
 /** First key of every lockstep advisory lock ('LKST'), so other users of advisory locks never collide. */
 const LOCK_NAMESPACE = 0x4c4b5354;
@@ -61,6 +84,9 @@ const KEEPALIVE_OPTIONS = '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=
  * A killed holder's lock must be free within a second (SPEC guarantee 9), whatever the statement.
  */
 const CONNECTION_CHECK_INTERVAL = '250ms';
+/** Names the lock holder in pg_stat_activity and sets the client check (parameters: name, interval). */
+const NAME_HOLDER = `set_config('application_name', $1, false) AS name,
+       (SELECT set_config(name, $2, false) FROM pg_settings WHERE name = 'client_connection_check_interval') AS checks`;
 
 const LOST_CONNECTION_CODES = new Set([
   '57P01',
@@ -133,6 +159,11 @@ class PostgresSession implements Session {
   readonly #channel: string;
   #listening = false;
   #held = false;
+  #since: string | undefined;
+  /** Migration statements ran since the session was last reset: they may have changed it. */
+  #touched = false;
+  /** Inside lockstep's own transaction (begin … commit/rollback). */
+  #transaction = false;
   #wake: (() => void) | undefined;
   #lost: Error | undefined;
 
@@ -177,21 +208,78 @@ class PostgresSession implements Session {
     await this.#query(createLedgerSql(this.#table, types));
   }
 
-  async writeLedger(row: LedgerRow): Promise<void> {
-    const values = ledgerValues(row);
-    const columns = LEDGER_COLUMNS.split(', ');
-    await this.#query(
-      `INSERT INTO ${this.#table} (${LEDGER_COLUMNS}) VALUES (${values.map((_, i) => `$${i + 1}`).join(', ')})
-       ON CONFLICT (version) DO UPDATE SET ${columns
-         .slice(1)
-         .map((c) => `${c} = EXCLUDED.${c}`)
-         .join(', ')}`,
-      values,
-    );
+  async writeLedger(row: LedgerRow, expected: LedgerRow | null): Promise<void> {
+    const values = ledgerValues({ ...row, error: storableText(row.error) });
+    let result: pg.QueryResult | undefined;
+    try {
+      result = await this.#onCleanSession(row.state, () =>
+        expected
+          ? this.#query(ledgerUpdateSql(this.#table, pgParam, STARTED_AT), [
+              ...values.slice(1),
+              ...expectedValues(expected),
+            ])
+          : this.#query(ledgerInsertSql(this.#table, pgParam), values),
+      );
+    } catch (error) {
+      if (!isDuplicateKey(error)) throw error;
+    }
+    if (result?.rowCount === 1) return;
+    throw ledgerConflict(row, expected, await this.#currentRow(row.version));
   }
 
-  async deleteLedger(version: string): Promise<void> {
-    await this.#query(`DELETE FROM ${this.#table} WHERE version = $1`, [version]);
+  async deleteLedger(expected: LedgerRow): Promise<void> {
+    const result = await this.#onCleanSession('deleted', () =>
+      this.#query(ledgerDeleteSql(this.#table, pgParam, STARTED_AT), expectedValues(expected)),
+    );
+    if (result.rowCount === 1) return;
+    const found = await this.#currentRow(expected.version);
+    throw ledgerConflict({ version: expected.version, state: 'deleted' }, expected, found);
+  }
+
+  /** The row as the ledger holds it now, for a conflict's message; undefined if it cannot be read. */
+  async #currentRow(version: string): Promise<LedgerRow | null | undefined> {
+    if (transactionStatus(this.#client) === 'E') return undefined;
+    const rows = await this.readLedger().catch(() => undefined);
+    return rows === undefined ? undefined : (rows?.find((r) => r.version === version) ?? null);
+  }
+
+  /**
+   * Runs a ledger write on a session fit for it, whatever migration statements left on it
+   * (SPEC guarantee 13). A transaction they left open ends first: committed (a statement is
+   * recorded done only once it is durable), rolled back before a `failed` row. A final write
+   * (anything but `running`) resets the session for the next migration (RESET_SESSION), then
+   * sets lockstep's own settings again. A progress write keeps the migration's settings for its next statements and
+   * overrides them only for itself, in a transaction of its own.
+   */
+  async #onCleanSession<T>(state: LedgerRow['state'] | 'deleted', write: () => Promise<T>): Promise<T> {
+    if (!this.#touched) return write();
+    const status = transactionStatus(this.#client);
+    if (!this.#transaction && (status === 'T' || status === 'E')) {
+      await this.#query(state !== 'failed' && status === 'T' ? 'COMMIT' : 'ROLLBACK');
+    }
+    if (state !== 'running') {
+      await this.#query(RESET_SESSION);
+      if (this.#held) await this.#nameHolder();
+      this.#touched = false;
+      return write();
+    }
+    const changed = await this.#query(
+      "SELECT name FROM pg_settings WHERE source = 'session' AND name NOT IN ('application_name', 'client_connection_check_interval')",
+    );
+    const defaults = changed.rows.map((r) => `; SET LOCAL ${quoteName(String(r.name))} TO DEFAULT`).join('');
+    if (this.#transaction) {
+      await this.#query(`SET LOCAL ROLE NONE${defaults}`);
+      return write();
+    }
+    await this.#query(`BEGIN READ WRITE; SET LOCAL ROLE NONE${defaults}`);
+    try {
+      const result = await write();
+      await this.#query('COMMIT');
+      return result;
+    } catch (error) {
+      await this.#query('ROLLBACK').catch(() => {});
+      throw error;
+    }
   }
 
   async tryLock(): Promise<boolean> {
@@ -213,21 +301,14 @@ class PostgresSession implements Session {
    * ask the server to check for a vanished client during long statements (Postgres ≥ 14).
    */
   async #afterLock(): Promise<void> {
-    const since = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    this.#since = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     const result = await this.#query(
       `SELECT EXISTS (
          SELECT 1 FROM pg_locks
           WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()
             AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 2
-       ) AS held,
-       set_config('application_name', $3, false) AS name,
-       (SELECT set_config(name, $4, false) FROM pg_settings WHERE name = 'client_connection_check_interval') AS checks`,
-      [
-        LOCK_NAMESPACE,
-        this.#lockKey,
-        applicationName(this.#options.runnerId, since),
-        CONNECTION_CHECK_INTERVAL,
-      ],
+       ) AS held, ${NAME_HOLDER.replaceAll('$1', '$3').replaceAll('$2', '$4')}`,
+      [LOCK_NAMESPACE, this.#lockKey, ...this.#holderSettings()],
     );
     if (!result.rows[0]?.held) {
       this.#held = false;
@@ -238,6 +319,15 @@ class PostgresSession implements Session {
           'work through it. Nothing was changed. Point lockstep at PostgreSQL directly or at a session-pooling port.',
       );
     }
+  }
+
+  /** Lockstep's own session settings, again after a reset. */
+  async #nameHolder(): Promise<void> {
+    await this.#query(`SELECT ${NAME_HOLDER}`, this.#holderSettings());
+  }
+
+  #holderSettings(): string[] {
+    return [applicationName(this.#options.runnerId, this.#since), CONNECTION_CHECK_INTERVAL];
   }
 
   async waitForLock(maxMs: number): Promise<boolean> {
@@ -295,18 +385,22 @@ class PostgresSession implements Session {
     let sql = timeout ? `BEGIN; SET LOCAL lock_timeout = '${Math.round(timeout)}ms'` : 'BEGIN';
     if (options.exclusive) sql += `; SELECT pg_advisory_xact_lock(${EXCLUSIVE_NAMESPACE}, ${this.#lockKey})`;
     await this.#query(sql);
+    this.#transaction = true;
   }
 
   async commit(): Promise<void> {
+    this.#transaction = false;
     await this.#query('COMMIT');
   }
 
   async rollback(): Promise<void> {
+    this.#transaction = false;
     await this.#query('ROLLBACK');
   }
 
   async execute(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
-    const result = await this.#query(sql, params);
+    if (!LEAVES_SESSION_AS_IS.test(sql)) this.#touched = true;
+    const result = await this.#query(withoutPsqlRestrict(sql), params);
     return { rows: result.rows ?? [], rowCount: result.rowCount ?? 0 };
   }
 
@@ -384,6 +478,40 @@ class PostgresSession implements Session {
     // Not awaited: the server has nothing more to tell us, and boot should not wait for the FIN.
     this.#client.end().catch(() => {});
   }
+}
+
+/** The server's last transaction status: I idle, T in a transaction, E in a failed one (pg ≥ 8.12). */
+function transactionStatus(client: pg.Client): string | null {
+  return (client as unknown as { getTransactionStatus?(): string | null }).getTransactionStatus?.() ?? null;
+}
+
+/** psql's `\restrict <key>` / `\unrestrict <key>` at the start of a statement (after comments). */
+const PSQL_RESTRICT =
+  /^((?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*)(\\(?:un)?restrict[ \t]+[A-Za-z0-9]+[ \t]*)(?=\n|$)/;
+
+/**
+ * pg_dump (15.14, 16.10, 17.6 and later) wraps a plain dump in `\restrict` … `\unrestrict`: psql
+ * commands that only stop psql from running other backslash commands, which lockstep never runs.
+ * They are blanked (same length, so error positions still map to the file); any other backslash
+ * command still reaches the server and fails there.
+ */
+function withoutPsqlRestrict(sql: string): string {
+  return sql.replace(
+    PSQL_RESTRICT,
+    (_, before: string, command: string) => before + ' '.repeat(command.length),
+  );
+}
+
+/** started_at as a JS Date reads it back: a row written with microseconds still matches. */
+const STARTED_AT = "date_trunc('milliseconds', started_at)";
+
+function pgParam(index: number): string {
+  return `$${index}`;
+}
+
+/** A setting's name from pg_settings, quoted part by part (`a.b` custom settings). */
+function quoteName(name: string): string {
+  return name.split('.').map(quoteIdentifier).join('.');
 }
 
 /** What pg_stat_activity shows for a lockstep session; Postgres keeps 63 bytes of it. */

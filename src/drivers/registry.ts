@@ -72,8 +72,8 @@ function scrubbingSession(session: Session, scrub: Scrub): Session {
           return { ...info, message: scrub(info.message) };
         };
       if (key === 'writeLedger')
-        return (row: LedgerRow) =>
-          writeLedger({ ...row, error: row.error === null ? null : scrub(row.error) });
+        return (row: LedgerRow, expected: LedgerRow | null) =>
+          writeLedger({ ...row, error: row.error === null ? null : scrub(row.error) }, expected);
       const value = Reflect.get(target, key, target);
       return typeof value === 'function' ? value.bind(target) : value;
     },

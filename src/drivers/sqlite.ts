@@ -19,11 +19,18 @@ import type {
 } from './driver.js';
 import {
   createLedgerSql,
+  expectedValues,
   fromLedgerRecord,
+  isDuplicateKey,
   LEDGER_COLUMNS,
+  ledgerConflict,
+  ledgerDeleteSql,
+  ledgerInsertSql,
+  ledgerUpdateSql,
   ledgerValues,
   quoteIdentifier,
   settingName,
+  storableText,
 } from './ledger-sql.js';
 
 const syntax: SplitDialect = {
@@ -57,6 +64,20 @@ const sql: SqlDialect = {
   // better-sqlite3 runs a statement synchronously: nothing can interrupt or time-limit it.
   cancellable: false,
 };
+
+/**
+ * Per-connection pragmas a migration may change (`PRAGMA foreign_keys = OFF` needs
+ * `transaction:false`) that lockstep's writes and the next migration must not inherit.
+ */
+const SESSION_PRAGMAS = [
+  'foreign_keys',
+  'recursive_triggers',
+  'defer_foreign_keys',
+  'ignore_check_constraints',
+  'legacy_alter_table',
+  'query_only',
+  'reverse_unordered_selects',
+] as const;
 
 /** Busy timeout for the target database, where the application's own connections may write. */
 const BUSY_TIMEOUT_MS = 5_000;
@@ -156,6 +177,10 @@ class SqliteSession implements Session {
   #lockDb: BetterSqlite3.Database | undefined;
   #holding = false;
   #backoff = 2;
+  /** The pragmas of SESSION_PRAGMAS before the first migration statement ran. */
+  #baseline: Map<string, unknown> | undefined;
+  /** Migration statements ran since the last ledger write. */
+  #touched = false;
   /** Ends this session's write turn (see takeWriteTurn), while it holds one. */
   #endTurn: (() => void) | undefined;
 
@@ -207,17 +232,61 @@ class SqliteSession implements Session {
     await this.#write(() => this.#db.exec(createLedgerSql(this.#table, types)));
   }
 
-  async writeLedger(row: LedgerRow): Promise<void> {
-    const values = ledgerValues(row);
-    const statement = this.#prepare(
-      `INSERT OR REPLACE INTO ${this.#table} (${LEDGER_COLUMNS}) VALUES (${values.map(() => '?').join(', ')})`,
-    );
-    await this.#write(() => statement.run(values));
+  async writeLedger(row: LedgerRow, expected: LedgerRow | null): Promise<void> {
+    const values = ledgerValues({ ...row, error: storableText(row.error) });
+    const statement = expected
+      ? this.#prepare(ledgerUpdateSql(this.#table, () => '?'))
+      : this.#prepare(ledgerInsertSql(this.#table, () => '?'));
+    const params = expected ? [...values.slice(1), ...expectedValues(expected)] : values;
+    let changes = 0;
+    try {
+      changes = await this.#write(() => this.#onCleanSession(row.state, () => statement.run(params)).changes);
+    } catch (error) {
+      if (!isDuplicateKey(error)) throw error;
+    }
+    if (changes === 1) return;
+    throw ledgerConflict(row, expected, await this.#currentRow(row.version));
   }
 
-  async deleteLedger(version: string): Promise<void> {
-    const statement = this.#prepare(`DELETE FROM ${this.#table} WHERE version = ?`);
-    await this.#write(() => statement.run(version));
+  async deleteLedger(expected: LedgerRow): Promise<void> {
+    const statement = this.#prepare(ledgerDeleteSql(this.#table, () => '?'));
+    const result = await this.#write(() =>
+      this.#onCleanSession('deleted', () => statement.run(expectedValues(expected))),
+    );
+    if (result.changes === 1) return;
+    const found = await this.#currentRow(expected.version);
+    throw ledgerConflict({ version: expected.version, state: 'deleted' }, expected, found);
+  }
+
+  async #currentRow(version: string): Promise<LedgerRow | null | undefined> {
+    const rows = await this.readLedger().catch(() => undefined);
+    return rows === undefined ? undefined : (rows?.find((r) => r.version === version) ?? null);
+  }
+
+  /**
+   * Runs a ledger write on a connection fit for it, whatever migration statements left on it
+   * (SPEC guarantee 13): a transaction they left open ends first (committed; rolled back before
+   * a `failed` row), and the pragmas of SESSION_PRAGMAS hold their values from before the first
+   * migration for the write. A progress write gives the migration its own values back; a final
+   * write leaves lockstep's for the next migration.
+   */
+  #onCleanSession<T>(state: LedgerRow['state'] | 'deleted', write: () => T): T {
+    const baseline = this.#baseline;
+    if (!this.#touched || !baseline) return write();
+    // Not lockstep's own transaction (#endTurn): one the migration's statements left open.
+    if (!this.#endTurn && this.#db.inTransaction) this.#db.exec(state === 'failed' ? 'ROLLBACK' : 'COMMIT');
+    const current = this.#readPragmas();
+    const changed = SESSION_PRAGMAS.filter((name) => current.get(name) !== baseline.get(name));
+    for (const name of changed) this.#db.pragma(`${name} = ${Number(baseline.get(name))}`);
+    const result = write();
+    if (state === 'running')
+      for (const name of changed) this.#db.pragma(`${name} = ${Number(current.get(name))}`);
+    this.#touched = state === 'running' && changed.length > 0;
+    return result;
+  }
+
+  #readPragmas(): Map<string, unknown> {
+    return new Map(SESSION_PRAGMAS.map((name) => [name, this.#db.pragma(name, { simple: true })]));
   }
 
   #openLockDb(): BetterSqlite3.Database {
@@ -316,6 +385,8 @@ class SqliteSession implements Session {
   }
 
   async execute(sql: string, params: readonly unknown[] = []): Promise<QueryResult> {
+    this.#baseline ??= this.#readPragmas();
+    this.#touched = true;
     const statement = this.#prepare(sql);
     if (statement.reader) {
       const rows = statement.all(...params) as Record<string, unknown>[];

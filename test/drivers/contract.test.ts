@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { LedgerConflictError } from '../../src/core/errors.js';
 import type { Driver, LedgerRow, Session } from '../../src/drivers/driver.js';
 import { openDriver } from '../../src/drivers/registry.js';
 import { ROOT, TARGETS, type TestDatabase } from '../helpers/targets.js';
@@ -69,13 +70,81 @@ for (const target of TARGETS) {
         durationMs: null,
         error: 'boom: "quoted" \'text\'',
       });
-      await s.writeLedger(applied);
-      await s.writeLedger(running);
+      await s.writeLedger(applied, null);
+      await s.writeLedger(running, null);
       const rows = (await s.readLedger())?.sort((a, b) => a.version.localeCompare(b.version));
       assert.deepEqual(rows, [applied, running]);
-      await s.writeLedger({ ...running, state: 'applied', statementsDone: 2 });
-      await s.deleteLedger(applied.version);
+      await s.writeLedger({ ...running, state: 'applied', statementsDone: 2 }, running);
+      await s.deleteLedger(applied);
       assert.deepEqual(await s.readLedger(), [{ ...running, state: 'applied', statementsDone: 2 }]);
+    });
+
+    it('writes the ledger only over the row it expects, and never overwrites another runner', async () => {
+      const s = await connect('ledger_cas');
+      await s.createLedger();
+      const mine = row('20260101000000', { state: 'running', appliedBy: 'me:1', finishedAt: null });
+      await s.writeLedger(mine, null);
+      await s.writeLedger({ ...mine, statementsDone: 1 }, mine);
+      // Another runner (the lock was lost) replaced the row with its own `applied` one.
+      const theirs = row(mine.version, { appliedBy: 'other:2', startedAt: '2026-01-02T03:04:09.000Z' });
+      await s.deleteLedger({ ...mine, statementsDone: 1 });
+      await s.writeLedger(theirs, null);
+      const lost = [
+        () => s.writeLedger({ ...mine, state: 'failed', error: 'mine failed' }, mine),
+        () => s.writeLedger({ ...mine, state: 'rolled_back' }, null),
+        () => s.writeLedger({ ...mine, state: 'rolled_back' }, { ...theirs, state: 'rolled_back' }),
+        () => s.deleteLedger(mine),
+      ];
+      for (const write of lost) {
+        await assert.rejects(write(), (error) => {
+          assert.ok(error instanceof LedgerConflictError, String(error));
+          assert.match(error.message, /other:2/);
+          return true;
+        });
+      }
+      assert.deepEqual(await s.readLedger(), [theirs]);
+    });
+
+    it('matches a row written by another tool, with microseconds, as it reads it', async () => {
+      const s = await connect('ledger_micro');
+      await s.createLedger();
+      const p = (i: number) => (db.kind === 'postgres' ? `$${i}` : '?');
+      await db.query(
+        `INSERT INTO ledger_micro (version, name, checksum, state, started_at, applied_by)
+         VALUES (${p(1)}, 'x', 'y', 'running', ${p(2)}, 'tool')`,
+        [
+          '1',
+          db.kind === 'sqlite'
+            ? '2026-01-02 03:04:05.678901'
+            : '2026-01-02 03:04:05.678901+00'.slice(0, db.kind === 'mysql' ? 26 : 29),
+        ],
+      );
+      const [found] = (await s.readLedger()) ?? [];
+      assert.ok(found);
+      await s.writeLedger({ ...found, state: 'applied' }, found);
+      assert.equal((await s.readLedger())?.[0]?.state, 'applied');
+    });
+
+    it('stores error text whatever it holds: NUL bytes, more than the column holds', async () => {
+      const s = await connect('ledger_text');
+      await s.createLedger();
+      const big = `start ${'é€😀'.repeat(40_000)} end`;
+      const failed = row('20260101000000', { state: 'failed', error: big });
+      await s.writeLedger(failed, null);
+      const [stored] = (await s.readLedger()) ?? [];
+      const error = String(stored?.error);
+      if (db.kind === 'mysql') {
+        assert.ok(Buffer.byteLength(error) <= 65_535);
+        assert.match(error, /^start é€😀/);
+        assert.match(error, /… \[cut: \d+ bytes more\]$/);
+        const cut = Number(/cut: (\d+) bytes/.exec(error)?.[1]);
+        assert.equal(
+          Buffer.byteLength(error.replace(/ … \[cut: \d+ bytes more\]$/, '')) + cut,
+          Buffer.byteLength(big),
+        );
+      } else assert.equal(error, big);
+      await s.writeLedger({ ...failed, error: 'a\u0000b' }, failed);
+      assert.equal((await s.readLedger())?.[0]?.error, 'a\\0b');
     });
 
     it('gives the lock to one session at a time and names the holder to the others', async () => {
