@@ -293,7 +293,7 @@ describe('runner: postgres session', () => {
         'tcp_keepalives_idle=10',
         'tcp_keepalives_interval=5',
         'tcp_keepalives_count=3',
-        'client_connection_check_interval=5s',
+        'client_connection_check_interval=250ms',
       ]);
       const rows = await db.query('SELECT version, state FROM deploy.schema_history');
       assert.deepEqual(rows, [{ version: '001', state: 'applied' }]);
