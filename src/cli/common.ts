@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { type ParseArgsConfig, parseArgs, parseEnv } from 'node:util';
+import { parseEnv } from 'node:util';
 import { ConfigError, ExitCode, LockstepError } from '../core/errors.js';
 import { redactUrlsIn } from '../drivers/registry.js';
+import { printable, printableJson } from '../util/text.js';
 
 /** `--url`, else $DATABASE_URL, else DATABASE_URL in ./.env; undefined leaves the default to the library. */
 export function databaseUrl(url: string | undefined): string | undefined {
@@ -17,22 +18,6 @@ function readDotEnvUrl(): string | undefined {
     return parseEnv(readFileSync('.env', 'utf8')).DATABASE_URL;
   } catch {
     return undefined;
-  }
-}
-
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-/** Strict parsing of a command's flags; a mistake is a ConfigError that points to the help. */
-export function parseCommandLine<const T extends Options>(
-  args: string[],
-  options: T,
-  command: string,
-): ReturnType<typeof parseArgs<{ options: T; allowPositionals: true; strict: true }>> {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (error) {
-    const help = `lockstep${command ? ` ${command}` : ''} --help`;
-    throw new ConfigError(`${(error as Error).message}\nRun \`${help}\` for usage.`);
   }
 }
 
@@ -56,15 +41,18 @@ export function expectArgs(command: string, args: string[], count: number, usage
 /** Prints an error (and its JSON with --json); returns the exit code. */
 export function fail(error: unknown, json: boolean): number {
   if (error instanceof LockstepError) {
-    if (json) process.stdout.write(`${redactUrlsIn(JSON.stringify(error.toJSON(), null, 2))}\n`);
-    process.stderr.write(`lockstep: ${redactUrlsIn(error.message)}\n`);
+    if (json)
+      process.stdout.write(`${printableJson(redactUrlsIn(JSON.stringify(error.toJSON(), null, 2)))}\n`);
+    process.stderr.write(`lockstep: ${printable(redactUrlsIn(error.message))}\n`);
     return error.exitCode;
   }
   const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
   if (json)
     process.stdout.write(
-      `${redactUrlsIn(JSON.stringify({ error: 'INTERNAL', message: String(error) }, null, 2))}\n`,
+      `${printableJson(redactUrlsIn(JSON.stringify({ error: 'INTERNAL', message: String(error) }, null, 2)))}\n`,
     );
-  process.stderr.write(`lockstep: unexpected error (please report it): ${redactUrlsIn(message)}\n`);
+  process.stderr.write(
+    `lockstep: unexpected error (please report it): ${printable(redactUrlsIn(message))}\n`,
+  );
   return ExitCode.migrationFailed;
 }

@@ -21,6 +21,7 @@ import {
   LEDGER_COLUMNS,
   ledgerValues,
   likePrefix,
+  notALedger,
   settingName,
 } from './ledger-sql.js';
 import { redactUrl } from './registry.js';
@@ -182,7 +183,9 @@ class MysqlSession implements Session {
         fromLedgerRecord({ ...r, started_at: toIso(r.started_at), finished_at: toIso(r.finished_at) }),
       );
     } catch (error) {
-      if ((error as { code?: string }).code === 'ER_NO_SUCH_TABLE') return null;
+      const code = (error as { code?: string }).code;
+      if (code === 'ER_NO_SUCH_TABLE') return null;
+      if (code === 'ER_BAD_FIELD_ERROR') throw notALedger(this.#options.table, (error as Error).message);
       throw error;
     }
   }

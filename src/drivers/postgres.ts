@@ -21,6 +21,7 @@ import {
   LEDGER_COLUMNS,
   ledgerValues,
   likePrefix,
+  notALedger,
   quoteIdentifier,
   settingName,
 } from './ledger-sql.js';
@@ -160,6 +161,7 @@ class PostgresSession implements Session {
     } catch (error) {
       const code = (error as { code?: string }).code;
       if (code === '42P01' || code === '3F000') return null; // undefined table / schema
+      if (code === '42703') throw notALedger(this.#options.table, (error as Error).message); // undefined column
       throw error;
     }
   }

@@ -22,6 +22,7 @@ import {
   fromLedgerRecord,
   LEDGER_COLUMNS,
   ledgerValues,
+  notALedger,
   quoteIdentifier,
   settingName,
 } from './ledger-sql.js';
@@ -187,6 +188,8 @@ class SqliteSession implements Session {
         .map((r) => fromLedgerRecord(r as Record<string, unknown>));
     } catch (error) {
       if (/no such table/.test((error as Error).message)) return null;
+      if (/no such column/.test((error as Error).message))
+        throw notALedger(this.#options.table, (error as Error).message);
       throw error;
     }
   }
