@@ -102,12 +102,28 @@ Migration files (dbmate's format):
 
 ${EXIT_CODES}`;
 
+/** The "where" options (taken by every command) a command does not use. */
+const IGNORED: Record<(typeof CORE_COMMANDS)[number], readonly OptionName[]> = {
+  up: ['async-dir'],
+  down: ['async-dir', 'async-table'],
+  status: ['async-dir', 'async-table'],
+  resolve: ['async-dir', 'async-table'],
+  new: ['url', 'table', 'async-dir', 'async-table'],
+};
+
 /** `lockstep <command> --help`: what the command does and the options it takes. */
 function commandHelp(command: (typeof CORE_COMMANDS)[number]): string {
+  const takes = (name: OptionName) =>
+    COMMAND_OPTIONS[command]?.includes(name) && !IGNORED[command].includes(name);
   const options = (Object.entries(OPTION_HELP) as [OptionName, string][])
-    .filter(([name]) => COMMAND_OPTIONS[command]?.includes(name))
+    .filter(([name]) => takes(name))
     .map(([, text]) => text);
-  return `Usage: lockstep ${command} [options]\n\n${COMMAND_HELP[command]}\n\nOptions:\n${options.join('\n')}\n\n${EXIT_CODES}\nEverything else: lockstep --help\n`;
+  const ignored = IGNORED[command].map((name) => `--${name}`).join(', ');
+  return (
+    `Usage: lockstep ${command} [options]\n\n${COMMAND_HELP[command]}\n\nOptions:\n${options.join('\n')}\n` +
+    `  (${ignored}: taken and ignored, so one wrapper script serves every command)\n\n` +
+    `${EXIT_CODES}\nEverything else: lockstep --help\n`
+  );
 }
 
 async function main(argv: string[]): Promise<number> {

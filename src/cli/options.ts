@@ -47,17 +47,22 @@ export type Values = ReturnType<
 >['values'];
 
 const OUTPUT = ['json', 'quiet', 'help'] as const;
-const LEDGER = ['url', 'dir', 'table'] as const;
+/**
+ * Where the database and the files are: every command takes these (those that need none ignore
+ * them), so one wrapper script (`lockstep -u "$URL" -d db/migrations "$@"`) serves every command.
+ * They name a place, never change what a command does.
+ */
+const WHERE = ['url', 'dir', 'table', 'async-dir', 'async-table'] as const;
 const RUN = ['lock-timeout', 'ddl-lock-timeout', 'ddl-lock-retries'] as const;
-const ASYNC = ['url', 'async-dir', 'async-table', 'table', ...OUTPUT] as const;
+const ASYNC = [...WHERE, ...OUTPUT] as const;
 
 /** The options each command takes; any other is an error that names the commands taking it. */
 export const COMMAND_OPTIONS: Readonly<Record<string, readonly OptionName[]>> = {
-  up: [...LEDGER, ...RUN, 'async-table', 'allow-out-of-order', 'allow-changed', 'allow-missing', ...OUTPUT],
-  down: [...LEDGER, ...RUN, 'steps', ...OUTPUT],
-  status: [...LEDGER, ...OUTPUT],
-  resolve: [...LEDGER, 'lock-timeout', 'applied', 'rolled-back', 'force', ...OUTPUT],
-  new: ['dir', 'ts', ...OUTPUT],
+  up: [...WHERE, ...RUN, 'allow-out-of-order', 'allow-changed', 'allow-missing', ...OUTPUT],
+  down: [...WHERE, ...RUN, 'steps', ...OUTPUT],
+  status: [...WHERE, ...OUTPUT],
+  resolve: [...WHERE, 'lock-timeout', 'applied', 'rolled-back', 'force', ...OUTPUT],
+  new: [...WHERE, 'ts', ...OUTPUT],
   'async list': ASYNC,
   'async status': ASYNC,
   'async trigger': [...ASYNC, 'param', 'queue', 'wait'],
@@ -65,19 +70,8 @@ export const COMMAND_OPTIONS: Readonly<Record<string, readonly OptionName[]>> = 
   'async resume': [...ASYNC, 'wait'],
   'async rollback': [...ASYNC, 'wait'],
   'async worker': [...ASYNC, 'once', 'poll', 'on-dead', 'cancel-orphans'],
-  'async new': ['async-dir', 'ts', ...OUTPUT],
-  serve: [
-    'host',
-    'port',
-    'token',
-    'worker',
-    'allow-host',
-    ...LEDGER,
-    'async-dir',
-    'async-table',
-    'quiet',
-    'help',
-  ],
+  'async new': [...ASYNC, 'ts'],
+  serve: [...WHERE, 'host', 'port', 'token', 'worker', 'allow-host', 'quiet', 'help'],
 };
 
 export const CORE_COMMANDS = ['up', 'down', 'status', 'new', 'resolve'] as const;
