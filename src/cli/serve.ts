@@ -92,17 +92,17 @@ function checkToken(token: string | undefined, from: string): void {
   if (token === undefined) return;
   if (/\s/.test(token)) {
     throw new ConfigError(
-      `the token (${from}) contains whitespace (a space, tab or newline), which an Authorization header cannot carry as typed: remove it`,
+      `the token from ${from} contains whitespace (a space, tab or newline), which an Authorization header cannot carry as typed: remove it`,
     );
   }
   if (!/^[\x21-\x7e]*$/.test(token)) {
     throw new ConfigError(
-      `the token (${from}) must be visible ASCII characters only (e.g. \`openssl rand -hex 24\`)`,
+      `the token from ${from} must be visible ASCII characters only (e.g. \`openssl rand -hex 24\`)`,
     );
   }
   if (token.length < 16) {
     throw new ConfigError(
-      `the token (${from}) must be at least 16 characters (e.g. \`openssl rand -hex 24\`)`,
+      `the token must be at least 16 characters (it comes from ${from}; e.g. \`openssl rand -hex 24\`)`,
     );
   }
 }
