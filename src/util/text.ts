@@ -71,6 +71,10 @@ export function invalidUtf8At(bytes: Uint8Array, from = 0): number {
   return -1;
 }
 
+function hex2(byte: number): string {
+  return byte.toString(16).padStart(2, '0');
+}
+
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Bytes as text, where each byte that is not UTF-8 shows as \xNN: a file name that cannot be decoded. */
@@ -78,8 +82,7 @@ export function bytesForDisplay(bytes: Uint8Array): string {
   let text = '';
   let start = 0;
   for (let bad = invalidUtf8At(bytes); bad !== -1; bad = invalidUtf8At(bytes, start)) {
-    text +=
-      utf8.decode(bytes.subarray(start, bad)) + `\\x${(bytes[bad] as number).toString(16).padStart(2, '0')}`;
+    text += `${utf8.decode(bytes.subarray(start, bad))}\\x${hex2(bytes[bad] as number)}`;
     start = bad + 1;
   }
   return text + utf8.decode(bytes.subarray(start));
@@ -112,7 +115,7 @@ export function decodeUtf8(bytes: Uint8Array): Decoded {
     return {
       line,
       column,
-      problem: `not valid UTF-8 (byte 0x${(body[bad] as number).toString(16).padStart(2, '0')}): save the file as UTF-8; lockstep does not guess encodings`,
+      problem: `not valid UTF-8 (byte 0x${hex2(body[bad] as number)}): save the file as UTF-8; lockstep does not guess encodings`,
     };
   }
 }
