@@ -1,12 +1,13 @@
-import type { parseArgs } from 'node:util';
 import { type AsyncOptions, DEFAULT_ASYNC_DIR, DEFAULT_ASYNC_TABLE } from '../async/config.js';
 import { AsyncMigrator } from '../async/migrator.js';
 import { createDefinitionFile } from '../async/new.js';
 import { ConfigError, ExitCode } from '../core/errors.js';
+import { printable, printableJson } from '../util/text.js';
 import { AsyncEventPrinter, formatAsyncResult } from './async-output.js';
-import { databaseUrl, expectArgs, fail, parseCommandLine, writeStderr, writeStdout } from './common.js';
+import { databaseUrl, expectArgs, fail, writeStderr, writeStdout } from './common.js';
+import type { Values } from './options.js';
 
-const HELP = `lockstep async — long-running migrations: backfills, table rewrites, index builds that cannot
+export const ASYNC_HELP = `lockstep async — long-running migrations: backfills, table rewrites, index builds that cannot
 run inside a deploy. They run in the background with progress, stop, resume and rollback, and at
 most one runs at a time per database: that rule is checked and enforced in one transaction.
 
@@ -71,49 +72,19 @@ Exit codes: 0 done; 1 the run errored (with --wait); 2 bad input; 5 database unr
 6 refused: another long-running migration is active, or the action does not apply to the state.
 `;
 
-const OPTIONS = {
-  url: { type: 'string', short: 'u' },
-  'async-dir': { type: 'string' },
-  'async-table': { type: 'string' },
-  table: { type: 'string', short: 't' },
-  param: { type: 'string', multiple: true },
-  queue: { type: 'boolean' },
-  wait: { type: 'boolean' },
-  force: { type: 'boolean' },
-  once: { type: 'boolean' },
-  poll: { type: 'string' },
-  'on-dead': { type: 'string' },
-  'cancel-orphans': { type: 'boolean' },
-  ts: { type: 'boolean' },
-  json: { type: 'boolean' },
-  quiet: { type: 'boolean', short: 'q' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
-
-type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
-
-export async function asyncMain(argv: string[]): Promise<number> {
-  let values: Values;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseCommandLine(argv, OPTIONS, 'async'));
-  } catch (error) {
-    return fail(error, argv.includes('--json'));
-  }
+/** `lockstep async <command>`, its arguments and options, parsed and checked by parseCommandLine. */
+export async function asyncMain(command: string, args: string[], values: Values): Promise<number> {
   const json = values.json ?? false;
-  if (values.help || positionals.length === 0) {
-    process.stdout.write(HELP);
-    return positionals.length === 0 && !values.help ? ExitCode.badInput : ExitCode.ok;
+  if (command === '') {
+    process.stdout.write(ASYNC_HELP);
+    return ExitCode.badInput;
   }
-  const [command, ...args] = positionals as [string, ...string[]];
   const print = (text: string) => {
-    if (!values.quiet || json) writeStdout(text.endsWith('\n') ? text : `${text}\n`);
+    const shown = json ? printableJson(text) : printable(text);
+    if (!values.quiet || json) writeStdout(shown.endsWith('\n') ? shown : `${shown}\n`);
   };
-  const events = new AsyncEventPrinter((line) => writeStderr(`${line}\n`), values.quiet ?? false);
+  const events = new AsyncEventPrinter((line) => writeStderr(`${printable(line)}\n`), values.quiet ?? false);
   try {
-    if (values.wait && !['trigger', 'resume', 'rollback'].includes(command)) {
-      throw new ConfigError('--wait goes with trigger, resume or rollback');
-    }
     const migrator = () => new AsyncMigrator(toOptions(values, events));
     const report = (result: object, kind: string) => {
       print(json ? JSON.stringify(result, null, 2) : formatAsyncResult(kind, result));

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { type ParseArgsConfig, parseArgs, parseEnv } from 'node:util';
+import { parseEnv } from 'node:util';
 import { ConfigError, ExitCode, LockstepError } from '../core/errors.js';
 import { redactUrlsIn, type Scrub, scrubDeep, secretScrubber } from '../util/secrets.js';
+import { printable, printableJson } from '../util/text.js';
 
 /**
  * Everything the CLI prints goes through `scrub`: once the database URL is known, its secrets;
@@ -16,7 +17,6 @@ export function writeStdout(text: string): void {
 export function writeStderr(text: string): void {
   process.stderr.write(scrub(text));
 }
-
 /** `--url`, else $DATABASE_URL, else DATABASE_URL in ./.env; undefined leaves the default to the library. */
 export function databaseUrl(url: string | undefined): string | undefined {
   if (url !== undefined && url.trim() === '') {
@@ -47,22 +47,6 @@ function readDotEnvUrl(): string | undefined {
   return url;
 }
 
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-/** Strict parsing of a command's flags; a mistake is a ConfigError that points to the help. */
-export function parseCommandLine<const T extends Options>(
-  args: string[],
-  options: T,
-  command: string,
-): ReturnType<typeof parseArgs<{ options: T; allowPositionals: true; strict: true }>> {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (error) {
-    const help = `lockstep${command ? ` ${command}` : ''} --help`;
-    throw new ConfigError(`${(error as Error).message}\nRun \`${help}\` for usage.`);
-  }
-}
-
 export function intOption(flag: string, value: string | undefined, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
   if (!/^\d+$/.test(value) || Number(value) < min)
@@ -83,12 +67,15 @@ export function expectArgs(command: string, args: string[], count: number, usage
 /** Prints an error (and its JSON with --json); returns the exit code. */
 export function fail(error: unknown, json: boolean): number {
   if (error instanceof LockstepError) {
-    if (json) writeStdout(`${JSON.stringify(scrubDeep(error.toJSON(), scrub), null, 2)}\n`);
-    writeStderr(`lockstep: ${error.message}\n`);
+    if (json) writeStdout(`${printableJson(JSON.stringify(scrubDeep(error.toJSON(), scrub), null, 2))}\n`);
+    writeStderr(`lockstep: ${printable(scrub(error.message))}\n`);
     return error.exitCode;
   }
   const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  if (json) writeStdout(`${JSON.stringify({ error: 'INTERNAL', message: scrub(String(error)) }, null, 2)}\n`);
-  writeStderr(`lockstep: unexpected error (please report it): ${message}\n`);
+  if (json)
+    writeStdout(
+      `${printableJson(JSON.stringify({ error: 'INTERNAL', message: scrub(String(error)) }, null, 2))}\n`,
+    );
+  writeStderr(`lockstep: unexpected error (please report it): ${printable(scrub(message))}\n`);
   return ExitCode.migrationFailed;
 }

@@ -1,38 +1,88 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import type { LockstepOptions } from '../core/config.js';
 import { ConfigError, ExitCode } from '../core/errors.js';
 import { Migrator } from '../core/runner.js';
-import {
-  databaseUrl,
-  expectArgs,
-  fail,
-  intOption,
-  parseCommandLine,
-  writeStderr,
-  writeStdout,
-} from './common.js';
+import { printable, printableJson } from '../util/text.js';
+import { databaseUrl, expectArgs, fail, intOption, writeStderr, writeStdout } from './common.js';
 import { createMigrationFile } from './new.js';
+import {
+  COMMAND_OPTIONS,
+  CORE_COMMANDS,
+  type CommandLine,
+  type OptionName,
+  parseCommandLine,
+  type Values,
+} from './options.js';
 import { formatEvent, formatResult } from './output.js';
+
+/** Each command's entry in the help: its usage and what it does, as `lockstep --help` lists it. */
+const COMMAND_HELP: Record<(typeof CORE_COMMANDS)[number], string> = {
+  up: `  up                     Apply every pending migration (the default command). Safe to run from
+                         many processes at once: one applies, the others wait, then exit 0 and
+                         say who applied what.`,
+  down: `  down [--steps N]       Roll back the newest N applied migrations (default 1).`,
+  status: `  status                 List every migration with its state, when and by whom it was applied,
+                         and the current lock holder. Takes no lock.`,
+  new: `  new <name> [--ts]      Create <dir>/<UTC timestamp>_<name>.sql (or .ts with --ts).`,
+  resolve: `  resolve <version> --applied | --rolled-back [--force]
+                         Record how an interrupted (running) or failed non-transactional migration
+                         ended, after you checked the database: --applied if its changes are in
+                         place, --rolled-back if they are not (the ledger row is removed). Any
+                         other state is refused, saying what to do instead.`,
+};
+
+/** Each option's entry in the help, in the order shown. */
+const OPTION_HELP: Partial<Record<OptionName, string>> = {
+  url: `  -u, --url <url>            Database URL. Default: $DATABASE_URL (also read from ./.env),
+                             else sqlite:db/lockstep.sqlite3. Schemes: postgres://, postgresql://,
+                             mysql://, mariadb://, sqlite:relative/path.db, sqlite:///absolute/path.db`,
+  dir: `  -d, --dir <dir>            Migrations directory. Default: db/migrations`,
+  table: `  -t, --table <name>         Ledger table. Default: lockstep_migrations (schema.table on Postgres;
+                             unqualified means public; on MySQL it lives in the URL's database)`,
+  'lock-timeout': `      --lock-timeout <dur>   How long to wait for another runner's lock, e.g. 30s, 15m. Default: 15m`,
+  'ddl-lock-timeout': `      --ddl-lock-timeout <dur|off>
+                             Table-lock wait limit for statements of transactional migrations
+                             (Postgres lock_timeout, MySQL lock_wait_timeout), so DDL never
+                             queues production traffic behind it. Default: 5s`,
+  'ddl-lock-retries': `      --ddl-lock-retries <n> Retries (with backoff) after a DDL lock timeout. Default: 5`,
+  'async-table': `      --async-table <name>   Where up reads the state of long-running migrations, when a
+                             migration says requires:<name>. Default: lockstep_async`,
+  'allow-out-of-order': `      --allow-out-of-order   Apply pending migrations older than the newest applied one`,
+  'allow-changed': `      --allow-changed        Accept applied migrations whose file changed since`,
+  'allow-missing': `      --allow-missing        Accept applied migrations whose file is gone`,
+  steps: `      --steps <n>            With down: how many migrations to roll back. Default: 1`,
+  applied: `      --applied              With resolve: its changes are in place (the row becomes applied)`,
+  'rolled-back': `      --rolled-back          With resolve: its changes are not in place (the row is removed)`,
+  force: `      --force                With resolve: write the record whatever the state: --applied marks a
+                             pending, rolled-back or edited migration applied without running it
+                             (changes made by hand); --rolled-back deletes the row of an applied
+                             one without running its down section. Check the database first.`,
+  ts: `      --ts                   With new: create a TypeScript migration module`,
+  json: `      --json                 Print the result, or the error, as one JSON object on stdout`,
+  quiet: `  -q, --quiet                Print only errors`,
+  help: `  -h, --help                 Show this help (after a command: that command's)`,
+  version: `  -v, --version              Show the version (alone: it is not "verbose")`,
+};
+
+const EXIT_CODES = `Exit codes:
+  0  success, including a runner that waited and found everything applied
+  1  a migration failed (its error says where and what state it left)
+  2  bad input: usage, URL, migration files, or history checks; nothing was changed
+  3  timed out waiting for the migration lock; the error names the holder
+  4  dirty state: an interrupted non-transactional migration needs \`lockstep resolve\`
+  5  the database could not be reached, or the session was lost during the run
+  6  refused: a migration requires a long-running migration that is not completed, or
+     resolve was asked about a migration that is not interrupted or failed
+`;
 
 const HELP = `lockstep — database migrations applied exactly once, in order, by exactly one process,
 however many processes start at the same moment.
 
-Usage: lockstep <command> [options]
+Usage: lockstep <command> [options]   (options go before or after the command)
 
 Commands:
-  up                     Apply every pending migration (the default command). Safe to run from
-                         many processes at once: one applies, the others wait, then exit 0 and
-                         say who applied what.
-  down [--steps N]       Roll back the newest N applied migrations (default 1).
-  status                 List every migration with its state, when and by whom it was applied,
-                         and the current lock holder. Takes no lock.
-  new <name> [--ts]      Create <dir>/<UTC timestamp>_<name>.sql (or .ts with --ts).
-  resolve <version> --applied | --rolled-back
-                         Record how an interrupted or failed non-transactional migration ended,
-                         after you checked the database: --applied if its changes are in place,
-                         --rolled-back if they are not (the ledger row is removed).
+${Object.values(COMMAND_HELP).join('\n')}
   async <command>        Long-running migrations (backfills, table rewrites) run in the
                          background with progress, stop, resume and rollback, one at a time.
                          See \`lockstep async --help\`.
@@ -41,31 +91,7 @@ Commands:
                          See \`lockstep serve --help\`.
 
 Options:
-  -u, --url <url>            Database URL. Default: $DATABASE_URL (also read from ./.env),
-                             else sqlite:db/lockstep.sqlite3. Schemes: postgres://, postgresql://,
-                             mysql://, mariadb://, sqlite:relative/path.db, sqlite:///absolute/path.db
-  -d, --dir <dir>            Migrations directory. Default: db/migrations
-  -t, --table <name>         Ledger table. Default: lockstep_migrations (schema.table on Postgres;
-                             unqualified means public; on MySQL it lives in the URL's database)
-      --lock-timeout <dur>   How long to wait for another runner's lock, e.g. 30s, 15m. Default: 15m
-      --ddl-lock-timeout <dur|off>
-                             Table-lock wait limit for statements of transactional migrations
-                             (Postgres lock_timeout, MySQL lock_wait_timeout), so DDL never
-                             queues production traffic behind it. Default: 5s
-      --ddl-lock-retries <n> Retries (with backoff) after a DDL lock timeout. Default: 5
-      --async-table <name>   Where up reads the state of long-running migrations, when a
-                             migration says requires:<name>. Default: lockstep_async
-      --allow-out-of-order   Apply pending migrations older than the newest applied one
-      --allow-changed        Accept applied migrations whose file changed since
-      --allow-missing        Accept applied migrations whose file is gone
-      --steps <n>            With down: how many migrations to roll back. Default: 1
-      --applied, --rolled-back
-                             With resolve: how the migration ended
-      --ts                   With new: create a TypeScript migration module
-      --json                 Print the result, or the error, as one JSON object on stdout
-  -q, --quiet                Print only errors
-  -h, --help                 Show this help
-  -v, --version              Show the version
+${Object.values(OPTION_HELP).join('\n')}
 
 Migration files (dbmate's format):
   -- migrate:up [transaction:false] [lock_timeout:2s|off] [lock_retries:N] [requires:<name>,...]
@@ -74,76 +100,64 @@ Migration files (dbmate's format):
   DROP TABLE ...;
   TypeScript/JavaScript modules export up(ctx), down(ctx) and optionally transaction = false.
 
-Exit codes:
-  0  success, including a runner that waited and found everything applied
-  1  a migration failed (its error says where and what state it left)
-  2  bad input: usage, URL, migration files, or history checks; nothing was changed
-  3  timed out waiting for the migration lock; the error names the holder
-  4  dirty state: an interrupted non-transactional migration needs \`lockstep resolve\`
-  5  the database could not be reached, or the session was lost during the run
-  6  refused: a migration requires a long-running migration that is not completed
-`;
+${EXIT_CODES}`;
 
-const OPTIONS = {
-  url: { type: 'string', short: 'u' },
-  dir: { type: 'string', short: 'd' },
-  table: { type: 'string', short: 't' },
-  'lock-timeout': { type: 'string' },
-  'ddl-lock-timeout': { type: 'string' },
-  'ddl-lock-retries': { type: 'string' },
-  'async-table': { type: 'string' },
-  'allow-out-of-order': { type: 'boolean' },
-  'allow-changed': { type: 'boolean' },
-  'allow-missing': { type: 'boolean' },
-  steps: { type: 'string' },
-  applied: { type: 'boolean' },
-  'rolled-back': { type: 'boolean' },
-  ts: { type: 'boolean' },
-  json: { type: 'boolean' },
-  quiet: { type: 'boolean', short: 'q' },
-  help: { type: 'boolean', short: 'h' },
-  version: { type: 'boolean', short: 'v' },
-} as const;
+/** The "where" options (taken by every command) a command does not use. */
+const IGNORED: Record<(typeof CORE_COMMANDS)[number], readonly OptionName[]> = {
+  up: ['async-dir'],
+  down: ['async-dir', 'async-table'],
+  status: ['async-dir', 'async-table'],
+  resolve: ['async-dir', 'async-table'],
+  new: ['url', 'table', 'async-dir', 'async-table'],
+};
 
-type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+/** `lockstep <command> --help`: what the command does and the options it takes. */
+function commandHelp(command: (typeof CORE_COMMANDS)[number]): string {
+  const takes = (name: OptionName) =>
+    COMMAND_OPTIONS[command]?.includes(name) && !IGNORED[command].includes(name);
+  const options = (Object.entries(OPTION_HELP) as [OptionName, string][])
+    .filter(([name]) => takes(name))
+    .map(([, text]) => text);
+  const ignored = IGNORED[command].map((name) => `--${name}`).join(', ');
+  return (
+    `Usage: lockstep ${command} [options]\n\n${COMMAND_HELP[command]}\n\nOptions:\n${options.join('\n')}\n` +
+    `  (${ignored}: taken and ignored, so one wrapper script serves every command)\n\n` +
+    `${EXIT_CODES}\nEverything else: lockstep --help\n`
+  );
+}
 
 async function main(argv: string[]): Promise<number> {
-  // `lockstep [options] async <command> [options]`: its own commands and flags, loaded only then.
-  const first = parseArgs({
-    args: argv,
-    options: OPTIONS,
-    allowPositionals: true,
-    strict: false,
-    tokens: true,
-  }).tokens.find((t) => t.kind === 'positional');
-  if (first?.value === 'async') {
-    const { asyncMain } = await import('./async.js');
-    return asyncMain(argv.filter((_, i) => i !== first.index));
-  }
-  if (first?.value === 'serve') {
-    const { serveMain } = await import('./serve.js');
-    return serveMain(argv.filter((_, i) => i !== first.index));
-  }
-  let values: Values;
-  let positionals: string[];
+  let line: CommandLine;
   try {
-    ({ values, positionals } = parseCommandLine(argv, OPTIONS, ''));
+    line = parseCommandLine(argv);
   } catch (error) {
     return fail(error, argv.includes('--json'));
   }
-  const json = values.json ?? false;
-  if (values.help) {
-    process.stdout.write(HELP);
-    return ExitCode.ok;
-  }
-  if (values.version) {
+  if (line.kind === 'version') {
     process.stdout.write(`${readVersion()}\n`);
     return ExitCode.ok;
   }
-  const [command = 'up', ...args] = positionals;
+  if (line.command === 'async' || line.command.startsWith('async ')) {
+    // Loaded only then: `lockstep up` never pays for the long-running migrations' code.
+    const { asyncMain, ASYNC_HELP } = await import('./async.js');
+    if (line.kind === 'help') return printHelp(ASYNC_HELP);
+    return asyncMain(line.command.slice('async '.length), line.args, line.values);
+  }
+  if (line.command === 'serve') {
+    const { serveMain, SERVE_HELP } = await import('./serve.js');
+    if (line.kind === 'help') return printHelp(SERVE_HELP);
+    return serveMain(line.args, line.values);
+  }
+  if (line.kind === 'help') {
+    const command = CORE_COMMANDS.find((c) => c === line.command);
+    return printHelp(command ? commandHelp(command) : HELP);
+  }
+  const { command, args, values } = line;
+  const json = values.json ?? false;
   const print = (text: string) => {
     // --quiet silences the human summary; a --json result is always printed.
-    if (!values.quiet || json) writeStdout(text.endsWith('\n') ? text : `${text}\n`);
+    const shown = json ? printableJson(text) : printable(text);
+    if (!values.quiet || json) writeStdout(shown.endsWith('\n') ? shown : `${shown}\n`);
   };
   try {
     const migrator = () => new Migrator(toOptions(values));
@@ -163,13 +177,14 @@ async function main(argv: string[]): Promise<number> {
         expectArgs(command, args, 0);
         return report(await migrator().status(), 'status', json, print);
       case 'resolve': {
-        expectArgs(command, args, 1, '<version>');
+        expectArgs(command, args, 1, '<version> --applied | --rolled-back [--force]');
         if (values.applied === values['rolled-back']) {
           throw new ConfigError('resolve needs exactly one of --applied or --rolled-back');
         }
         const result = await migrator().resolve(
           args[0] as string,
           values.applied ? 'applied' : 'rolled-back',
+          { force: values.force },
         );
         return report(result, 'resolve', json, print);
       }
@@ -183,13 +198,16 @@ async function main(argv: string[]): Promise<number> {
         return report({ created: file }, 'new', json, print);
       }
       default:
-        throw new ConfigError(
-          `unknown command "${command}". Commands: up, down, status, new, resolve. See --help.`,
-        );
+        throw new ConfigError(`unknown command "${command}". See --help.`);
     }
   } catch (error) {
     return fail(error, json);
   }
+}
+
+function printHelp(text: string): number {
+  process.stdout.write(text);
+  return ExitCode.ok;
 }
 
 /** Progress goes to stderr; stdout carries only the result (text, or JSON with --json). */
@@ -210,7 +228,7 @@ function toOptions(values: Values): LockstepOptions {
     on: (event) => {
       if (quiet && event.type !== 'lock-waiting') return;
       const line = formatEvent(event);
-      if (line) writeStderr(`${line}\n`);
+      if (line) writeStderr(`${printable(line)}\n`);
     },
   };
 }

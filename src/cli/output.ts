@@ -2,6 +2,7 @@ import { describeHolder } from '../core/errors.js';
 import type { LockstepEvent } from '../core/events.js';
 import type { DownResult, ResolveResult, StatusResult, UpResult } from '../core/runner.js';
 import { formatDuration } from '../util/duration.js';
+import { printableName } from '../util/text.js';
 
 /** One progress line on stderr for an event, or undefined for events not shown. */
 export function formatEvent(event: LockstepEvent): string | undefined {
@@ -13,11 +14,11 @@ export function formatEvent(event: LockstepEvent): string | undefined {
         ? `got the migration lock after ${formatDuration(event.waitedMs)}`
         : undefined;
     case 'applied-by-other':
-      return `${event.version} ${event.name}: applied by ${event.by} while this runner waited`;
+      return `${event.version} ${printableName(event.name)}: applied by ${event.by} while this runner waited`;
     case 'migrating':
-      return `${event.direction === 'up' ? 'applying' : 'rolling back'} ${event.version} ${event.name}${event.transactional ? '' : ' (not transactional)'}`;
+      return `${event.direction === 'up' ? 'applying' : 'rolling back'} ${event.version} ${printableName(event.name)}${event.transactional ? '' : ' (not transactional)'}`;
     case 'migrated':
-      return `${event.direction === 'up' ? 'applied' : 'rolled back'} ${event.version} ${event.name} in ${formatDuration(event.durationMs)}`;
+      return `${event.direction === 'up' ? 'applied' : 'rolled back'} ${event.version} ${printableName(event.name)} in ${formatDuration(event.durationMs)}`;
     case 'lock-retry':
       return `${event.version}: table lock not granted (${event.message}); retry ${event.attempt} in ${formatDuration(event.delayMs)}`;
     case 'log':
@@ -46,7 +47,7 @@ export function formatResult(command: string, result: object): string {
       const r = result as DownResult;
       return r.rolledBack.length === 0
         ? 'nothing to roll back: no migration is applied'
-        : `rolled back ${r.rolledBack.map((m) => `${m.version} ${m.name}`).join(', ')}`;
+        : `rolled back ${r.rolledBack.map((m) => `${m.version} ${printableName(m.name)}`).join(', ')}`;
     }
     case 'resolve': {
       const r = result as ResolveResult;
@@ -70,7 +71,7 @@ function formatStatus(status: StatusResult): string {
   const header = ['VERSION', 'NAME', 'STATE', 'APPLIED AT', 'BY', 'TOOK'];
   const table = status.migrations.map((m) => [
     m.version,
-    m.name,
+    printableName(m.name),
     m.status === 'running' && m.row
       ? `running (${m.row.statementsDone}/${m.row.statementCount ?? '?'} statements)`
       : m.status,

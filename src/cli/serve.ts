@@ -1,18 +1,12 @@
 import { DEFAULT_ASYNC_DIR, DEFAULT_ASYNC_TABLE } from '../async/config.js';
 import { ConfigError, ExitCode } from '../core/errors.js';
 import { serve } from '../server/serve.js';
+import { printable } from '../util/text.js';
 import { AsyncEventPrinter } from './async-output.js';
-import {
-  databaseUrl,
-  expectArgs,
-  fail,
-  intOption,
-  parseCommandLine,
-  writeStderr,
-  writeStdout,
-} from './common.js';
+import { databaseUrl, expectArgs, fail, intOption, writeStderr, writeStdout } from './common.js';
+import type { Values } from './options.js';
 
-const HELP = `lockstep serve — the status page and JSON API of one database, for a browser or a script.
+export const SERVE_HELP = `lockstep serve — the status page and JSON API of one database, for a browser or a script.
 
 Usage: lockstep serve [options]
 
@@ -50,35 +44,16 @@ Status codes: 400 bad input · 401 no or wrong token · 403 no token configured 
               503 database unreachable
 `;
 
-const OPTIONS = {
-  host: { type: 'string' },
-  port: { type: 'string' },
-  token: { type: 'string' },
-  worker: { type: 'boolean' },
-  'allow-host': { type: 'string', multiple: true },
-  'allow-any-host': { type: 'boolean' },
-  url: { type: 'string', short: 'u' },
-  dir: { type: 'string', short: 'd' },
-  table: { type: 'string', short: 't' },
-  'async-dir': { type: 'string' },
-  'async-table': { type: 'string' },
-  quiet: { type: 'boolean', short: 'q' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
-
-export async function serveMain(argv: string[]): Promise<number> {
+/** `lockstep serve`, its options parsed and checked by parseCommandLine. */
+export async function serveMain(positionals: string[], values: Values): Promise<number> {
   try {
-    const { values, positionals } = parseCommandLine(argv, OPTIONS, 'serve');
-    if (values.help) {
-      process.stdout.write(HELP);
-      return ExitCode.ok;
-    }
     expectArgs('serve', positionals, 0);
     const token = values.token ?? process.env.LOCKSTEP_TOKEN;
-    if (token !== undefined && token.length < 16) {
-      throw new ConfigError('the token must be at least 16 characters (e.g. `openssl rand -hex 24`)');
-    }
-    const events = new AsyncEventPrinter((line) => writeStderr(`${line}\n`), values.quiet ?? false);
+    checkToken(token, values.token !== undefined ? '--token' : 'LOCKSTEP_TOKEN');
+    const events = new AsyncEventPrinter(
+      (line) => writeStderr(`${printable(line)}\n`),
+      values.quiet ?? false,
+    );
     const running = await serve({
       url: databaseUrl(values.url),
       dir: values.dir,
@@ -113,5 +88,28 @@ export async function serveMain(argv: string[]): Promise<number> {
       );
     }
     return fail(error, false);
+  }
+}
+
+/**
+ * A token that no client could send as it is (a space, a newline from `$(cat file)`, a character
+ * outside visible ASCII) would lock every client out; refused at start, without printing it.
+ */
+function checkToken(token: string | undefined, from: string): void {
+  if (token === undefined) return;
+  if (/\s/.test(token)) {
+    throw new ConfigError(
+      `the token from ${from} contains whitespace (a space, tab or newline), which an Authorization header cannot carry as typed: remove it`,
+    );
+  }
+  if (!/^[\x21-\x7e]*$/.test(token)) {
+    throw new ConfigError(
+      `the token from ${from} must be visible ASCII characters only (e.g. \`openssl rand -hex 24\`)`,
+    );
+  }
+  if (token.length < 16) {
+    throw new ConfigError(
+      `the token must be at least 16 characters (it comes from ${from}; e.g. \`openssl rand -hex 24\`)`,
+    );
   }
 }

@@ -40,6 +40,7 @@ export class ConfigError extends LockstepError {
 export interface SourceProblem {
   readonly file: string;
   readonly line?: number;
+  readonly column?: number;
   readonly problem: string;
 }
 
@@ -50,7 +51,7 @@ export class SourceError extends LockstepError {
   constructor(readonly problems: readonly SourceProblem[]) {
     super(
       `invalid migration sources; nothing was changed:\n${problems
-        .map((p) => `  ${p.file}${p.line ? `:${p.line}` : ''}: ${p.problem}`)
+        .map((p) => `  ${p.file}${p.line ? `:${p.line}${p.column ? `:${p.column}` : ''}` : ''}: ${p.problem}`)
         .join('\n')}`,
     );
   }
@@ -219,6 +220,24 @@ export class DirtyStateError extends LockstepError {
         `    lockstep resolve ${version} --applied       # its effects are in place\n` +
         `    lockstep resolve ${version} --rolled-back   # its effects are undone`,
     );
+  }
+}
+
+/**
+ * `resolve` was asked about a migration that is neither interrupted nor failed: it would have
+ * written something untrue into the ledger. Nothing was changed; the message says what to do instead.
+ */
+export class ResolveRefusedError extends LockstepError {
+  readonly code = 'RESOLVE_REFUSED';
+  readonly exitCode = ExitCode.refused;
+  constructor(
+    readonly version: string,
+    /** applied | changed (applied, file edited since) | rolled_back | pending */
+    readonly state: string,
+    readonly requested: 'applied' | 'rolled-back',
+    message: string,
+  ) {
+    super(message);
   }
 }
 

@@ -63,6 +63,13 @@ export interface Migration {
   load(direction: 'up' | 'down', dialect: import('../sql/split.js').SplitDialect): Promise<Step>;
 }
 
+/**
+ * The longest version (leading zeros aside) a ledger holds: MySQL's version column is
+ * varchar(64). One limit on every database, checked with the files, so a project stays portable
+ * and nothing is created before a version is found too long.
+ */
+export const MAX_VERSION_DIGITS = 64;
+
 /** Versions are digit strings compared as numbers: `9` comes before `10`. */
 export function compareVersions(a: string, b: string): number {
   const x = a.replace(/^0+(?=\d)/, '');

@@ -23,6 +23,7 @@ import {
   type UpPlan,
   WAVE_WINDOW_MS,
 } from './plan.js';
+import { planResolve, type ResolveAs } from './resolve.js';
 import { readMigrations } from './sources.js';
 
 export interface AppliedMigration {
@@ -240,8 +241,13 @@ export class Migrator {
   /**
    * Records by hand what a person decided about an interrupted or failed migration:
    * `applied` (its effects are in place) or `rolled-back` (they are not; the row is removed).
+   * Any other state is refused (planResolve says why and what instead) unless `force`.
    */
-  resolve(version: string, as: 'applied' | 'rolled-back'): Promise<ResolveResult> {
+  resolve(
+    version: string,
+    as: ResolveAs,
+    options: { readonly force?: boolean | undefined } = {},
+  ): Promise<ResolveResult> {
     return this.#guard(async () => {
       const config = this.#config;
       if (!/^\d+$/.test(version))
@@ -251,18 +257,11 @@ export class Migrator {
       return this.#withSession(async (session, driver) => {
         await acquireLock(session, { timeoutMs: config.lockTimeoutMs, target: driver.target, on: config.on });
         try {
-          let rows = await session.readLedger();
-          if (!rows) {
-            await session.createLedger();
-            rows = [];
-          }
-          const row = rows.find((r) => compareVersions(r.version, version) === 0);
-          if (!row && (as === 'rolled-back' || !source)) {
-            throw new ConfigError(
-              `migration ${version} has no ledger row and ${source ? 'is not applied' : 'no file'}: nothing to resolve`,
-            );
-          }
-          if (as === 'applied') {
+          const rows = await session.readLedger();
+          const row = rows?.find((r) => compareVersions(r.version, version) === 0);
+          const action = planResolve(version, row, source, as, options.force ?? false);
+          if (action === 'write-applied') {
+            if (!rows) await session.createLedger();
             const now = new Date().toISOString();
             await session.writeLedger(
               {
@@ -276,7 +275,7 @@ export class Migrator {
                 startedAt: row?.startedAt ?? now,
                 finishedAt: now,
                 durationMs: row?.durationMs ?? null,
-                appliedBy: `${config.runnerId} (resolve --applied)`,
+                appliedBy: `${config.runnerId} (resolve --applied${options.force ? ' --force' : ''})`,
                 error: row?.error ?? null,
               },
               row ?? null,

@@ -1,13 +1,15 @@
 import { createHash } from 'node:crypto';
-import { type Dirent, readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, readlinkSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { lineFinder, type SplitDialect, splitStatements } from '../sql/split.js';
 import { parseDuration } from '../util/duration.js';
+import { bytesForDisplay, decodeUtf8, invalidUtf8At } from '../util/text.js';
 import { SourceError, type SourceProblem } from './errors.js';
 import {
   compareVersions,
+  MAX_VERSION_DIGITS,
   type Migration,
   type MigrationFunction,
   type MigrationSettings,
@@ -17,6 +19,7 @@ import { parseSqlFile, type SqlSection } from './sql-file.js';
 
 const FILE_NAME = /^(\d+)(?:_(.*))?\.(sql|ts|mts|js|mjs)$/;
 const MODULE_EXTENSIONS = /\.(ts|mts|js|mjs)$/;
+const MIGRATION_EXTENSION = /\.(sql|ts|mts|js|mjs)$/;
 
 /**
  * Reads a migrations directory into Migrations sorted by version. Pure file work, no database:
@@ -24,61 +27,54 @@ const MODULE_EXTENSIONS = /\.(ts|mts|js|mjs)$/;
  */
 export async function readMigrations(dir: string, cwd = process.cwd()): Promise<Migration[]> {
   const absoluteDir = path.resolve(cwd, dir);
-  let entries: Dirent[];
+  let entries: Buffer[];
   try {
-    entries = await readdir(absoluteDir, { withFileTypes: true });
+    // As bytes: a name that is not UTF-8 must be refused, not decoded into one that does not exist.
+    entries = await readdir(absoluteDir, { encoding: 'buffer' });
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') {
-      throw new SourceError([
-        {
-          file: dir,
-          problem:
-            code === 'ENOENT'
-              ? 'migrations directory not found (create it, or pass --dir; `lockstep new <name>` creates it)'
-              : 'is not a directory (--dir names the folder that holds the migration files)',
-        },
-      ]);
-    }
-    throw error;
+    throw new SourceError([{ file: dir, problem: directoryProblem(error as NodeJS.ErrnoException) }]);
   }
 
   const problems: SourceProblem[] = [];
   const migrations: Migration[] = [];
   // Only names that can be migrations are read: README.md and the like are ignored.
-  const named = entries.filter(
-    (e) => !e.name.startsWith('.') && !e.name.endsWith('.d.ts') && /\.(sql|ts|mts|js|mjs)$/.test(e.name),
-  );
-  for (const entry of named) {
-    if (entry.isDirectory()) {
+  const candidates = entries
+    .map((bytes) => ({ bytes, name: bytes.toString('utf8') }))
+    .filter(({ name }) => !name.startsWith('.') && !name.endsWith('.d.ts') && MIGRATION_EXTENSION.test(name))
+    .sort((a, b) => Buffer.compare(a.bytes, b.bytes));
+  for (const { bytes, name: fileName } of candidates) {
+    if (invalidUtf8At(bytes) !== -1) {
       problems.push({
-        file: displayPath(path.join(absoluteDir, entry.name), cwd),
-        problem: 'is a directory, not a migration file',
+        file: displayPath(path.join(absoluteDir, bytesForDisplay(bytes)), cwd),
+        problem: 'the file name is not valid UTF-8: rename it',
       });
+      continue;
     }
-  }
-  const candidates = named
-    .filter((e) => !e.isDirectory())
-    .map((e) => e.name)
-    .sort();
-  for (const fileName of candidates) {
     const fullPath = path.join(absoluteDir, fileName);
     const shown = displayPath(fullPath, cwd);
     const match = FILE_NAME.exec(fileName);
     if (!match) {
-      if (/\.(sql|ts|mts|js|mjs)$/.test(fileName)) {
-        problems.push({
-          file: shown,
-          problem: 'file name must start with a version number: <version>_<name>.sql',
-        });
-      }
+      problems.push({
+        file: shown,
+        problem: 'file name must start with a version number: <version>_<name>.sql',
+      });
       continue;
     }
     const version = match[1] as string;
     const name = match[2] ?? '';
-    // Sequential synchronous reads: for thousands of small files they are several times faster,
-    // and far lighter on memory, than as many concurrent promises.
-    const text = readFileSync(fullPath, 'utf8');
+    if (version.length > MAX_VERSION_DIGITS) {
+      problems.push({
+        file: shown,
+        problem: `a version of ${version.length} digits: the ledger's version column holds at most ${MAX_VERSION_DIGITS} digits (on every database)`,
+      });
+      continue;
+    }
+    const read = readSource(fullPath);
+    if ('problem' in read) {
+      problems.push({ file: shown, ...read });
+      continue;
+    }
+    const { text } = read;
     if (fileName.endsWith('.sql')) {
       const parsed = parseSqlFile(text, shown);
       problems.push(...parsed.problems);
@@ -102,6 +98,70 @@ export async function readMigrations(dir: string, cwd = process.cwd()): Promise<
   }
   if (problems.length > 0) throw new SourceError(problems);
   return migrations;
+}
+
+function directoryProblem(error: NodeJS.ErrnoException): string {
+  switch (error.code) {
+    case 'ENOENT':
+      return 'migrations directory not found (create it, or pass --dir; `lockstep new <name>` creates it)';
+    case 'ENOTDIR':
+      return 'is not a directory (--dir names the folder that holds the migration files)';
+    case 'EACCES':
+    case 'EPERM':
+      return 'cannot be read: permission denied (lockstep must list the migrations directory)';
+    default:
+      return `cannot be read: ${error.message}`;
+  }
+}
+
+/**
+ * One migration file's text, or why it cannot be used. Opened without blocking, so that a FIFO
+ * named like a migration is refused instead of waiting forever for a writer.
+ */
+function readSource(fullPath: string): { text: string } | Omit<SourceProblem, 'file'> {
+  let fd: number;
+  try {
+    fd = openSync(fullPath, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (error) {
+    return { problem: fileProblem(error as NodeJS.ErrnoException, fullPath) };
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (stat.isDirectory()) return { problem: 'is a directory, not a migration file' };
+    if (!stat.isFile())
+      return { problem: 'is not a regular file (a FIFO, socket or device): a migration is a file' };
+    return decodeUtf8(readFileSync(fd));
+  } catch (error) {
+    return { problem: fileProblem(error as NodeJS.ErrnoException, fullPath) };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function fileProblem(error: NodeJS.ErrnoException, fullPath: string): string {
+  switch (error.code) {
+    case 'ENOENT': {
+      const target = linkTarget(fullPath);
+      return target !== undefined
+        ? `is a symbolic link to ${target}, which does not exist`
+        : 'disappeared while lockstep read the directory';
+    }
+    case 'EACCES':
+    case 'EPERM':
+      return 'cannot be read: permission denied';
+    case 'ELOOP':
+      return 'is a symbolic link that loops';
+    default:
+      return `cannot be read: ${error.message}`;
+  }
+}
+
+function linkTarget(fullPath: string): string | undefined {
+  try {
+    return readlinkSync(fullPath);
+  } catch {
+    return undefined;
+  }
 }
 
 function sqlMigration(

@@ -23,6 +23,17 @@ export function createLedgerSql(table: string, t: ColumnTypes): string {
 )${t.tableOptions ?? ''}`;
 }
 
+/**
+ * `--table` names a table that exists but lacks the ledger's columns: someone else's table. It is
+ * neither read as a ledger nor written to.
+ */
+export function notALedger(table: string, dbMessage: string): ConfigError {
+  return new ConfigError(
+    `table ${table} exists but is not a lockstep ledger (${dbMessage}); nothing was changed. ` +
+      "Pass --table a table of lockstep's own, or a new name (default: lockstep_migrations).",
+  );
+}
+
 export function ledgerValues(row: LedgerRow): unknown[] {
   return [
     row.version,

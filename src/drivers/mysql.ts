@@ -28,6 +28,7 @@ import {
   ledgerValues,
   likePrefix,
   MYSQL_TEXT_BYTES,
+  notALedger,
   settingName,
   storableText,
 } from './ledger-sql.js';
@@ -226,7 +227,9 @@ class MysqlSession implements Session {
         fromLedgerRecord({ ...r, started_at: toIso(r.started_at), finished_at: toIso(r.finished_at) }),
       );
     } catch (error) {
-      if ((error as { code?: string }).code === 'ER_NO_SUCH_TABLE') return null;
+      const code = (error as { code?: string }).code;
+      if (code === 'ER_NO_SUCH_TABLE') return null;
+      if (code === 'ER_BAD_FIELD_ERROR') throw notALedger(this.#options.table, (error as Error).message);
       throw error;
     }
   }

@@ -27,6 +27,7 @@ import {
   ledgerUpdateSql,
   ledgerValues,
   likePrefix,
+  notALedger,
   quoteIdentifier,
   settingName,
   storableText,
@@ -196,6 +197,7 @@ class PostgresSession implements Session {
     } catch (error) {
       const code = (error as { code?: string }).code;
       if (code === '42P01' || code === '3F000') return null; // undefined table / schema
+      if (code === '42703') throw notALedger(this.#options.table, (error as Error).message); // undefined column
       throw error;
     }
   }

@@ -28,6 +28,7 @@ import {
   ledgerInsertSql,
   ledgerUpdateSql,
   ledgerValues,
+  notALedger,
   quoteIdentifier,
   settingName,
   storableText,
@@ -212,6 +213,8 @@ class SqliteSession implements Session {
         .map((r) => fromLedgerRecord(r as Record<string, unknown>));
     } catch (error) {
       if (/no such table/.test((error as Error).message)) return null;
+      if (/no such column/.test((error as Error).message))
+        throw notALedger(this.#options.table, (error as Error).message);
       throw error;
     }
   }

@@ -129,11 +129,14 @@ UPDATE t SET x = 1;
           ['trigger', '0001_count', '--param', 'size=1'],
           /0001_count has no parameter "size"; its parameters: label/,
         ],
-        [['list', '--wait'], /--wait goes with trigger, resume or rollback/],
+        [
+          ['list', '--wait'],
+          /--wait is not an option of `lockstep async list`; it goes with `lockstep async trigger`/,
+        ],
         [['worker', '--on-dead', 'maybe'], /--on-dead takes error or resume, got "maybe"/],
         [['worker', '--poll', 'often'], /invalid poll interval "often"/],
         [['explode'], /unknown command "async explode"/],
-        [['status', '--bogus'], /Unknown option '--bogus'/],
+        [['status', '--bogus'], /unknown option --bogus/],
       ];
       for (const [args, message] of cases) {
         const r = await run(args);

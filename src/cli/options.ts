@@ -1,0 +1,184 @@
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../core/errors.js';
+
+/**
+ * Every option of every command, in one table: an option means the same wherever it is given,
+ * before the command or after it, and the command line is parsed once, whatever the command.
+ */
+export const OPTIONS = {
+  url: { type: 'string', short: 'u' },
+  dir: { type: 'string', short: 'd' },
+  table: { type: 'string', short: 't' },
+  'lock-timeout': { type: 'string' },
+  'ddl-lock-timeout': { type: 'string' },
+  'ddl-lock-retries': { type: 'string' },
+  'async-dir': { type: 'string' },
+  'async-table': { type: 'string' },
+  'allow-out-of-order': { type: 'boolean' },
+  'allow-changed': { type: 'boolean' },
+  'allow-missing': { type: 'boolean' },
+  steps: { type: 'string' },
+  applied: { type: 'boolean' },
+  'rolled-back': { type: 'boolean' },
+  force: { type: 'boolean' },
+  ts: { type: 'boolean' },
+  param: { type: 'string', multiple: true },
+  queue: { type: 'boolean' },
+  wait: { type: 'boolean' },
+  once: { type: 'boolean' },
+  poll: { type: 'string' },
+  'on-dead': { type: 'string' },
+  'cancel-orphans': { type: 'boolean' },
+  host: { type: 'string' },
+  port: { type: 'string' },
+  token: { type: 'string' },
+  worker: { type: 'boolean' },
+  'allow-host': { type: 'string', multiple: true },
+  'allow-any-host': { type: 'boolean' },
+  json: { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} as const;
+
+export type OptionName = keyof typeof OPTIONS;
+
+export type Values = ReturnType<
+  typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; strict: true }>
+>['values'];
+
+const OUTPUT = ['json', 'quiet', 'help'] as const;
+/**
+ * Where the database and the files are: every command takes these (those that need none ignore
+ * them), so one wrapper script (`lockstep -u "$URL" -d db/migrations "$@"`) serves every command.
+ * They name a place, never change what a command does.
+ */
+const WHERE = ['url', 'dir', 'table', 'async-dir', 'async-table'] as const;
+const RUN = ['lock-timeout', 'ddl-lock-timeout', 'ddl-lock-retries'] as const;
+const ASYNC = [...WHERE, ...OUTPUT] as const;
+
+/** The options each command takes; any other is an error that names the commands taking it. */
+export const COMMAND_OPTIONS: Readonly<Record<string, readonly OptionName[]>> = {
+  up: [...WHERE, ...RUN, 'allow-out-of-order', 'allow-changed', 'allow-missing', ...OUTPUT],
+  down: [...WHERE, ...RUN, 'steps', ...OUTPUT],
+  status: [...WHERE, ...OUTPUT],
+  resolve: [...WHERE, 'lock-timeout', 'applied', 'rolled-back', 'force', ...OUTPUT],
+  new: [...WHERE, 'ts', ...OUTPUT],
+  'async list': ASYNC,
+  'async status': ASYNC,
+  'async trigger': [...ASYNC, 'param', 'queue', 'wait'],
+  'async stop': [...ASYNC, 'force'],
+  'async resume': [...ASYNC, 'wait'],
+  'async rollback': [...ASYNC, 'wait'],
+  'async worker': [...ASYNC, 'once', 'poll', 'on-dead', 'cancel-orphans'],
+  'async new': [...ASYNC, 'ts'],
+  serve: [...WHERE, 'host', 'port', 'token', 'worker', 'allow-host', 'allow-any-host', 'quiet', 'help'],
+};
+
+export const CORE_COMMANDS = ['up', 'down', 'status', 'new', 'resolve'] as const;
+export const ASYNC_COMMANDS = ['list', 'status', 'trigger', 'stop', 'resume', 'rollback', 'worker', 'new'];
+
+export type CommandLine =
+  /** `command` is `up`, `async list`, `serve`, ...; `async` alone when no subcommand was given. */
+  | { readonly kind: 'run'; readonly command: string; readonly args: string[]; readonly values: Values }
+  /** --help anywhere: the help of `command` (`''`: lockstep's own). */
+  | { readonly kind: 'help'; readonly command: string }
+  | { readonly kind: 'version' };
+
+/**
+ * argv → the command, its arguments and options; never a silent misreading. An unknown option, an
+ * option the command does not take, a single-valued option given twice, and --version with
+ * anything else are ConfigErrors (exit 2) that say what was meant. Pure.
+ */
+export function parseCommandLine(argv: readonly string[]): CommandLine {
+  // A lenient pass finds the command; the strict pass below checks the values.
+  const { tokens } = parseArgs({
+    args: [...argv],
+    options: OPTIONS,
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+  });
+  const words = tokens.flatMap((t) => (t.kind === 'positional' ? [t.value] : []));
+  const { command, args } = commandOf(words);
+  const given = tokens.flatMap((t) => (t.kind === 'option' ? [t] : []));
+  if (given.some((t) => t.name === 'help')) return { kind: 'help', command: words.length > 0 ? command : '' };
+
+  const unknown = given.find((t) => !Object.hasOwn(OPTIONS, t.name));
+  if (unknown) {
+    throw new ConfigError(`unknown option ${unknown.rawName}. Run \`${helpFor(command)}\` for the options.`);
+  }
+  const version = given.find((t) => t.name === 'version');
+  if (version) {
+    if (argv.length === 1) return { kind: 'version' };
+    throw new ConfigError(
+      `${version.rawName === '-v' ? '-v is not verbose: -v is --version, and ' : ''}--version takes no ` +
+        'command and no other option: `lockstep --version` prints the version. There is no verbose ' +
+        'flag: progress already goes to stderr (--quiet keeps only errors), and --json prints the ' +
+        'result as JSON.',
+    );
+  }
+
+  let values: Values;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true }));
+  } catch (error) {
+    throw new ConfigError(`${(error as Error).message}\nRun \`${helpFor(command)}\` for usage.`);
+  }
+  if (command === 'async') return { kind: 'run', command, args, values };
+  const takes = COMMAND_OPTIONS[command];
+  if (!takes) throw unknownCommand(command);
+  for (const option of given) {
+    const name = option.name as OptionName;
+    if (!takes.includes(name)) throw notAnOptionOf(command, name);
+  }
+  for (const name of Object.keys(OPTIONS) as OptionName[]) {
+    const spec: { type: string; multiple?: boolean } = OPTIONS[name];
+    const times = given.filter((t) => t.name === name);
+    if (spec.type === 'string' && !spec.multiple && times.length > 1) {
+      // A URL or a token is never echoed: it may hold a secret.
+      const secret = name === 'url' || name === 'token';
+      const shown = secret ? '' : ` (${times.map((t) => JSON.stringify(t.value ?? '')).join(', then ')})`;
+      throw new ConfigError(
+        `--${name} given ${times.length === 2 ? 'twice' : `${times.length} times`}${shown}: give it once`,
+      );
+    }
+  }
+  return { kind: 'run', command, args, values };
+}
+
+function commandOf(words: readonly string[]): { command: string; args: string[] } {
+  const [first = 'up', second, ...rest] = words;
+  if (first === 'async') {
+    return second === undefined ? { command: 'async', args: [] } : { command: `async ${second}`, args: rest };
+  }
+  return { command: first, args: words.slice(1) };
+}
+
+/** The `--help` that explains a command's options. */
+export function helpFor(command: string): string {
+  if (command.startsWith('async')) return 'lockstep async --help';
+  if (command === 'serve' || (CORE_COMMANDS as readonly string[]).includes(command))
+    return `lockstep ${command} --help`;
+  return 'lockstep --help';
+}
+
+function unknownCommand(command: string): ConfigError {
+  return command.startsWith('async ')
+    ? new ConfigError(
+        `unknown command "${command}". Commands: ${ASYNC_COMMANDS.join(', ')}. See lockstep async --help.`,
+      )
+    : new ConfigError(
+        `unknown command "${command}". Commands: ${CORE_COMMANDS.join(', ')}, async, serve. See --help.`,
+      );
+}
+
+function notAnOptionOf(command: string, name: OptionName): ConfigError {
+  const takers = Object.entries(COMMAND_OPTIONS)
+    .filter(([, options]) => options.includes(name))
+    .map(([c]) => `\`lockstep ${c}\``);
+  return new ConfigError(
+    `--${name} is not an option of \`lockstep ${command}\`; it goes with ${takers.join(', ')}. ` +
+      `Run \`${helpFor(command)}\` for the options of ${command}.`,
+  );
+}
