@@ -4,7 +4,7 @@
  * may only stand where a literal could, and the value goes into SQL as a literal made of
  * characters that mean nothing to the lexer, whatever the session's settings.
  */
-import type { SplitDialect } from '../sql/split.js';
+import { type SplitDialect, skipBlockComment, skipQuoted, skipToLineEnd } from '../sql/split.js';
 import { parseDuration } from '../util/duration.js';
 
 export const PARAMETER_TYPES = ['text', 'integer', 'number', 'boolean', 'duration'] as const;
@@ -245,13 +245,13 @@ function regions(text: string, syntax: SplitDialect, reading: Reading): Region[]
     let end = i + 1;
     let region: Region = 'code';
     if (c === '-' && next === '-') {
-      end = lineEnd(text, i);
+      end = skipToLineEnd(text, i);
       region = 'comment';
     } else if (c === '#' && syntax.hashComments) {
-      end = lineEnd(text, i);
+      end = skipToLineEnd(text, i);
       region = 'comment';
     } else if (c === '/' && next === '*') {
-      end = blockCommentEnd(text, i, syntax.nestedBlockComments);
+      end = skipBlockComment(text, i, syntax.nestedBlockComments);
       region = 'comment';
     } else if (c === "'") {
       const prefix = text[i - 1];
@@ -260,13 +260,13 @@ function regions(text: string, syntax: SplitDialect, reading: Reading): Region[]
         (reading.single === 'e-prefix' &&
           (prefix === 'E' || prefix === 'e') &&
           !/\w/.test(text[i - 2] ?? ''));
-      end = quotedEnd(text, i, "'", escapes);
+      end = skipQuoted(text, i, "'", escapes);
       region = 'string';
     } else if (c === '"') {
-      end = quotedEnd(text, i, '"', reading.double);
+      end = skipQuoted(text, i, '"', reading.double);
       region = reading.double ? 'string' : 'identifier';
     } else if (c === '`' && syntax.backticks) {
-      end = quotedEnd(text, i, '`', false);
+      end = skipQuoted(text, i, '`', false);
       region = 'identifier';
     } else if (c === '[' && syntax.brackets) {
       const close = text.indexOf(']', i + 1);
@@ -284,42 +284,6 @@ function regions(text: string, syntax: SplitDialect, reading: Reading): Region[]
     i = end;
   }
   return map;
-}
-
-function lineEnd(text: string, i: number): number {
-  const end = text.indexOf('\n', i);
-  return end < 0 ? text.length : end + 1;
-}
-
-function blockCommentEnd(text: string, i: number, nested: boolean): number {
-  let depth = 0;
-  let j = i;
-  while (j < text.length) {
-    if (text[j] === '/' && text[j + 1] === '*') {
-      depth = nested ? depth + 1 : 1;
-      j += 2;
-    } else if (text[j] === '*' && text[j + 1] === '/') {
-      depth--;
-      j += 2;
-      if (depth === 0) return j;
-    } else {
-      j++;
-    }
-  }
-  return text.length;
-}
-
-function quotedEnd(text: string, i: number, quote: string, backslash: boolean): number {
-  let j = i + 1;
-  while (j < text.length) {
-    const c = text[j];
-    if (backslash && c === '\\') j += 2;
-    else if (c === quote) {
-      if (text[j + 1] === quote) j += 2;
-      else return j + 1;
-    } else j++;
-  }
-  return text.length;
 }
 
 /**

@@ -286,12 +286,13 @@ function isWordChar(c: string | undefined): boolean {
   return c !== undefined && /[A-Za-z0-9_$]/.test(c);
 }
 
-function skipToLineEnd(text: string, i: number): number {
+/** Lexing helpers, shared with the placeholder finder of long-running migrations (src/async/parameters.ts). */
+export function skipToLineEnd(text: string, i: number): number {
   const end = text.indexOf('\n', i);
   return end < 0 ? text.length : end + 1;
 }
 
-function skipBlockComment(text: string, i: number, nested: boolean): number {
+export function skipBlockComment(text: string, i: number, nested: boolean): number {
   if (!nested) {
     const end = text.indexOf('*/', i + 2);
     return end < 0 ? text.length : end + 2;
@@ -315,7 +316,7 @@ function skipBlockComment(text: string, i: number, nested: boolean): number {
 }
 
 /** Skips a quoted string or identifier; a doubled quote is an escaped quote. */
-function skipQuoted(text: string, i: number, quote: string, backslash: boolean): number {
+export function skipQuoted(text: string, i: number, quote: string, backslash: boolean): number {
   let j = i + 1;
   while (j < text.length) {
     const c = text[j];
