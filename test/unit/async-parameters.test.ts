@@ -156,6 +156,17 @@ describe('findPlaceholders', () => {
       ],
     );
   });
+
+  it('ends a comment where the database does: after /*/*/ a placeholder is a value (MySQL, SQLite)', () => {
+    for (const kind of ['mysql', 'sqlite'] as const) {
+      const found = findPlaceholders('SELECT /*/*/ {{a}}', DRIVERS[kind].syntax);
+      assert.deepEqual(
+        found.map((p) => [p.name, p.problem]),
+        [['a', undefined]],
+        kind,
+      );
+    }
+  });
 });
 
 /** Definitions written into a scratch directory, loaded as a trigger would load them. */
