@@ -45,6 +45,12 @@ Options:
                              (Postgres lock_timeout, MySQL lock_wait_timeout), so DDL never
                              queues production traffic behind it. Default: 5s
       --ddl-lock-retries <n> Retries (with backoff) after a DDL lock timeout. Default: 5
+      --migration-timeout <dur|off>
+                             How long one migration may run before its statement is cancelled,
+                             the migration rolled back (or recorded failed) and the lock
+                             released. A migration's timeout:<dur> overrides it. Default: 1h
+      --run-timeout <dur|off>
+                             How long a run may hold the lock applying migrations. Default: off
       --async-table <name>   Where up reads the state of long-running migrations, when a
                              migration says requires:<name>. Default: lockstep_async
       --allow-out-of-order   Apply pending migrations older than the newest applied one
@@ -60,11 +66,13 @@ Options:
   -v, --version              Show the version
 
 Migration files (dbmate's format):
-  -- migrate:up [transaction:false] [lock_timeout:2s|off] [lock_retries:N] [requires:<name>,...]
+  -- migrate:up [transaction:false] [lock_timeout:2s|off] [lock_retries:N] [timeout:30m|off]
+                [requires:<name>,...]
   CREATE TABLE ...;
   -- migrate:down
   DROP TABLE ...;
-  TypeScript/JavaScript modules export up(ctx), down(ctx) and optionally transaction = false.
+  TypeScript/JavaScript modules export up(ctx), down(ctx) and optionally transaction = false,
+  timeout = '30m'. A transactional migration must not BEGIN, COMMIT or ROLLBACK itself.
 
 Exit codes:
   0  success, including a runner that waited and found everything applied
@@ -83,6 +91,8 @@ const OPTIONS = {
   'lock-timeout': { type: 'string' },
   'ddl-lock-timeout': { type: 'string' },
   'ddl-lock-retries': { type: 'string' },
+  'migration-timeout': { type: 'string' },
+  'run-timeout': { type: 'string' },
   'async-table': { type: 'string' },
   'allow-out-of-order': { type: 'boolean' },
   'allow-changed': { type: 'boolean' },
@@ -195,6 +205,8 @@ function toOptions(values: Values): LockstepOptions {
     lockTimeout: values['lock-timeout'],
     ddlLockTimeout: ddlLockTimeout === 'off' ? null : ddlLockTimeout,
     ddlLockRetries: intOption('--ddl-lock-retries', values['ddl-lock-retries'], 5, 0),
+    migrationTimeout: values['migration-timeout'],
+    runTimeout: values['run-timeout'],
     asyncTable: values['async-table'],
     allowOutOfOrder: values['allow-out-of-order'],
     allowChanged: values['allow-changed'],
@@ -219,11 +231,25 @@ function readVersion(): string {
   return pkg.version;
 }
 
+let finished = false;
+// The process ends before the run did: migration code called process.exit() outside the guarded
+// windows, or awaited something that can never settle. Never a silent exit 0.
+process.on('exit', () => {
+  if (finished) return;
+  process.stderr.write(
+    'lockstep: the process ended before the run finished (a migration ended the process, or awaited ' +
+      'something that can never complete). Run `lockstep status` to see what the ledger holds.\n',
+  );
+  process.exitCode = ExitCode.migrationFailed;
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
+    finished = true;
     process.exitCode = code;
   },
   (error) => {
+    finished = true;
     process.exitCode = fail(error, false);
   },
 );

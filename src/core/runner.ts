@@ -1,5 +1,6 @@
 import type { Driver, LedgerRow, Session } from '../drivers/driver.js';
 import { openDriver, redactUrl, withoutSecrets } from '../drivers/registry.js';
+import { transactionControl } from '../sql/transaction-control.js';
 import { type LockstepOptions, type ResolvedConfig, resolveConfig } from './config.js';
 import {
   AsyncRequiredError,
@@ -11,7 +12,8 @@ import {
   LockstepError,
   SourceError,
 } from './errors.js';
-import { runMigration } from './execute.js';
+import { type Deadline, runMigration, runsInTransaction } from './execute.js';
+import { guardProcessExit } from './exit-guard.js';
 import { acquireLock } from './lock.js';
 import { compareVersions, type Migration, type Step } from './migration.js';
 import {
@@ -107,6 +109,7 @@ export class Migrator {
         // Another runner applied everything while this one waited: done, without the lock.
         if (!locked) return upToDate(config, before, latest, waitedMs);
 
+        const runDeadline = deadline(config.runTimeoutMs);
         try {
           const found = await session.readLedger();
           const rows = found ?? [];
@@ -122,7 +125,7 @@ export class Migrator {
           const appliedByOthers = newlyApplied(before ?? [], rows);
           for (const other of appliedByOthers) config.on({ type: 'applied-by-other', ...other });
 
-          const run = { session, driver, config };
+          const run = { session, driver, config, runDeadline };
           const applied: AppliedMigration[] = [];
           const previousRows = new Map((before ?? []).map((r) => [r.version, r]));
           for (const migration of plan.pending) {
@@ -173,6 +176,7 @@ export class Migrator {
           target: driver.target,
           on: config.on,
         });
+        const runDeadline = deadline(config.runTimeoutMs);
         try {
           const rows = (await session.readLedger()) ?? [];
           const dirty = planUp(migrations, rows, {
@@ -198,7 +202,7 @@ export class Migrator {
             'down',
             driver,
           );
-          const run = { session, driver, config };
+          const run = { session, driver, config, runDeadline };
           const rolledBack: AppliedMigration[] = [];
           for (const row of targets) {
             const migration = sources.get(row.version) as Migration;
@@ -316,15 +320,48 @@ async function loadSteps(migrations: readonly Migration[], direction: 'up' | 'do
   const steps = new Map<string, Step>();
   const problems: SourceError['problems'][number][] = [];
   for (const migration of migrations) {
+    // Importing a module runs its top level: it must not end the process either.
+    const exits = guardProcessExit();
     try {
-      steps.set(migration.version, await migration.load(direction, driver.syntax));
+      const step = await migration.load(direction, driver.syntax);
+      steps.set(migration.version, step);
+      problems.push(...transactionControlProblems(migration, step, driver));
     } catch (error) {
       if (error instanceof SourceError) problems.push(...error.problems);
       else throw error;
+    } finally {
+      exits.release();
     }
+    if (exits.attempt) problems.push({ file: migration.file, problem: exits.attempt.message });
   }
   if (problems.length > 0) throw new SourceError(problems);
   return steps;
+}
+
+/**
+ * A SQL migration that lockstep runs in a transaction must not begin or end one itself: a COMMIT
+ * in it would make a later failure roll back only part of it while lockstep reported it all undone.
+ */
+function transactionControlProblems(migration: Migration, step: Step, driver: Driver) {
+  if (step.kind !== 'sql' || !runsInTransaction(driver, step)) return [];
+  return step.statements.flatMap((statement) => {
+    const verb = transactionControl(statement.sql);
+    if (!verb) return [];
+    return [
+      {
+        file: migration.file,
+        line: statement.line,
+        problem:
+          `${verb}: lockstep runs this migration in a transaction and commits it together with its ledger row; ` +
+          'remove the statement, or put transaction:false on its -- migrate: line to run its statements as written',
+      },
+    ];
+  });
+}
+
+/** When a limit of `ms` from now ends, or undefined for no limit. */
+function deadline(ms: number | null): Deadline | undefined {
+  return ms === null ? undefined : { at: performance.now() + ms, ms };
 }
 
 /** A pending migration that requires long-running migrations runs only once they are completed. */
