@@ -1,7 +1,7 @@
 import type { DbErrorInfo, Driver, LedgerRow, QueryResult, Session } from '../drivers/driver.js';
 import { lineAt, splitStatements } from '../sql/split.js';
 import { transactionControl } from '../sql/transaction-control.js';
-import { formatDuration, sleep } from '../util/duration.js';
+import { sleep } from '../util/duration.js';
 import type { ResolvedConfig } from './config.js';
 import { ConnectionError, MigrationError, MigrationTimeoutError, type StateLeft } from './errors.js';
 import { guardProcessExit } from './exit-guard.js';
@@ -431,14 +431,24 @@ function timeLimit(run: RunContext, step: Step, now: number): TimeLimit | undefi
   const limits: TimeLimit[] = [];
   if (ms !== null) {
     const name =
-      own !== undefined
-        ? `its own timeout of ${formatDuration(ms)}`
-        : `--migration-timeout ${formatDuration(ms)}`;
+      own !== undefined ? `its own timeout of ${asWritten(ms)}` : `--migration-timeout ${asWritten(ms)}`;
     limits.push({ at: now + ms, ms, name, scope: 'migration' });
   }
   const end = run.runDeadline;
-  if (end) limits.push({ ...end, name: `--run-timeout ${formatDuration(end.ms)}`, scope: 'run' });
+  if (end) limits.push({ ...end, name: `--run-timeout ${asWritten(end.ms)}`, scope: 'run' });
   return limits.sort((a, b) => a.at - b.at)[0];
+}
+
+/** A limit the way one writes it: `1h`, `30m`, `90s`, `1500ms`. */
+function asWritten(ms: number): string {
+  for (const [unit, size] of [
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
 }
 
 function fasterOrLonger(limit: TimeLimit, migration: Migration): string {

@@ -60,7 +60,7 @@ const STATEMENTS: readonly (readonly [string, string | undefined])[] = [
   ['START REPLICA', undefined],
   ['PREPARE stmt FROM "SELECT 1"', undefined],
   ['CREATE TABLE begin_log (id int)', undefined],
-  ['INSERT INTO audit (note) VALUES (\'COMMIT\')', undefined],
+  ["INSERT INTO audit (note) VALUES ('COMMIT')", undefined],
   ['UPDATE t SET committed = true', undefined],
   ['END IF', undefined],
   ['', undefined],
