@@ -440,7 +440,7 @@ function timeLimit(run: RunContext, step: Step, now: number): TimeLimit | undefi
 }
 
 /** A limit the way one writes it: `1h`, `30m`, `90s`, `1500ms`. */
-function asWritten(ms: number): string {
+export function asWritten(ms: number): string {
   for (const [unit, size] of [
     ['h', 3_600_000],
     ['m', 60_000],

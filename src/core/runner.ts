@@ -12,7 +12,7 @@ import {
   LockstepError,
   SourceError,
 } from './errors.js';
-import { type Deadline, runMigration, runsInTransaction } from './execute.js';
+import { asWritten, type Deadline, runMigration, runsInTransaction } from './execute.js';
 import { guardProcessExit } from './exit-guard.js';
 import { acquireLock } from './lock.js';
 import { compareVersions, type Migration, type Step } from './migration.js';
@@ -119,7 +119,7 @@ export class Migrator {
           if (plan.pending.length === 0) return upToDate(config, before, rows, waitedMs);
           // Load (modules: import) everything pending before changing anything, so a bad file
           // changes nothing; after locking, so runners that find the work done never pay for it.
-          const steps = await loadSteps(plan.pending, 'up', driver);
+          const steps = await loadSteps(plan.pending, 'up', driver, importLimit(config, runDeadline));
           await checkRequirements(plan.pending, steps, session, driver, config.asyncTable);
           if (!found) await session.createLedger();
           const appliedByOthers = newlyApplied(before ?? [], rows);
@@ -201,6 +201,7 @@ export class Migrator {
             targets.map((r) => sources.get(r.version) as Migration),
             'down',
             driver,
+            importLimit(config, runDeadline),
           );
           const run = { session, driver, config, runDeadline };
           const rolledBack: AppliedMigration[] = [];
@@ -316,14 +317,19 @@ export class Migrator {
   }
 }
 
-async function loadSteps(migrations: readonly Migration[], direction: 'up' | 'down', driver: Driver) {
+async function loadSteps(
+  migrations: readonly Migration[],
+  direction: 'up' | 'down',
+  driver: Driver,
+  limit: ImportLimit | undefined,
+) {
   const steps = new Map<string, Step>();
   const problems: SourceError['problems'][number][] = [];
   for (const migration of migrations) {
-    // Importing a module runs its top level: it must not end the process either.
+    // Importing a module runs its top level: it must not end the process, nor hang, either.
     const exits = guardProcessExit();
     try {
-      const step = await migration.load(direction, driver.syntax);
+      const step = await withinLimit(migration.load(direction, driver.syntax), migration, limit);
       steps.set(migration.version, step);
       problems.push(...transactionControlProblems(migration, step, driver));
     } catch (error) {
@@ -357,6 +363,44 @@ function transactionControlProblems(migration: Migration, step: Step, driver: Dr
       },
     ];
   });
+}
+
+interface ImportLimit {
+  readonly name: string;
+  readonly at: number;
+}
+
+/** A module's import (its top level) runs under the run's limits; its own `timeout` is not known yet. */
+function importLimit(config: ResolvedConfig, runDeadline: Deadline | undefined): ImportLimit | undefined {
+  const limits: ImportLimit[] = [];
+  const ms = config.migrationTimeoutMs;
+  if (ms !== null) limits.push({ name: `--migration-timeout ${asWritten(ms)}`, at: performance.now() + ms });
+  if (runDeadline) limits.push({ name: `--run-timeout ${asWritten(runDeadline.ms)}`, at: runDeadline.at });
+  return limits.sort((a, b) => a.at - b.at)[0];
+}
+
+async function withinLimit<T>(loading: Promise<T>, migration: Migration, limit: ImportLimit | undefined) {
+  if (!limit) return loading;
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new SourceError([
+            {
+              file: migration.file,
+              problem: `its import did not finish within ${limit.name} (a top-level await that never settles?)`,
+            },
+          ]),
+        ),
+      Math.max(0, limit.at - performance.now()),
+    );
+  });
+  try {
+    return await Promise.race([loading, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** When a limit of `ms` from now ends, or undefined for no limit. */

@@ -233,6 +233,20 @@ export async function up(ctx) {
         assert.equal(JSON.parse(status.stdout).lockHolder, null, 'the lock is free');
       });
 
+      it('a module whose import never finishes changes nothing and exits 2', async () => {
+        writeMigrations(db.dir, {
+          '001_users.sql': USERS,
+          '002_never_loads.mjs': 'await new Promise(() => {});\nexport async function up() {}\n',
+        });
+        const result = await up('--migration-timeout', '1s');
+        assert.equal(result.code, 2, show(result));
+        assert.match(
+          result.stderr,
+          /002_never_loads\.mjs: its import did not finish within --migration-timeout 1s/,
+        );
+        assert.deepEqual(await ledger(db), {});
+      });
+
       it('--run-timeout ends the run at the migration that crosses it', async () => {
         const pause = (ms: number) =>
           `export async function up() { await new Promise((r) => setTimeout(r, ${ms})); }\n`;
