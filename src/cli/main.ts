@@ -152,11 +152,11 @@ async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'up':
         expectArgs(command, args, 0);
-        return report(await migrator().up(), 'up', json, print);
+        return report(await untilFinished(migrator().up()), 'up', json, print);
       case 'down':
         expectArgs(command, args, 0);
         return report(
-          await migrator().down({ steps: intOption('--steps', values.steps, 1) }),
+          await untilFinished(migrator().down({ steps: intOption('--steps', values.steps, 1) })),
           'down',
           json,
           print,
@@ -219,6 +219,27 @@ function toOptions(values: Values): LockstepOptions {
   };
 }
 
+/**
+ * Should the process end while migrations run (migration code called process.exit() from a timer
+ * it left behind, or awaits something that can never settle), it ends with exit 1 and says so:
+ * never a silent exit 0.
+ */
+async function untilFinished<T>(run: Promise<T>): Promise<T> {
+  const ended = () => {
+    process.stderr.write(
+      'lockstep: the process ended before the run finished (migration code ended the process, or ' +
+        'awaited something that can never complete). Run `lockstep status` to see what the ledger holds.\n',
+    );
+    process.exitCode = ExitCode.migrationFailed;
+  };
+  process.once('exit', ended);
+  try {
+    return await run;
+  } finally {
+    process.off('exit', ended);
+  }
+}
+
 function report(result: object, command: string, json: boolean, print: (text: string) => void): number {
   print(json ? JSON.stringify(result, null, 2) : formatResult(command, result));
   return ExitCode.ok;
@@ -231,25 +252,11 @@ function readVersion(): string {
   return pkg.version;
 }
 
-let finished = false;
-// The process ends before the run did: migration code called process.exit() outside the guarded
-// windows, or awaited something that can never settle. Never a silent exit 0.
-process.on('exit', () => {
-  if (finished) return;
-  process.stderr.write(
-    'lockstep: the process ended before the run finished (a migration ended the process, or awaited ' +
-      'something that can never complete). Run `lockstep status` to see what the ledger holds.\n',
-  );
-  process.exitCode = ExitCode.migrationFailed;
-});
-
 main(process.argv.slice(2)).then(
   (code) => {
-    finished = true;
     process.exitCode = code;
   },
   (error) => {
-    finished = true;
     process.exitCode = fail(error, false);
   },
 );

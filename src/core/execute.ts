@@ -279,7 +279,7 @@ async function runWatched(
     }
     done++;
     await options.afterEach(done);
-    // A cancelled statement may still complete (MySQL's SLEEP() returns early): it counts as done.
+    // A statement may complete just as the time runs out: it counts as done; nothing after it runs.
     if (watchdog.fired) throw timedOut('', line, `the time ran out at statement ${done}`);
     return result;
   };

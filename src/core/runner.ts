@@ -332,13 +332,14 @@ async function loadSteps(
       const step = await withinLimit(migration.load(direction, driver.syntax), migration, limit);
       steps.set(migration.version, step);
       problems.push(...transactionControlProblems(migration, step, driver));
+      // It called process.exit() at its top level and caught what that threw: still refused.
+      if (exits.attempt) problems.push({ file: migration.file, problem: exits.attempt.message });
     } catch (error) {
       if (error instanceof SourceError) problems.push(...error.problems);
       else throw error;
     } finally {
       exits.release();
     }
-    if (exits.attempt) problems.push({ file: migration.file, problem: exits.attempt.message });
   }
   if (problems.length > 0) throw new SourceError(problems);
   return steps;

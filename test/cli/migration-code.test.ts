@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { startCli } from '../helpers/process.js';
 import {
   CLEAN_ENV,
+  createSqliteDatabase,
   type DatabaseKind,
   type ProcessResult,
   runCli,
@@ -128,6 +129,7 @@ export async function up() {}
         const result = await up();
         assert.equal(result.code, 2, show(result));
         assert.match(result.stderr, /002_exits\.mjs: .*called process\.exit\(0\)/);
+        assert.equal(result.stderr.match(/process\.exit/g)?.length, 1, 'reported once');
         assert.match(result.stderr, /nothing was changed/);
         assert.deepEqual(await ledger(db), {});
         assert.ok(!(await tables(db)).includes('users'));
@@ -379,6 +381,29 @@ describe('migration code: an exit the guard cannot stop', () => {
       });
       assert.equal(result.code, 1, show(result));
       assert.match(result.stderr, /the process ended before the run finished/);
+    } finally {
+      await db.cleanup();
+    }
+  });
+
+  it('with no limit, a module awaiting what never settles on SQLite (nothing left to wait for) exits 1 and says so', async () => {
+    const db = await createSqliteDatabase();
+    try {
+      writeMigrations(db.dir, {
+        '001_waits.mjs':
+          "export async function up(ctx) {\n  await ctx.exec('CREATE TABLE x (id integer)');\n  await new Promise(() => {});\n}\n",
+      });
+      const result = await runCli(
+        ['up', '--url', db.url, '--dir', 'migrations', '--migration-timeout', 'off'],
+        {
+          cwd: db.dir,
+          env: CLEAN_ENV,
+        },
+      );
+      assert.equal(result.code, 1, show(result));
+      assert.match(result.stderr, /the process ended before the run finished/);
+      assert.notEqual((await ledger(db))['001']?.[0], 'applied');
+      assert.ok(!(await tables(db)).includes('x'), 'its transaction never committed');
     } finally {
       await db.cleanup();
     }
