@@ -1,7 +1,7 @@
 /** Through migrate(): a migration that exits, ends its own transaction or runs too long, on every database. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MigrationError, MigrationTimeoutError, migrate } from '../../src/index.js';
+import { createMigrator, MigrationError, MigrationTimeoutError, migrate } from '../../src/index.js';
 import { TARGETS, writeMigrations } from '../helpers/targets.js';
 
 const failure = (promise: Promise<unknown>) =>
@@ -25,6 +25,33 @@ for (const target of TARGETS) {
         assert.match(error.message, /called process\.exit\(0\)/);
         assert.equal(error.line, 2);
         assert.equal(process.exit, original);
+      } finally {
+        await db.cleanup();
+      }
+    });
+
+    it('process.exit() in down() fails the rollback; the ledger says what is true', async () => {
+      const db = await target.create();
+      try {
+        const dir = writeMigrations(db.dir, {
+          '001_t.mjs':
+            "export async function up(ctx) { await ctx.exec('CREATE TABLE t (id integer)'); }\n" +
+            "export async function down(ctx) { await ctx.exec('DROP TABLE t'); process.exit(0); }\n",
+        });
+        await migrate({ url: db.url, dir });
+        const error = await failure(createMigrator({ url: db.url, dir }).down());
+        assert.ok(error instanceof MigrationError, String(error));
+        assert.equal(error.direction, 'down');
+        const [row] = await db.query(
+          "SELECT state, direction FROM lockstep_migrations WHERE version = '001'",
+        );
+        // Transactional: the DROP rolled back with it; MySQL (DDL commits): recorded failed mid-rollback.
+        assert.deepEqual(
+          { ...row },
+          target.kind === 'mysql'
+            ? { state: 'failed', direction: 'down' }
+            : { state: 'applied', direction: 'up' },
+        );
       } finally {
         await db.cleanup();
       }
