@@ -15,6 +15,8 @@ describe('guardProcessExit', () => {
       () => process.exit(3),
       (e: unknown) => e instanceof ProcessExitAttempt && /process\.exit\(3\)/.test(e.message),
     );
+    const internals = process as NodeJS.Process & { reallyExit?: (code?: number) => void };
+    assert.throws(() => internals.reallyExit?.(0), ProcessExitAttempt, 'the internal path too');
     guard.release();
     assert.equal(process.exit, original);
     assert.match(guard.attempt?.message ?? '', /process\.exit\(3\)/, 'the attempt is kept after release');
