@@ -40,6 +40,11 @@ export interface MigrationDefinition {
   /** DDL lock wait limit (ms or "2s"), or null for none. Default is the run's `ddlLockTimeout`. */
   readonly lockTimeout?: number | string | null;
   readonly lockRetries?: number;
+  /**
+   * How long this migration may run (ms or "30m"), or null for no limit; then it is cancelled and
+   * rolled back (or recorded failed) and the lock released. Default is the run's `migrationTimeout` (1h).
+   */
+  readonly timeout?: number | string | null;
   /** Long-running migrations that must be completed first; `up` refuses until they are. */
   readonly requires?: readonly string[];
 }

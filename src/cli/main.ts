@@ -46,6 +46,12 @@ const OPTION_HELP: Partial<Record<OptionName, string>> = {
                              (Postgres lock_timeout, MySQL lock_wait_timeout), so DDL never
                              queues production traffic behind it. Default: 5s`,
   'ddl-lock-retries': `      --ddl-lock-retries <n> Retries (with backoff) after a DDL lock timeout. Default: 5`,
+  'migration-timeout': `      --migration-timeout <dur|off>
+                             How long one migration may run before its statement is cancelled,
+                             the migration rolled back (or recorded failed) and the lock
+                             released. A migration's timeout:<dur> overrides it. Default: 1h`,
+  'run-timeout': `      --run-timeout <dur|off>
+                             How long a run may hold the lock applying migrations. Default: off`,
   'async-table': `      --async-table <name>   Where up reads the state of long-running migrations, when a
                              migration says requires:<name>. Default: lockstep_async`,
   'allow-out-of-order': `      --allow-out-of-order   Apply pending migrations older than the newest applied one`,
@@ -94,11 +100,13 @@ Options:
 ${Object.values(OPTION_HELP).join('\n')}
 
 Migration files (dbmate's format):
-  -- migrate:up [transaction:false] [lock_timeout:2s|off] [lock_retries:N] [requires:<name>,...]
+  -- migrate:up [transaction:false] [lock_timeout:2s|off] [lock_retries:N] [timeout:30m|off]
+                [requires:<name>,...]
   CREATE TABLE ...;
   -- migrate:down
   DROP TABLE ...;
-  TypeScript/JavaScript modules export up(ctx), down(ctx) and optionally transaction = false.
+  TypeScript/JavaScript modules export up(ctx), down(ctx) and optionally transaction = false,
+  timeout = '30m'. A transactional migration must not BEGIN, COMMIT or ROLLBACK itself.
 
 ${EXIT_CODES}`;
 
@@ -164,11 +172,11 @@ async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'up':
         expectArgs(command, args, 0);
-        return report(await migrator().up(), 'up', json, print);
+        return report(await untilFinished(migrator().up()), 'up', json, print);
       case 'down':
         expectArgs(command, args, 0);
         return report(
-          await migrator().down({ steps: intOption('--steps', values.steps, 1) }),
+          await untilFinished(migrator().down({ steps: intOption('--steps', values.steps, 1) })),
           'down',
           json,
           print,
@@ -221,6 +229,8 @@ function toOptions(values: Values): LockstepOptions {
     lockTimeout: values['lock-timeout'],
     ddlLockTimeout: ddlLockTimeout === 'off' ? null : ddlLockTimeout,
     ddlLockRetries: intOption('--ddl-lock-retries', values['ddl-lock-retries'], 5, 0),
+    migrationTimeout: values['migration-timeout'],
+    runTimeout: values['run-timeout'],
     asyncTable: values['async-table'],
     allowOutOfOrder: values['allow-out-of-order'],
     allowChanged: values['allow-changed'],
@@ -231,6 +241,27 @@ function toOptions(values: Values): LockstepOptions {
       if (line) writeStderr(`${printable(line)}\n`);
     },
   };
+}
+
+/**
+ * Should the process end while migrations run (migration code called process.exit() from a timer
+ * it left behind, or awaits something that can never settle), it ends with exit 1 and says so:
+ * never a silent exit 0.
+ */
+async function untilFinished<T>(run: Promise<T>): Promise<T> {
+  const ended = () => {
+    process.stderr.write(
+      'lockstep: the process ended before the run finished (migration code ended the process, or ' +
+        'awaited something that can never complete). Run `lockstep status` to see what the ledger holds.\n',
+    );
+    process.exitCode = ExitCode.migrationFailed;
+  };
+  process.once('exit', ended);
+  try {
+    return await run;
+  } finally {
+    process.off('exit', ended);
+  }
 }
 
 function report(result: object, command: string, json: boolean, print: (text: string) => void): number {

@@ -12,6 +12,8 @@ export const OPTIONS = {
   'lock-timeout': { type: 'string' },
   'ddl-lock-timeout': { type: 'string' },
   'ddl-lock-retries': { type: 'string' },
+  'migration-timeout': { type: 'string' },
+  'run-timeout': { type: 'string' },
   'async-dir': { type: 'string' },
   'async-table': { type: 'string' },
   'allow-out-of-order': { type: 'boolean' },
@@ -54,7 +56,13 @@ const OUTPUT = ['json', 'quiet', 'help'] as const;
  * They name a place, never change what a command does.
  */
 const WHERE = ['url', 'dir', 'table', 'async-dir', 'async-table'] as const;
-const RUN = ['lock-timeout', 'ddl-lock-timeout', 'ddl-lock-retries'] as const;
+const RUN = [
+  'lock-timeout',
+  'ddl-lock-timeout',
+  'ddl-lock-retries',
+  'migration-timeout',
+  'run-timeout',
+] as const;
 const ASYNC = [...WHERE, ...OUTPUT] as const;
 
 /** The options each command takes; any other is an error that names the commands taking it. */

@@ -22,6 +22,17 @@ export interface LockstepOptions extends HistoryPolicy {
   readonly ddlLockTimeout?: number | string | null | undefined;
   /** Retries after a DDL lock timeout, with backoff. Default is 5. */
   readonly ddlLockRetries?: number | undefined;
+  /**
+   * How long one migration may run (ms, `30m`, or null/`off` for no limit) before it is cancelled,
+   * rolled back or recorded `failed`, and the lock released. A migration's own `timeout` overrides
+   * it. Default is 1 hour.
+   */
+  readonly migrationTimeout?: number | string | null | undefined;
+  /**
+   * How long a run may hold the lock applying migrations (ms, `2h`, or null/`off`), whatever each
+   * one's own limit. Default is no limit (each migration is still bounded by `migrationTimeout`).
+   */
+  readonly runTimeout?: number | string | null | undefined;
   /** The state table of long-running migrations, read when a migration `requires` one. Default is `lockstep_async`. */
   readonly asyncTable?: string | undefined;
   /** Called with every event of the run. */
@@ -37,6 +48,9 @@ export interface ResolvedConfig extends HistoryPolicy {
   readonly lockTimeoutMs: number;
   readonly ddlLockTimeoutMs: number | null;
   readonly ddlLockRetries: number;
+  /** null: no limit. */
+  readonly migrationTimeoutMs: number | null;
+  readonly runTimeoutMs: number | null;
   readonly asyncTable: string;
   readonly on: EventHandler;
   readonly cwd: string;
@@ -51,6 +65,8 @@ export const DEFAULT_DIR = 'db/migrations';
 export const DEFAULT_TABLE = 'lockstep_migrations';
 /** The state table of long-running migrations (src/async), which `up` reads for `requires`. */
 export const DEFAULT_ASYNC_TABLE = 'lockstep_async';
+/** Long enough for any migration that belongs in `up` (longer work belongs in `lockstep async`). */
+export const DEFAULT_MIGRATION_TIMEOUT_MS = 60 * 60_000;
 
 export function resolveConfig(options: LockstepOptions): ResolvedConfig {
   const table = options.table ?? DEFAULT_TABLE;
@@ -74,6 +90,12 @@ export function resolveConfig(options: LockstepOptions): ResolvedConfig {
         ? null
         : durationOption('DDL lock timeout', options.ddlLockTimeout, 5_000),
     ddlLockRetries,
+    migrationTimeoutMs: timeLimitOption(
+      'migration timeout',
+      options.migrationTimeout,
+      DEFAULT_MIGRATION_TIMEOUT_MS,
+    ),
+    runTimeoutMs: timeLimitOption('run timeout', options.runTimeout, null),
     asyncTable: options.asyncTable ?? DEFAULT_ASYNC_TABLE,
     allowOutOfOrder: options.allowOutOfOrder ?? false,
     allowChanged: options.allowChanged ?? false,
@@ -92,5 +114,18 @@ export function durationOption(what: string, value: number | string | undefined,
   if (ms === undefined || !Number.isFinite(ms) || ms < 0) {
     throw new ConfigError(`invalid ${what} "${value}": use a duration such as 30s, 15m or 500ms`);
   }
+  return ms;
+}
+
+/** A time limit: a duration above zero, or null / `off` for none. */
+export function timeLimitOption(
+  what: string,
+  value: number | string | null | undefined,
+  fallback: number | null,
+): number | null {
+  if (value === undefined) return fallback;
+  if (value === null || value === 'off') return null;
+  const ms = durationOption(what, value, 0);
+  if (ms <= 0) throw new ConfigError(`invalid ${what} "${value}": use a duration above zero, or off`);
   return ms;
 }

@@ -130,7 +130,7 @@ export type StateLeft =
 
 /** A migration's statement failed. */
 export class MigrationError extends LockstepError {
-  readonly code = 'MIGRATION_FAILED';
+  readonly code: string = 'MIGRATION_FAILED';
   readonly exitCode = ExitCode.migrationFailed;
   constructor(
     readonly version: string,
@@ -155,6 +155,21 @@ export class MigrationError extends LockstepError {
         `${dbCode ? ` [${dbCode}]` : ''}${statement ? `\n  statement: ${abbreviate(statement)}` : ''}` +
         `\n  state: ${stateLeft}${fix ? `\n  fix: ${fix}` : ''}`,
     );
+  }
+}
+
+/**
+ * A migration ran past its time limit (`--migration-timeout`, its own `timeout`, `--run-timeout`):
+ * its statement was cancelled, the migration rolled back (or recorded `failed` with the statements
+ * done) and the lock released.
+ */
+export class MigrationTimeoutError extends MigrationError {
+  override readonly code: string = 'MIGRATION_TIMEOUT';
+  constructor(
+    readonly limit: { readonly name: string; readonly ms: number; readonly scope: 'migration' | 'run' },
+    ...facts: ConstructorParameters<typeof MigrationError>
+  ) {
+    super(...facts);
   }
 }
 

@@ -1,9 +1,17 @@
 import type { DbErrorInfo, Driver, LedgerRow, QueryResult, Session } from '../drivers/driver.js';
 import { lineAt, splitStatements } from '../sql/split.js';
+import { transactionControl } from '../sql/transaction-control.js';
 import { sleep } from '../util/duration.js';
 import { scrubSecrets } from '../util/secrets.js';
 import type { ResolvedConfig } from './config.js';
-import { ConnectionError, LedgerConflictError, MigrationError, type StateLeft } from './errors.js';
+import {
+  ConnectionError,
+  LedgerConflictError,
+  MigrationError,
+  MigrationTimeoutError,
+  type StateLeft,
+} from './errors.js';
+import { guardProcessExit } from './exit-guard.js';
 import type { Migration, MigrationContext, Step } from './migration.js';
 
 /** A statement that the database refused, with where it came from. */
@@ -13,6 +21,8 @@ class StatementFailure extends Error {
     readonly sql: string,
     readonly line: number | undefined,
     readonly index: number,
+    /** Set when the migration ran out of time: the limit it exceeded. */
+    readonly timedOut?: TimeLimit,
   ) {
     super(info.message);
   }
@@ -22,6 +32,21 @@ export interface RunContext {
   readonly session: Session;
   readonly driver: Driver;
   readonly config: ResolvedConfig;
+  /** When the whole run must end (`--run-timeout`), if it is limited. */
+  readonly runDeadline?: Deadline | undefined;
+}
+
+/** A point in time (`performance.now()`) set by a limit of `ms`. */
+export interface Deadline {
+  readonly at: number;
+  readonly ms: number;
+}
+
+/** The time limit a migration runs under: the earlier of its own and the run's. */
+export interface TimeLimit extends Deadline {
+  /** The limit as the user set it, for messages: `--migration-timeout 1h`, `--run-timeout 2h`. */
+  readonly name: string;
+  readonly scope: 'migration' | 'run';
 }
 
 /**
@@ -72,8 +97,9 @@ export async function runMigration(
 
   // Every ledger write states the row it expects (SPEC guarantee 1): what was read under the lock.
   const expected = previous ?? null;
+  const limit = timeLimit(run, step, t0);
   if (transactional) {
-    await runTransactional(run, migration, step, direction, expected, async (done) => {
+    await runTransactional(run, migration, step, direction, expected, limit, async (done) => {
       if (direction === 'up')
         await run.session.writeLedger(
           { ...base, state: 'applied', statementsDone: done, ...finished() },
@@ -90,15 +116,21 @@ export async function runMigration(
         : "Nothing of this runner's attempt was applied.";
     await inState(run.session.writeLedger(row, expected), stateLeft(0));
     try {
-      done = await runStatements(run, migration, step, async (n) => {
-        await inState(run.session.writeLedger({ ...row, statementsDone: n }, row), stateLeft(n));
+      done = await runStatements(run, migration, step, {
+        transactional: false,
+        limit,
+        afterEach: async (n) => {
+          await inState(run.session.writeLedger({ ...row, statementsDone: n }, row), stateLeft(n));
+        },
       });
     } catch (error) {
       if (!(error instanceof StatementFailure)) throw error;
       if (error.info.connectionLost) throw lostConnection(migration, error, false);
       const applied = error.index > 0 ? `statements 1..${error.index} applied, ` : '';
       const where = `${migration.file}${error.line ? `:${error.line}` : ''}`;
-      const message = `${applied}statement ${error.index + 1} failed at ${where}: ${error.info.message}`;
+      const message = error.timedOut
+        ? `${applied}timed out at ${where} (${step.kind === 'sql' ? `statement ${error.index + 1}` : 'module code'}): ${error.info.message}`
+        : `${applied}statement ${error.index + 1} failed at ${where}: ${error.info.message}`;
       const failedRow = { ...row, state: 'failed' as const, statementsDone: error.index, ...finished() };
       const unrecorded = await recordFailure(
         (text) => run.session.writeLedger({ ...failedRow, error: text }, row),
@@ -111,6 +143,7 @@ export async function runMigration(
         ...unrecorded,
         done ? `${done} were applied and stay applied.` : 'its first statement failed.',
         ...(leftovers.length > 0 ? [`The database also has: ${leftovers.join('; ')}.`] : []),
+        ...(error.timedOut ? [`The lock is released. ${fasterOrLonger(error.timedOut, migration)}.`] : []),
         `Fix the cause, then lockstep resolve ${migration.version} --applied (after finishing the change by hand)`,
         `or --rolled-back (${done ? `after undoing ${done}` : 'once nothing of it is left'})`,
       ]);
@@ -138,6 +171,7 @@ async function runTransactional(
   step: Step,
   direction: 'up' | 'down',
   expected: LedgerRow | null,
+  limit: TimeLimit | undefined,
   record: (statementsDone: number) => Promise<void>,
 ): Promise<void> {
   const lockTimeoutMs =
@@ -147,7 +181,11 @@ async function runTransactional(
   for (let attempt = 0; ; attempt++) {
     try {
       await run.session.begin({ lockTimeoutMs: lockTimeoutMs ?? undefined });
-      const done = await runStatements(run, migration, step, async () => {});
+      const done = await runStatements(run, migration, step, {
+        transactional: true,
+        limit,
+        afterEach: async () => {},
+      });
       await record(done);
       await run.session.commit();
       return;
@@ -196,29 +234,68 @@ async function runTransactional(
       const retried = attempt > 0 ? ` after ${attempt} DDL lock retries` : '';
       throw migrationError(migration, direction, failure, count, 'rolled back', [
         ...unrecorded,
-        `nothing of this migration was applied${retried}; fix ${migration.file} and run lockstep ${direction} again`,
+        failure.timedOut
+          ? `nothing of this migration was applied${retried}, and the lock is released. ${fasterOrLonger(failure.timedOut, migration)}`
+          : `nothing of this migration was applied${retried}; fix ${migration.file} and run lockstep ${direction} again`,
       ]);
     }
   }
 }
 
-/** Runs every statement of a step; calls `afterEach` with the count done. Returns the count. */
+interface StatementOptions {
+  /** Whether the step runs in lockstep's transaction: then it must not end that transaction itself. */
+  readonly transactional: boolean;
+  readonly limit: TimeLimit | undefined;
+  /** Called with the count done after each statement. */
+  readonly afterEach: (done: number) => Promise<void>;
+}
+
+/** Runs every statement of a step within its time limit. Returns the count done. */
 async function runStatements(
   run: RunContext,
   migration: Migration,
   step: Step,
-  afterEach: (done: number) => Promise<void>,
+  options: StatementOptions,
+): Promise<number> {
+  const watchdog = new Watchdog(options.limit, () => cancelRunningStatement(run));
+  try {
+    return await runWatched(run, migration, step, options, watchdog);
+  } finally {
+    watchdog.stop();
+  }
+}
+
+async function runWatched(
+  run: RunContext,
+  migration: Migration,
+  step: Step,
+  options: StatementOptions,
+  watchdog: Watchdog,
 ): Promise<number> {
   let done = 0;
+  const timedOut = (sql: string, line: number | undefined, detail: string) =>
+    new StatementFailure(
+      {
+        message: `ran longer than ${watchdog.limit?.name}; ${detail}`,
+        lockTimeout: false,
+        connectionLost: false,
+      },
+      sql,
+      line,
+      done,
+      watchdog.limit,
+    );
   const runOne = async (
     sql: string,
     line: number | undefined,
     params?: readonly unknown[],
   ): Promise<QueryResult> => {
+    if (watchdog.fired) throw timedOut(sql, line, 'this statement was not sent');
     let result: QueryResult;
     try {
-      result = await run.session.execute(sql, params);
+      result = await watchdog.watch(run.session.execute(sql, params));
     } catch (error) {
+      if (watchdog.fired) throw timedOut(sql, line, 'the statement was cancelled');
       const info = run.session.describeError(error);
       const lineInStatement = info.position !== undefined ? lineAt(sql, info.position) : info.line;
       const errorLine =
@@ -227,7 +304,9 @@ async function runStatements(
       throw new StatementFailure(info, scrubSecrets(sql, run.config.url), errorLine, done);
     }
     done++;
-    await afterEach(done);
+    await options.afterEach(done);
+    // A statement may complete just as the time runs out: it counts as done; nothing after it runs.
+    if (watchdog.fired) throw timedOut('', line, `the time ran out at statement ${done}`);
     return result;
   };
 
@@ -235,41 +314,184 @@ async function runStatements(
     for (const statement of step.statements) await runOne(statement.sql, statement.line);
     return done;
   }
+  // A module's statements are checked as they come; a SQL file's were checked before the run.
+  const refuseTransactionControl = (sql: string, line: number | undefined) => {
+    if (!options.transactional) return;
+    const found = splitStatements(sql, run.driver.syntax).find((s) => transactionControl(s.sql));
+    const verb = found && transactionControl(found.sql);
+    if (!found || !verb) return;
+    throw new StatementFailure(
+      {
+        message:
+          `${verb} would end the transaction lockstep runs this migration in, so it was not sent. ` +
+          'Remove it (lockstep commits the migration together with its ledger row), ' +
+          'or export const transaction = false to run the statements as written',
+        lockTimeout: false,
+        connectionLost: false,
+      },
+      found.sql,
+      line,
+      done,
+    );
+  };
   const ctx: MigrationContext = {
     dialect: run.driver.dialect,
-    query: (sql, params) => runOne(sql, callerLine(migration.path), params),
+    query(sql, params) {
+      const line = callerLine(migration.path);
+      refuseTransactionControl(sql, line);
+      return runOne(sql, line, params);
+    },
     async exec(script) {
       const line = callerLine(migration.path);
       for (const s of splitStatements(script, run.driver.syntax)) {
-        await runOne(s.sql, line === undefined ? undefined : line + lineAt(script, s.offset) - 1);
+        const at = line === undefined ? undefined : line + lineAt(script, s.offset) - 1;
+        refuseTransactionControl(s.sql, at);
+        await runOne(s.sql, at);
       }
     },
     log: (message) => run.config.on({ type: 'log', version: migration.version, message }),
   };
+  const exits = guardProcessExit();
   try {
-    await step.run(ctx);
+    await Promise.race([step.run(ctx), watchdog.expired]);
   } catch (error) {
     if (error instanceof StatementFailure) throw error;
+    if (error === TIME_RAN_OUT) throw timedOut('', undefined, 'its code was still running and was abandoned');
     // The module's own code threw: report it like a failing statement at the line that threw.
-    throw new StatementFailure(
-      {
-        message: error instanceof Error ? error.message : String(error),
-        lockTimeout: false,
-        connectionLost: false,
+    throw moduleFailure(error, migration, done);
+  } finally {
+    exits.release();
+  }
+  // It called process.exit() and caught what that threw: still a failure.
+  if (exits.attempt) throw moduleFailure(exits.attempt, migration, done);
+  return done;
+}
+
+function moduleFailure(error: unknown, migration: Migration, done: number): StatementFailure {
+  return new StatementFailure(
+    {
+      message: error instanceof Error ? error.message : String(error),
+      lockTimeout: false,
+      connectionLost: false,
+    },
+    '',
+    error instanceof Error ? callerLine(migration.path, error.stack) : undefined,
+    done,
+  );
+}
+
+/** What `Watchdog.expired` rejects with. */
+const TIME_RAN_OUT = Symbol('time ran out');
+
+/**
+ * Ends a migration that runs past its time limit: once the limit passes, the statement in flight is
+ * cancelled on the server, and `expired` rejects once the session is free again (for a module that
+ * awaits something that never settles). Statements after that are not sent.
+ */
+class Watchdog {
+  readonly expired: Promise<never>;
+  #fired = false;
+  #timer: NodeJS.Timeout | undefined;
+  #inFlight: Promise<unknown> | undefined;
+  #cancelled: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly limit: TimeLimit | undefined,
+    cancel: () => Promise<void>,
+  ) {
+    let reject: (reason: unknown) => void = () => {};
+    this.expired = new Promise<never>((_, r) => {
+      reject = r;
+    });
+    this.expired.catch(() => {});
+    if (!limit) return;
+    this.#timer = setTimeout(
+      () => {
+        this.#fired = true;
+        if (this.#inFlight) this.#cancelled = cancel().catch(() => {});
+        // After the in-flight statement's own failure (with its line) has had its turn to propagate.
+        void Promise.allSettled([this.#inFlight, this.#cancelled]).then(() =>
+          setImmediate(() => reject(TIME_RAN_OUT)),
+        );
       },
-      '',
-      error instanceof Error ? callerLine(migration.path, error.stack) : undefined,
-      done,
+      Math.max(0, limit.at - performance.now()),
     );
   }
-  return done;
+
+  get fired(): boolean {
+    return this.#fired;
+  }
+
+  /** Tracks the statement in flight; once it settles after the limit, waits until its cancel is sent. */
+  async watch<T>(statement: Promise<T>): Promise<T> {
+    this.#inFlight = statement;
+    try {
+      return await statement;
+    } finally {
+      this.#inFlight = undefined;
+      if (this.#fired) await this.#cancelled;
+    }
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+  }
+}
+
+/** Cancels what the session runs now, from a second session: the statement that ran out of time. */
+async function cancelRunningStatement(run: RunContext): Promise<void> {
+  const id = run.session.serverId?.();
+  if (!id || !run.driver.sql.cancellable) return;
+  const side = await run.driver.connect();
+  try {
+    await side.cancelRunning(id);
+  } finally {
+    await side.close().catch(() => {});
+  }
+}
+
+/** The earlier of the migration's own limit (or the run's default for one) and the run's end. */
+function timeLimit(run: RunContext, step: Step, now: number): TimeLimit | undefined {
+  const own = step.settings.timeoutMs;
+  const ms = own !== undefined ? own : run.config.migrationTimeoutMs;
+  const limits: TimeLimit[] = [];
+  if (ms !== null) {
+    const name =
+      own !== undefined ? `its own timeout of ${asWritten(ms)}` : `--migration-timeout ${asWritten(ms)}`;
+    limits.push({ at: now + ms, ms, name, scope: 'migration' });
+  }
+  const end = run.runDeadline;
+  if (end) limits.push({ ...end, name: `--run-timeout ${asWritten(end.ms)}`, scope: 'run' });
+  return limits.sort((a, b) => a.at - b.at)[0];
+}
+
+/** A limit the way one writes it: `1h`, `30m`, `90s`, `1500ms`. */
+export function asWritten(ms: number): string {
+  for (const [unit, size] of [
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+function fasterOrLonger(limit: TimeLimit, migration: Migration): string {
+  const raise =
+    limit.scope === 'run'
+      ? 'raise --run-timeout (runTimeout), or apply fewer migrations per run'
+      : migration.kind === 'sql'
+        ? 'raise its limit (timeout:<duration> on its -- migrate:up line, or --migration-timeout)'
+        : 'raise its limit (export const timeout = "2h", or --migration-timeout)';
+  return `Make it faster, move long work into a long-running migration (lockstep async), or ${raise}`;
 }
 
 /**
  * A migration runs in one transaction with its ledger row when it asks to (the default) and the
  * database can: where DDL commits implicitly (MySQL), only migrations of DML statements can.
  */
-function runsInTransaction(driver: Driver, step: Step): boolean {
+export function runsInTransaction(driver: Driver, step: Step): boolean {
   if (!step.settings.transaction) return false;
   if (driver.transactionalDdl) return true;
   const isTransactional = driver.isTransactionalStatement;
@@ -331,7 +553,7 @@ function migrationError(
   stateLeft: StateLeft,
   fix: string[],
 ): MigrationError {
-  return new MigrationError(
+  const facts: ConstructorParameters<typeof MigrationError> = [
     migration.version,
     migration.file,
     failure.line,
@@ -343,7 +565,11 @@ function migrationError(
     stateLeft,
     direction,
     fix.join(' '),
-  );
+  ];
+  const limit = failure.timedOut;
+  return limit
+    ? new MigrationTimeoutError({ name: limit.name, ms: limit.ms, scope: limit.scope }, ...facts)
+    : new MigrationError(...facts);
 }
 
 function lostConnection(

@@ -8,6 +8,8 @@ export interface MigrationSettings {
   readonly lockTimeoutMs?: number | null | undefined;
   /** How often to retry after a DDL lock timeout, overriding the run's. */
   readonly lockRetries?: number | undefined;
+  /** How long this migration may run, overriding the run's `migrationTimeout`; null: no limit. */
+  readonly timeoutMs?: number | null | undefined;
   /** Long-running migrations that must be completed before this one may run. */
   readonly requires?: readonly string[] | undefined;
 }

@@ -1,5 +1,6 @@
 import type { Driver, LedgerRow, Session } from '../drivers/driver.js';
 import { openDriver, redactUrl, withoutSecrets } from '../drivers/registry.js';
+import { transactionControl } from '../sql/transaction-control.js';
 import { type LockstepOptions, type ResolvedConfig, resolveConfig } from './config.js';
 import {
   AsyncRequiredError,
@@ -11,7 +12,8 @@ import {
   LockstepError,
   SourceError,
 } from './errors.js';
-import { runMigration } from './execute.js';
+import { asWritten, type Deadline, runMigration, runsInTransaction } from './execute.js';
+import { guardProcessExit } from './exit-guard.js';
 import { acquireLock } from './lock.js';
 import { compareVersions, type Migration, type Step } from './migration.js';
 import {
@@ -108,6 +110,7 @@ export class Migrator {
         // Another runner applied everything while this one waited: done, without the lock.
         if (!locked) return upToDate(config, before, latest, waitedMs);
 
+        const runDeadline = deadline(config.runTimeoutMs);
         try {
           const found = await session.readLedger();
           const rows = found ?? [];
@@ -117,13 +120,13 @@ export class Migrator {
           if (plan.pending.length === 0) return upToDate(config, before, rows, waitedMs);
           // Load (modules: import) everything pending before changing anything, so a bad file
           // changes nothing; after locking, so runners that find the work done never pay for it.
-          const steps = await loadSteps(plan.pending, 'up', driver);
+          const steps = await loadSteps(plan.pending, 'up', driver, importLimit(config, runDeadline));
           await checkRequirements(plan.pending, steps, session, driver, config.asyncTable);
           if (!found) await session.createLedger();
           const appliedByOthers = newlyApplied(before ?? [], rows);
           for (const other of appliedByOthers) config.on({ type: 'applied-by-other', ...other });
 
-          const run = { session, driver, config };
+          const run = { session, driver, config, runDeadline };
           const applied: AppliedMigration[] = [];
           const previousRows = new Map((before ?? []).map((r) => [r.version, r]));
           for (const migration of plan.pending) {
@@ -174,6 +177,7 @@ export class Migrator {
           target: driver.target,
           on: config.on,
         });
+        const runDeadline = deadline(config.runTimeoutMs);
         try {
           const rows = (await session.readLedger()) ?? [];
           const dirty = planUp(migrations, rows, {
@@ -198,8 +202,9 @@ export class Migrator {
             targets.map((r) => sources.get(r.version) as Migration),
             'down',
             driver,
+            importLimit(config, runDeadline),
           );
-          const run = { session, driver, config };
+          const run = { session, driver, config, runDeadline };
           const rolledBack: AppliedMigration[] = [];
           for (const row of targets) {
             const migration = sources.get(row.version) as Migration;
@@ -314,19 +319,96 @@ export class Migrator {
   }
 }
 
-async function loadSteps(migrations: readonly Migration[], direction: 'up' | 'down', driver: Driver) {
+async function loadSteps(
+  migrations: readonly Migration[],
+  direction: 'up' | 'down',
+  driver: Driver,
+  limit: ImportLimit | undefined,
+) {
   const steps = new Map<string, Step>();
   const problems: SourceError['problems'][number][] = [];
   for (const migration of migrations) {
+    // Importing a module runs its top level: it must not end the process, nor hang, either.
+    const exits = guardProcessExit();
     try {
-      steps.set(migration.version, await migration.load(direction, driver.syntax));
+      const step = await withinLimit(migration.load(direction, driver.syntax), migration, limit);
+      steps.set(migration.version, step);
+      problems.push(...transactionControlProblems(migration, step, driver));
+      // It called process.exit() at its top level and caught what that threw: still refused.
+      if (exits.attempt) problems.push({ file: migration.file, problem: exits.attempt.message });
     } catch (error) {
       if (error instanceof SourceError) problems.push(...error.problems);
       else throw error;
+    } finally {
+      exits.release();
     }
   }
   if (problems.length > 0) throw new SourceError(problems);
   return steps;
+}
+
+/**
+ * A SQL migration that lockstep runs in a transaction must not begin or end one itself: a COMMIT
+ * in it would make a later failure roll back only part of it while lockstep reported it all undone.
+ */
+function transactionControlProblems(migration: Migration, step: Step, driver: Driver) {
+  if (step.kind !== 'sql' || !runsInTransaction(driver, step)) return [];
+  return step.statements.flatMap((statement) => {
+    const verb = transactionControl(statement.sql);
+    if (!verb) return [];
+    return [
+      {
+        file: migration.file,
+        line: statement.line,
+        problem:
+          `${verb}: lockstep runs this migration in a transaction and commits it together with its ledger row; ` +
+          'remove the statement, or put transaction:false on its -- migrate: line to run its statements as written',
+      },
+    ];
+  });
+}
+
+interface ImportLimit {
+  readonly name: string;
+  readonly at: number;
+}
+
+/** A module's import (its top level) runs under the run's limits; its own `timeout` is not known yet. */
+function importLimit(config: ResolvedConfig, runDeadline: Deadline | undefined): ImportLimit | undefined {
+  const limits: ImportLimit[] = [];
+  const ms = config.migrationTimeoutMs;
+  if (ms !== null) limits.push({ name: `--migration-timeout ${asWritten(ms)}`, at: performance.now() + ms });
+  if (runDeadline) limits.push({ name: `--run-timeout ${asWritten(runDeadline.ms)}`, at: runDeadline.at });
+  return limits.sort((a, b) => a.at - b.at)[0];
+}
+
+async function withinLimit<T>(loading: Promise<T>, migration: Migration, limit: ImportLimit | undefined) {
+  if (!limit) return loading;
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new SourceError([
+            {
+              file: migration.file,
+              problem: `its import did not finish within ${limit.name} (a top-level await that never settles?)`,
+            },
+          ]),
+        ),
+      Math.max(0, limit.at - performance.now()),
+    );
+  });
+  try {
+    return await Promise.race([loading, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** When a limit of `ms` from now ends, or undefined for no limit. */
+function deadline(ms: number | null): Deadline | undefined {
+  return ms === null ? undefined : { at: performance.now() + ms, ms };
 }
 
 /** A pending migration that requires long-running migrations runs only once they are completed. */

@@ -251,7 +251,7 @@ function moduleMigration(
 }
 
 function moduleSettings(definition: Record<string, unknown>, file: string): MigrationSettings {
-  const { transaction = true, lockTimeout, lockRetries, requires } = definition;
+  const { transaction = true, lockTimeout, lockRetries, timeout, requires } = definition;
   const problems: SourceProblem[] = [];
   if (typeof transaction !== 'boolean')
     problems.push({ file, problem: '`transaction` must be true or false' });
@@ -261,6 +261,16 @@ function moduleSettings(definition: Record<string, unknown>, file: string): Migr
   else if (typeof lockTimeout === 'string') lockTimeoutMs = parseDuration(lockTimeout);
   if (lockTimeout !== undefined && lockTimeoutMs === undefined) {
     problems.push({ file, problem: '`lockTimeout` must be milliseconds, a duration such as "2s", or null' });
+  }
+  let timeoutMs: number | null | undefined;
+  if (timeout === null || timeout === false || timeout === 'off') timeoutMs = null;
+  else if (typeof timeout === 'number' && timeout > 0) timeoutMs = timeout;
+  else if (typeof timeout === 'string') timeoutMs = parseDuration(timeout) || undefined;
+  if (timeout !== undefined && timeoutMs === undefined) {
+    problems.push({
+      file,
+      problem: '`timeout` must be milliseconds above zero, a duration such as "30m", or null for no limit',
+    });
   }
   if (lockRetries !== undefined && !(Number.isInteger(lockRetries) && (lockRetries as number) >= 0)) {
     problems.push({ file, problem: '`lockRetries` must be a whole number' });
@@ -273,6 +283,7 @@ function moduleSettings(definition: Record<string, unknown>, file: string): Migr
     transaction: transaction as boolean,
     lockTimeoutMs,
     lockRetries: lockRetries as number | undefined,
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
     ...(requires ? { requires: requires as string[] } : {}),
   };
 }

@@ -98,6 +98,7 @@ function parseOptions(
   let transaction = true;
   let lockTimeoutMs: number | null | undefined;
   let lockRetries: number | undefined;
+  let timeoutMs: number | null | undefined;
   const requires: string[] = [];
   for (const option of options.split(/\s+/).filter(Boolean)) {
     const [key, value = ''] = option.split(':', 2) as [string, string?];
@@ -118,6 +119,12 @@ function parseOptions(
         if (/^\d+$/.test(value)) lockRetries = Number(value);
         else bad('a whole number');
         break;
+      case 'timeout': {
+        const ms = value === 'off' ? null : parseDuration(value);
+        if (ms === undefined || ms === 0) bad('a duration above zero such as 30m or 2h, or off');
+        else timeoutMs = ms;
+        break;
+      }
       case 'requires':
         if (/^[A-Za-z0-9][A-Za-z0-9_-]*(,[A-Za-z0-9][A-Za-z0-9_-]*)*$/.test(value))
           requires.push(...value.split(','));
@@ -127,9 +134,15 @@ function parseOptions(
         problems.push({
           file,
           line,
-          problem: `unknown option "${option}" (known: transaction:false, lock_timeout:<duration>|off, lock_retries:<n>, requires:<long-running migration>)`,
+          problem: `unknown option "${option}" (known: transaction:false, lock_timeout:<duration>|off, lock_retries:<n>, timeout:<duration>|off, requires:<long-running migration>)`,
         });
     }
   }
-  return { transaction, lockTimeoutMs, lockRetries, ...(requires.length > 0 ? { requires } : {}) };
+  return {
+    transaction,
+    lockTimeoutMs,
+    lockRetries,
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    ...(requires.length > 0 ? { requires } : {}),
+  };
 }

@@ -194,6 +194,11 @@ export interface Session {
   findRunning(marker: string): Promise<RunningQuery[]>;
   /** Cancels the statement a `findRunning` result names. */
   cancelRunning(id: string): Promise<void>;
+  /**
+   * This session's id on the server, as `cancelRunning` (called from another session) takes it:
+   * how a migration that runs too long is cancelled. Absent where nothing can be cancelled (SQLite).
+   */
+  serverId?(): string | undefined;
 
   close(): Promise<void>;
 }

@@ -517,6 +517,10 @@ class MysqlSession implements Session {
     await this.#query(`KILL QUERY ${id}`);
   }
 
+  serverId(): string | undefined {
+    return this.#connection.threadId ? String(this.#connection.threadId) : undefined;
+  }
+
   async close(): Promise<void> {
     // Release explicitly: the server frees it only once it has processed our disconnect.
     await this.unlock().catch(() => {});

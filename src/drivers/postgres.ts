@@ -473,6 +473,11 @@ class PostgresSession implements Session {
     await this.#query('SELECT pg_cancel_backend($1::int)', [id]);
   }
 
+  serverId(): string | undefined {
+    const pid = (this.#client as { processID?: number | null }).processID;
+    return pid ? String(pid) : undefined;
+  }
+
   async close(): Promise<void> {
     this.#wake?.();
     // Release explicitly: the server frees it only once it has processed our disconnect.

@@ -287,6 +287,36 @@ describe('Migration.load: modules', () => {
     });
   });
 
+  it('reads `timeout`: milliseconds, a duration, or null/off for no limit', async () => {
+    const cases: [string, number | null][] = [
+      ["'30m'", 30 * 60_000],
+      ['5000', 5000],
+      ['null', null],
+      ["'off'", null],
+    ];
+    for (const [value, expected] of cases) {
+      await withModule(
+        `export const timeout = ${value};\nexport async function up() {}\n`,
+        async (migration) => {
+          assert.equal((await migration.load('up', dialect)).settings.timeoutMs, expected, value);
+        },
+      );
+    }
+  });
+
+  it('refuses a bad `timeout` export', async () => {
+    for (const value of ["'soon'", '0', '-5', "'0s'", 'true']) {
+      await withModule(
+        `export const timeout = ${value};\nexport async function up() {}\n`,
+        async (migration) => {
+          await assertSourceError(migration.load('up', dialect), [
+            { file: '1_mod.ts', problem: /`timeout` must be milliseconds above zero/ },
+          ]);
+        },
+      );
+    }
+  });
+
   it('loads a default-exported definition', async () => {
     const text = 'export default { transaction: false, async up(ctx) { ctx.log("default up"); } };\n';
     await withModule(text, async (migration) => {
