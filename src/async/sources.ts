@@ -2,10 +2,10 @@
  * Reads the long-running migrations directory: `<name>.sql` (see sql-definition.ts) or a TS/JS
  * module whose default export is `defineAsyncMigration({...})`. Problems name the file and line.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { SourceError, type SourceProblem } from '../core/errors.js';
-import { displayPath, importModule } from '../core/sources.js';
+import { displayPath, importModule, readSource } from '../core/sources.js';
 import { lineAt } from '../sql/split.js';
 import { parseDuration } from '../util/duration.js';
 import type {
@@ -49,9 +49,9 @@ export async function readDefinitionFiles(dir: string, cwd = process.cwd()): Pro
   const absolute = path.resolve(cwd, dir);
   let names: string[];
   try {
-    names = (await readdir(absolute, { withFileTypes: true }))
-      .filter((e) => e.isFile() && !e.name.startsWith('.') && !e.name.endsWith('.d.ts'))
-      .map((e) => e.name);
+    // Every name, also of links, FIFOs and folders: one named like a definition is read (and
+    // refused with its reason) rather than skipped in silence.
+    names = (await readdir(absolute)).filter((n) => !n.startsWith('.') && !n.endsWith('.d.ts'));
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return [];
@@ -111,7 +111,7 @@ async function loadSql(
   fullPath: string,
   target: PlanTarget,
 ): Promise<LoadedDefinition> {
-  const parsed = parseAsyncSql(await readFile(fullPath, 'utf8'), file);
+  const parsed = parseAsyncSql(readDefinitionText(file, fullPath), file);
   const defaults = Object.fromEntries(Object.entries(parsed.parameters).map(([k, p]) => [k, p.default]));
   const wellFormed = parsed.problems.length === 0;
   for (const [which, c] of Object.entries(parsed.checks)) {
@@ -184,7 +184,15 @@ async function sqlCheck(
   return `${which} at ${file}:${check.line} returned ${value === undefined ? 'no row' : JSON.stringify(value)}`;
 }
 
+/** The file's text: a dangling link, a FIFO, a folder, unreadable bytes or invalid UTF-8 are refused. */
+function readDefinitionText(file: string, fullPath: string): string {
+  const read = readSource(fullPath);
+  if ('problem' in read) throw new SourceError([{ file, ...read }]);
+  return read.text;
+}
+
 async function loadModule(name: string, file: string, fullPath: string): Promise<LoadedDefinition> {
+  readDefinitionText(file, fullPath);
   let exports: Record<string, unknown>;
   try {
     exports = await importModule(fullPath);

@@ -43,6 +43,7 @@ Commands:
 
   --wait                    With trigger, resume, rollback: execute it here, in the foreground,
                             printing progress, until it completes or stops; exit 1 if it errors.
+                            --cancel-orphans goes with it, as with worker.
 
 Options:
   -u, --url <url>           Database URL (as for \`lockstep up\`). Default: $DATABASE_URL, ./.env,

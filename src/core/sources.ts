@@ -116,9 +116,10 @@ function directoryProblem(error: NodeJS.ErrnoException): string {
 
 /**
  * One migration file's text, or why it cannot be used. Opened without blocking, so that a FIFO
- * named like a migration is refused instead of waiting forever for a writer.
+ * named like a migration is refused instead of waiting forever for a writer. (Long-running
+ * migrations' definitions are read with it too.)
  */
-function readSource(fullPath: string): { text: string } | Omit<SourceProblem, 'file'> {
+export function readSource(fullPath: string): { text: string } | Omit<SourceProblem, 'file'> {
   let fd: number;
   try {
     fd = openSync(fullPath, constants.O_RDONLY | constants.O_NONBLOCK);
