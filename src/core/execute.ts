@@ -23,6 +23,8 @@ class StatementFailure extends Error {
     readonly index: number,
     /** Set when the migration ran out of time: the limit it exceeded. */
     readonly timedOut?: TimeLimit,
+    /** Set when the migration ended inside a transaction it began. */
+    readonly leftOpen = false,
   ) {
     super(info.message);
   }
@@ -108,51 +110,16 @@ export async function runMigration(
       else await run.session.deleteLedger(previous as LedgerRow);
     });
   } else {
-    let done = 0;
-    const row = { ...downBase, statementsDone: 0, statementCount: count, appliedBy: run.config.runnerId };
-    const stateLeft = (n: number) =>
-      n > 0
-        ? `Statements 1..${n} of this runner's attempt were applied and stay applied.`
-        : "Nothing of this runner's attempt was applied.";
-    await inState(run.session.writeLedger(row, expected), stateLeft(0));
-    try {
-      done = await runStatements(run, migration, step, {
-        transactional: false,
-        limit,
-        afterEach: async (n) => {
-          await inState(run.session.writeLedger({ ...row, statementsDone: n }, row), stateLeft(n));
-        },
-      });
-    } catch (error) {
-      if (!(error instanceof StatementFailure)) throw error;
-      if (error.info.connectionLost) throw lostConnection(migration, error, false);
-      const applied = error.index > 0 ? `statements 1..${error.index} applied, ` : '';
-      const where = `${migration.file}${error.line ? `:${error.line}` : ''}`;
-      const message = error.timedOut
-        ? `${applied}timed out at ${where} (${step.kind === 'sql' ? `statement ${error.index + 1}` : 'module code'}): ${error.info.message}`
-        : `${applied}statement ${error.index + 1} failed at ${where}: ${error.info.message}`;
-      const failedRow = { ...row, state: 'failed' as const, statementsDone: error.index, ...finished() };
-      const unrecorded = await recordFailure(
-        (text) => run.session.writeLedger({ ...failedRow, error: text }, row),
-        message,
-        stateLeft(error.index),
-      );
-      const leftovers = (await run.session.leftovers?.().catch(() => [])) ?? [];
-      const done = error.index > 0 ? `statements 1..${error.index}` : undefined;
-      throw migrationError(migration, direction, error, count, 'partially applied', [
-        ...unrecorded,
-        done ? `${done} were applied and stay applied.` : 'its first statement failed.',
-        ...(leftovers.length > 0 ? [`The database also has: ${leftovers.join('; ')}.`] : []),
-        ...(error.timedOut ? [`The lock is released. ${fasterOrLonger(error.timedOut, migration)}.`] : []),
-        `Fix the cause, then lockstep resolve ${migration.version} --applied (after finishing the change by hand)`,
-        `or --rolled-back (${done ? `after undoing ${done}` : 'once nothing of it is left'})`,
-      ]);
-    }
-    const recorded =
-      direction === 'up'
-        ? run.session.writeLedger({ ...row, state: 'applied', statementsDone: done, ...finished() }, row)
-        : run.session.deleteLedger(row);
-    await inState(recorded, stateLeft(done));
+    await runNonTransactional(
+      run,
+      migration,
+      step,
+      direction,
+      limit,
+      { ...downBase, statementCount: count },
+      expected,
+      finished,
+    );
   }
   const durationMs = Math.round(performance.now() - t0);
   run.config.on({
@@ -163,6 +130,120 @@ export async function runMigration(
     durationMs,
   });
   return durationMs;
+}
+
+/** A transaction the migration's own statements opened (`BEGIN`), while it is open. */
+interface OpenBlock {
+  /** The statement (1-based) and line that opened it. */
+  readonly first: number;
+  readonly line: number | undefined;
+}
+
+/**
+ * The non-transactional protocol: a `running` row, progress after every statement, then
+ * `applied` (or the row removed). While a transaction the migration opened itself is open, no
+ * progress is written: the write would commit that transaction, or be rolled back with it. Once
+ * the migration closes it, the next write counts its statements; if it fails or the migration
+ * ends inside it, the block is rolled back and the row says what stays applied.
+ */
+async function runNonTransactional(
+  run: RunContext,
+  migration: Migration,
+  step: Step,
+  direction: 'up' | 'down',
+  limit: TimeLimit | undefined,
+  start: LedgerRow,
+  expected: LedgerRow | null,
+  finished: () => Pick<LedgerRow, 'finishedAt' | 'durationMs'>,
+): Promise<void> {
+  const count = start.statementCount;
+  const row = { ...start, statementsDone: 0, appliedBy: run.config.runnerId };
+  const stateLeft = (n: number) =>
+    n > 0
+      ? `Statements 1..${n} of this runner's attempt were applied and stay applied.`
+      : "Nothing of this runner's attempt was applied.";
+  await inState(run.session.writeLedger(row, expected), stateLeft(0));
+  /** The statements recorded done: all of them but an open block's. */
+  let recorded = 0;
+  let block: OpenBlock | undefined;
+  let done = 0;
+  try {
+    done = await runStatements(run, migration, step, {
+      transactional: false,
+      limit,
+      afterEach: async (n, line) => {
+        if (run.session.inMigrationTransaction()) {
+          block ??= { first: n, line };
+          return;
+        }
+        block = undefined;
+        await inState(run.session.writeLedger({ ...row, statementsDone: n }, row), stateLeft(n));
+        recorded = n;
+      },
+    });
+    if (block) throw leftOpen(migration, block, done);
+  } catch (error) {
+    if (!(error instanceof StatementFailure)) throw error;
+    const where = (line: number | undefined) => `${migration.file}${line ? `:${line}` : ''}`;
+    const rolledBack = block
+      ? `the transaction it began at ${where(block.line)} (statements ${block.first}..${error.index}) was rolled back, `
+      : '';
+    if (error.info.connectionLost) throw lostConnection(migration, error, false, recorded, rolledBack);
+    const applied = recorded > 0 ? `statements 1..${recorded} applied, ` : '';
+    const failed = error.leftOpen
+      ? `it ended with that transaction still open`
+      : error.timedOut
+        ? `timed out at ${where(error.line)} (${step.kind === 'sql' ? `statement ${error.index + 1}` : 'module code'})`
+        : `statement ${error.index + 1} failed at ${where(error.line)}`;
+    const message = `${applied}${rolledBack}${failed}: ${error.info.message}`;
+    // The driver rolls an open transaction back before it writes a `failed` row.
+    const failedRow = { ...row, state: 'failed' as const, statementsDone: recorded, ...finished() };
+    const unrecorded = await recordFailure(
+      (text) => run.session.writeLedger({ ...failedRow, error: text }, row),
+      message,
+      stateLeft(recorded),
+    );
+    const leftovers = (await run.session.leftovers?.().catch(() => [])) ?? [];
+    const kept = recorded > 0 ? `statements 1..${recorded}` : undefined;
+    throw migrationError(migration, direction, error, count, 'partially applied', [
+      ...unrecorded,
+      kept
+        ? `${kept} were applied and stay applied.`
+        : block
+          ? 'nothing of it stays applied.'
+          : 'its first statement failed.',
+      ...(block ? [`${capitalized(rolledBack.slice(0, -2))}.`] : []),
+      ...(leftovers.length > 0 ? [`The database also has: ${leftovers.join('; ')}.`] : []),
+      ...(error.timedOut ? [`The lock is released. ${fasterOrLonger(error.timedOut, migration)}.`] : []),
+      `Fix the cause, then lockstep resolve ${migration.version} --applied (after finishing the change by hand)`,
+      `or --rolled-back (${kept ? `after undoing ${kept}` : 'once nothing of it is left'})`,
+    ]);
+  }
+  const recordedEnd =
+    direction === 'up'
+      ? run.session.writeLedger({ ...row, state: 'applied', statementsDone: done, ...finished() }, row)
+      : run.session.deleteLedger(row);
+  await inState(recordedEnd, stateLeft(done));
+}
+
+/** A migration that ended inside a transaction it began: lockstep neither commits nor keeps it. */
+function leftOpen(migration: Migration, block: OpenBlock, done: number): StatementFailure {
+  return new StatementFailure(
+    {
+      message: `a transaction it began (at ${migration.file}${block.line ? `:${block.line}` : ''}) was never committed; end it with COMMIT`,
+      lockTimeout: false,
+      connectionLost: false,
+    },
+    '',
+    block.line,
+    done,
+    undefined,
+    true,
+  );
+}
+
+function capitalized(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 async function runTransactional(
@@ -246,8 +327,8 @@ interface StatementOptions {
   /** Whether the step runs in lockstep's transaction: then it must not end that transaction itself. */
   readonly transactional: boolean;
   readonly limit: TimeLimit | undefined;
-  /** Called with the count done after each statement. */
-  readonly afterEach: (done: number) => Promise<void>;
+  /** Called with the count done after each statement, and the line of that statement. */
+  readonly afterEach: (done: number, line: number | undefined) => Promise<void>;
 }
 
 /** Runs every statement of a step within its time limit. Returns the count done. */
@@ -304,7 +385,7 @@ async function runWatched(
       throw new StatementFailure(info, scrubSecrets(sql, run.config.url), errorLine, done);
     }
     done++;
-    await options.afterEach(done);
+    await options.afterEach(done, line);
     // A statement may complete just as the time runs out: it counts as done; nothing after it runs.
     if (watchdog.fired) throw timedOut('', line, `the time ran out at statement ${done}`);
     return result;
@@ -576,6 +657,8 @@ function lostConnection(
   migration: Migration,
   failure: StatementFailure,
   transactional: boolean,
+  recorded = failure.index,
+  rolledBack = '',
 ): ConnectionError {
   const where = `${migration.file}${failure.line ? `:${failure.line}` : ''}`;
   return new ConnectionError(
@@ -583,7 +666,7 @@ function lostConnection(
       (transactional
         ? 'The database rolled the migration back and released the lock; the next `lockstep up` applies it.'
         : `The database released the lock. The migration is not transactional: ` +
-          `${failure.index > 0 ? `statements 1..${failure.index} were applied, ` : ''}` +
+          `${recorded > 0 ? `statements 1..${recorded} were applied, ` : ''}${rolledBack}` +
           `statement ${failure.index + 1} may or may not have been; the next runner refuses until \`lockstep resolve ${migration.version} --applied|--rolled-back\`.`),
   );
 }

@@ -170,6 +170,13 @@ export interface Session {
   begin(options: TransactionOptions): Promise<void>;
   commit(): Promise<void>;
   rollback(): Promise<void>;
+  /**
+   * Whether a transaction that migration statements opened (`BEGIN` in a non-transactional
+   * migration) is open now, as the last reply from the server said: no ledger write can be made
+   * then without committing it or being rolled back with it. Not lockstep's own (begin), and not
+   * MySQL's `autocommit = 0`, whose work each ledger write commits.
+   */
+  inMigrationTransaction(): boolean;
   /** Runs one statement of a migration (or of a migration module's `ctx.query`). */
   execute(sql: string, params?: readonly unknown[]): Promise<QueryResult>;
   describeError(error: unknown): DbErrorInfo;

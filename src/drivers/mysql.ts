@@ -195,6 +195,8 @@ class MysqlSession implements Session {
   #kept: Map<string, string | null> | undefined;
   /** Inside lockstep's own transaction (begin … commit/rollback). */
   #transaction = false;
+  /** The status flags of the server's last OK packet (SERVER_STATUS_IN_TRANS, _AUTOCOMMIT, ...). */
+  #serverStatus = 0;
   #lost: Error | undefined;
 
   constructor(
@@ -217,6 +219,9 @@ class MysqlSession implements Session {
   async #query<T = RowDataPacket[]>(sql: string, params?: readonly unknown[]): Promise<T> {
     this.#options.onQuery?.(sql);
     const [result] = await this.#connection.query(sql, params as unknown[] | undefined);
+    // An OK packet carries the server's status flags; a result set leaves the transaction as it was.
+    const status = (result as { serverStatus?: unknown }).serverStatus;
+    if (typeof status === 'number') this.#serverStatus = status;
     return result as T;
   }
 
@@ -439,6 +444,12 @@ class MysqlSession implements Session {
     await this.#query('SET SESSION lock_wait_timeout = DEFAULT');
   }
 
+  inMigrationTransaction(): boolean {
+    // With autocommit off every statement opens a transaction; lockstep commits it (see #onCleanSession).
+    const explicit = SERVER_STATUS_IN_TRANS | SERVER_STATUS_AUTOCOMMIT;
+    return !this.#transaction && (this.#serverStatus & explicit) === explicit;
+  }
+
   async execute(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
     if (!this.#transaction) {
       this.#baseline ??= await this.#readSettings();
@@ -528,6 +539,10 @@ class MysqlSession implements Session {
     this.#connection.end().catch(() => this.#connection.destroy());
   }
 }
+
+/** Server status flags of the MySQL protocol's OK packet. */
+const SERVER_STATUS_IN_TRANS = 0x0001;
+const SERVER_STATUS_AUTOCOMMIT = 0x0002;
 
 function quote(identifier: string): string {
   return `\`${identifier.replaceAll('`', '``')}\``;

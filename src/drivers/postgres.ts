@@ -400,6 +400,11 @@ class PostgresSession implements Session {
     await this.#query('ROLLBACK');
   }
 
+  inMigrationTransaction(): boolean {
+    const status = transactionStatus(this.#client);
+    return !this.#transaction && (status === 'T' || status === 'E');
+  }
+
   async execute(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
     if (!LEAVES_SESSION_AS_IS.test(sql)) this.#touched = true;
     const result = await this.#query(withoutPsqlRestrict(sql), params);

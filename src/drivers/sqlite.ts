@@ -387,6 +387,10 @@ class SqliteSession implements Session {
     end?.();
   }
 
+  inMigrationTransaction(): boolean {
+    return !this.#endTurn && this.#db.inTransaction;
+  }
+
   async execute(sql: string, params: readonly unknown[] = []): Promise<QueryResult> {
     this.#baseline ??= this.#readPragmas();
     this.#touched = true;
