@@ -141,6 +141,59 @@ INSERT INTO a VALUES (1);
       }
     });
 
+    it('a module that begins a transaction of its own gets the same: its failure rolls the block back', async () => {
+      const db = await target.create();
+      try {
+        const dir = writeMigrations(db.dir, {
+          '001_block.mjs': `export const transaction = false;
+export async function up(ctx) {
+  await ctx.query('CREATE TABLE a (id integer)');
+  await ctx.query('BEGIN');
+  await ctx.query('INSERT INTO a VALUES (1)');
+  await ctx.query('INSERT INTO missing_table VALUES (1)');
+}
+`,
+        });
+        const result = await up(db, dir);
+        assert.equal(result.code, 1, result.stderr);
+        assert.match(
+          result.stderr,
+          /The transaction it began at \S*001_block\.mjs:4 \(statements 2\.\.3\) was rolled back/,
+        );
+        const row = await ledgerRow(db, '001');
+        assert.deepEqual([row.state, row.done], ['failed', 1]);
+        assert.equal(await count(db, 'a'), 0);
+      } finally {
+        await db.cleanup();
+      }
+    });
+
+    if (target.kind === 'mysql') {
+      it('DDL inside the block commits it implicitly (MySQL): from then on progress is recorded again', async () => {
+        const db = await target.create();
+        try {
+          const dir = writeMigrations(db.dir, {
+            '001_ddl.sql': `-- migrate:up transaction:false
+CREATE TABLE a (id integer);
+BEGIN;
+INSERT INTO a VALUES (1);
+CREATE TABLE b (id integer);
+INSERT INTO missing_table VALUES (1);
+`,
+          });
+          const result = await up(db, dir);
+          assert.equal(result.code, 1, result.stderr);
+          assert.doesNotMatch(result.stderr, /rolled back/);
+          assert.match(result.stderr, /statements 1\.\.4 were applied and stay applied/);
+          const row = await ledgerRow(db, '001');
+          assert.deepEqual([row.state, row.done], ['failed', 4]);
+          assert.equal(await count(db, 'a'), 1, 'committed by the CREATE TABLE');
+        } finally {
+          await db.cleanup();
+        }
+      });
+    }
+
     it('SIGKILL inside the block: the row stays running with the count before it, the block is gone', async () => {
       const db = await target.create();
       try {
