@@ -373,7 +373,8 @@ describe('migration code: an exit the guard cannot stop', () => {
       writeMigrations(db.dir, {
         // Schedules the exit for later, outside its own up().
         '001_later.mjs': 'export async function up() { setTimeout(() => process.exit(0), 200); }\n',
-        '002_slow.sql': `-- migrate:up\n${SLEEP[db.kind](2)};\n`,
+        // Still running when the timer fires, on any database (SQLite cannot sleep in SQL).
+        '002_slow.mjs': 'export async function up() { await new Promise((r) => setTimeout(r, 2000)); }\n',
       });
       const result = await runCli(['up', '--url', db.url, '--dir', 'migrations'], {
         cwd: db.dir,
