@@ -1,7 +1,7 @@
 import type { DbErrorInfo, Driver, LedgerRow, QueryResult, Session } from '../drivers/driver.js';
 import { lineAt, splitStatements } from '../sql/split.js';
 import { transactionControl } from '../sql/transaction-control.js';
-import { sleep } from '../util/duration.js';
+import { asWritten, sleep } from '../util/duration.js';
 import { scrubSecrets } from '../util/secrets.js';
 import type { ResolvedConfig } from './config.js';
 import {
@@ -544,18 +544,6 @@ function timeLimit(run: RunContext, step: Step, now: number): TimeLimit | undefi
   const end = run.runDeadline;
   if (end) limits.push({ ...end, name: `--run-timeout ${asWritten(end.ms)}`, scope: 'run' });
   return limits.sort((a, b) => a.at - b.at)[0];
-}
-
-/** A limit the way one writes it: `1h`, `30m`, `90s`, `1500ms`. */
-export function asWritten(ms: number): string {
-  for (const [unit, size] of [
-    ['h', 3_600_000],
-    ['m', 60_000],
-    ['s', 1000],
-  ] as const) {
-    if (ms % size === 0) return `${ms / size}${unit}`;
-  }
-  return `${ms}ms`;
 }
 
 function fasterOrLonger(limit: TimeLimit, migration: Migration): string {

@@ -1,6 +1,7 @@
 import type { Driver, LedgerRow, Session } from '../drivers/driver.js';
 import { openDriver, redactUrl, withoutSecrets } from '../drivers/registry.js';
 import { transactionControl } from '../sql/transaction-control.js';
+import { asWritten } from '../util/duration.js';
 import { type LockstepOptions, type ResolvedConfig, resolveConfig } from './config.js';
 import {
   AsyncRequiredError,
@@ -12,7 +13,7 @@ import {
   LockstepError,
   SourceError,
 } from './errors.js';
-import { asWritten, type Deadline, runMigration, runsInTransaction } from './execute.js';
+import { type Deadline, runMigration, runsInTransaction } from './execute.js';
 import { guardProcessExit } from './exit-guard.js';
 import { acquireLock } from './lock.js';
 import { compareVersions, type Migration, type Step } from './migration.js';

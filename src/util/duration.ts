@@ -7,6 +7,15 @@ export function parseDuration(text: string): number | undefined {
   return Math.round(Number(match[1]) * (units[match[2] ?? 's'] ?? 1000));
 }
 
+/** A duration the way one writes it, the inverse of parseDuration: `1h`, `30m`, `90s`, `1500ms`. */
+export function asWritten(ms: number): string {
+  for (const unit of ['h', 'm', 's'] as const) {
+    const size = units[unit] as number;
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
 export function formatDuration(ms: number): string {
   // Thresholds sit where rounding would carry over: never "1000ms", "60.0s" or "1m60s".
   if (ms < 999.5) return `${Math.round(ms)}ms`;

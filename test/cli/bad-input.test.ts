@@ -3,7 +3,7 @@
  * code, names the offending file (and line), and changes nothing in the database.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
@@ -25,6 +25,7 @@ import {
   type DatabaseKind,
   type ProcessResult,
   runCli,
+  runProcess,
   TARGETS,
   type TestDatabase,
   writeMigrations,
@@ -694,24 +695,11 @@ function openUpForNobody(dir: string) {
 
 /** Runs the CLI as the unprivileged user `nobody`, for whom file modes apply. */
 function asNobody(args: string[], cwd: string): Promise<ProcessResult> {
-  return new Promise((resolve, reject) => {
-    const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp' };
-    const child = spawn(
-      'setpriv',
-      ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, ...args],
-      { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
+  return runProcess(
+    'setpriv',
+    ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, ...args],
+    { cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp' } },
+  );
 }
 
 type ResolveState = 'running' | 'failed' | 'applied' | 'changed' | 'rolled_back' | 'pending' | 'unknown';

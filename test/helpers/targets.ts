@@ -163,10 +163,19 @@ export function runNode(
   args: readonly string[],
   options: { cwd?: string; env?: Record<string, string | undefined> } = {},
 ): Promise<ProcessResult> {
+  return runProcess(process.execPath, args, { cwd: options.cwd, env: { ...process.env, ...options.env } });
+}
+
+/** Runs `command` to its end, collecting what it prints; `env` is its whole environment. */
+export function runProcess(
+  command: string,
+  args: readonly string[],
+  options: { cwd?: string | undefined; env: Record<string, string | undefined> },
+): Promise<ProcessResult> {
   return new Promise((resolve, reject) => {
-    const env = { ...process.env, ...options.env };
+    const env = { ...options.env };
     for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
-    const child = spawn(process.execPath, args, {
+    const child = spawn(command, args, {
       cwd: options.cwd ?? ROOT,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
