@@ -1,10 +1,9 @@
 import type { LockstepOptions } from './core/config.js';
 import type { MigrationFunction, MigrationSettings } from './core/migration.js';
-import { Migrator, type UpResult } from './core/runner.js';
+import { Migrator as CoreMigrator, type RequirementStates, type UpResult } from './core/runner.js';
 
 export type { LockstepOptions } from './core/config.js';
 export { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL } from './core/config.js';
-export * from './core/errors.js';
 export type { EventHandler, LockstepEvent } from './core/events.js';
 export type { MigrationContext, MigrationFunction } from './core/migration.js';
 export type { MigrationStatus, StatusEntry } from './core/plan.js';
@@ -16,8 +15,23 @@ export type {
   StatusResult,
   UpResult,
 } from './core/runner.js';
-export { Migrator } from './core/runner.js';
 export { redactUrl } from './drivers/registry.js';
+export * from './errors.js';
+
+/** A migration's `requires` is read from the long-running migrations' store, loaded only then. */
+const longRunningRequirements: RequirementStates = {
+  async read(session, sql, table) {
+    const { readAsyncStates } = await import('./async/store.js');
+    return readAsyncStates(session, sql, table);
+  },
+};
+
+/** The runner: `up`, `down`, `status` and `resolve` against one ledger, `requires` included. */
+export class Migrator extends CoreMigrator {
+  constructor(options: LockstepOptions = {}) {
+    super(options, longRunningRequirements);
+  }
+}
 
 /**
  * Applies every pending migration. Safe to call from every worker at boot: exactly one applies,

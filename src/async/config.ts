@@ -6,7 +6,7 @@ import {
   durationOption,
   TABLE_NAME,
 } from '../core/config.js';
-import { ConfigError } from '../core/errors.js';
+import { ConfigError } from '../errors.js';
 import { scrubbingHandler } from '../util/secrets.js';
 import type { AsyncEventHandler } from './events.js';
 

@@ -1,4 +1,4 @@
-import { ExitCode, LockstepError } from '../core/errors.js';
+import { ExitCode, LockstepError } from '../errors.js';
 import type { AsyncAction, AsyncState } from './states.js';
 
 /**

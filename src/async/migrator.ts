@@ -3,10 +3,11 @@
  * executes them. Every transition is one exclusive transaction that checks and changes the state
  * (SPEC "Long-running migrations"); the CLI and the HTTP server are thin layers over this class.
  */
-import { ConfigError, ConnectionError, LockstepError } from '../core/errors.js';
+
 import { acquireLock } from '../core/lock.js';
 import type { Driver, Session } from '../drivers/driver.js';
 import { openDriver, redactUrl, withoutSecrets } from '../drivers/registry.js';
+import { ConfigError, ConnectionError, LockstepError } from '../errors.js';
 import { sleep } from '../util/duration.js';
 import { type AsyncConfig, type AsyncOptions, resolveAsyncConfig } from './config.js';
 import type { LoadedDefinition } from './definition.js';

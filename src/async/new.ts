@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError } from '../core/errors.js';
+import { ConfigError } from '../errors.js';
 import { ASYNC_NAME } from './sources.js';
 
 const SQL_TEMPLATE = `-- async:description What this long-running migration does

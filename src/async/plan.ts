@@ -3,7 +3,7 @@
  * batch ranges and the tags that mark a run's statements on the server.
  */
 import { createHash } from 'node:crypto';
-import { ConfigError, SourceError, type SourceProblem } from '../core/errors.js';
+import { ConfigError, SourceError, type SourceProblem } from '../errors.js';
 import { lineAt, type SplitDialect, splitStatements } from '../sql/split.js';
 import type { LoadedDefinition, PlannedOperation, PlannedStatement, RunPlan } from './definition.js';
 import {

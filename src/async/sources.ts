@@ -4,8 +4,8 @@
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { SourceError, type SourceProblem } from '../core/errors.js';
 import { displayPath, importModule, readSource } from '../core/sources.js';
+import { SourceError, type SourceProblem } from '../errors.js';
 import { lineAt } from '../sql/split.js';
 import { parseDuration } from '../util/duration.js';
 import type {

@@ -11,7 +11,7 @@
  *   -- async:rollback
  *   UPDATE users SET email_lower = NULL WHERE id >= :start AND id < :end;
  */
-import type { SourceProblem } from '../core/errors.js';
+import type { SourceProblem } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
 import type { DeclaredParameter, SourceOperation } from './definition.js';
 import {

@@ -1,4 +1,4 @@
-import { SourceError } from '../core/errors.js';
+import { SourceError } from '../errors.js';
 import type { AsyncParameter, LoadedDefinition } from './definition.js';
 import type { ParameterValues } from './parameters.js';
 import { type PlanTarget, planChecksum, planRun } from './plan.js';

@@ -1,7 +1,7 @@
 import { type AsyncOptions, DEFAULT_ASYNC_DIR, DEFAULT_ASYNC_TABLE } from '../async/config.js';
 import { AsyncMigrator } from '../async/migrator.js';
 import { createDefinitionFile } from '../async/new.js';
-import { ConfigError, ExitCode } from '../core/errors.js';
+import { ConfigError, ExitCode } from '../errors.js';
 import { printable, printableJson } from '../util/text.js';
 import { AsyncEventPrinter, formatAsyncResult } from './async-output.js';
 import { databaseUrl, expectArgs, fail, writeStderr, writeStdout } from './common.js';

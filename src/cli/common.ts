@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
-import { ConfigError, ExitCode, LockstepError } from '../core/errors.js';
+import { ConfigError, ExitCode, LockstepError } from '../errors.js';
 import { redactUrlsIn, type Scrub, scrubDeep, secretScrubber } from '../util/secrets.js';
 import { printable, printableJson } from '../util/text.js';
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import type { LockstepOptions } from '../core/config.js';
-import { ConfigError, ExitCode } from '../core/errors.js';
-import { Migrator } from '../core/runner.js';
+import { ConfigError, ExitCode } from '../errors.js';
+import { Migrator } from '../index.js';
 import { printable, printableJson } from '../util/text.js';
 import { databaseUrl, expectArgs, fail, intOption, writeStderr, writeStdout } from './common.js';
 import { createMigrationFile } from './new.js';

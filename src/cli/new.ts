@@ -1,6 +1,6 @@
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError } from '../core/errors.js';
+import { ConfigError } from '../errors.js';
 
 const SQL_TEMPLATE = `-- migrate:up
 

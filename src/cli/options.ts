@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { ConfigError } from '../core/errors.js';
+import { ConfigError } from '../errors.js';
 
 /**
  * Every option of every command, in one table: an option means the same wherever it is given,

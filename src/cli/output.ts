@@ -1,6 +1,6 @@
-import { describeHolder } from '../core/errors.js';
 import type { LockstepEvent } from '../core/events.js';
 import type { DownResult, ResolveResult, StatusResult, UpResult } from '../core/runner.js';
+import { describeHolder } from '../errors.js';
 import { formatDuration } from '../util/duration.js';
 import { printableName } from '../util/text.js';
 

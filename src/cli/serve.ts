@@ -1,5 +1,5 @@
 import { DEFAULT_ASYNC_DIR, DEFAULT_ASYNC_TABLE } from '../async/config.js';
-import { ConfigError, ExitCode } from '../core/errors.js';
+import { ConfigError, ExitCode } from '../errors.js';
 import { serve } from '../server/serve.js';
 import { printable } from '../util/text.js';
 import { AsyncEventPrinter } from './async-output.js';

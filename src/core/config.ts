@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
+import { ConfigError } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
 import { scrubbingHandler } from '../util/secrets.js';
-import { ConfigError } from './errors.js';
 import type { EventHandler } from './events.js';
 import type { HistoryPolicy } from './plan.js';
 

@@ -1,4 +1,4 @@
-import type { LockHolder } from './errors.js';
+import type { LockHolder } from '../errors.js';
 
 /**
  * What a run reports while it goes. Logging, progress output and metrics attach here from

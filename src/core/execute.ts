@@ -1,16 +1,16 @@
 import type { DbErrorInfo, Driver, LedgerRow, QueryResult, Session } from '../drivers/driver.js';
-import { lineAt, splitStatements } from '../sql/split.js';
-import { transactionControl } from '../sql/transaction-control.js';
-import { asWritten, sleep } from '../util/duration.js';
-import { scrubSecrets } from '../util/secrets.js';
-import type { ResolvedConfig } from './config.js';
 import {
   ConnectionError,
   LedgerConflictError,
   MigrationError,
   MigrationTimeoutError,
   type StateLeft,
-} from './errors.js';
+} from '../errors.js';
+import { lineAt, splitStatements } from '../sql/split.js';
+import { transactionControl } from '../sql/transaction-control.js';
+import { asWritten, sleep } from '../util/duration.js';
+import { scrubSecrets } from '../util/secrets.js';
+import type { ResolvedConfig } from './config.js';
 import { guardProcessExit } from './exit-guard.js';
 import type { Migration, MigrationContext, Step } from './migration.js';
 

@@ -1,5 +1,5 @@
 import type { Session } from '../drivers/driver.js';
-import { LockTimeoutError } from './errors.js';
+import { LockTimeoutError } from '../errors.js';
 import type { EventHandler } from './events.js';
 
 /** How often a waiting runner names the holder. */

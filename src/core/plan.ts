@@ -1,5 +1,5 @@
 import type { LedgerRow } from '../drivers/driver.js';
-import type { HistoryProblem } from './errors.js';
+import type { HistoryProblem } from '../errors.js';
 import { compareVersions, type Migration } from './migration.js';
 
 export interface HistoryPolicy {

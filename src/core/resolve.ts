@@ -1,5 +1,5 @@
 import type { LedgerRow } from '../drivers/driver.js';
-import { ConfigError, ResolveRefusedError } from './errors.js';
+import { ConfigError, ResolveRefusedError } from '../errors.js';
 import type { Migration } from './migration.js';
 
 export type ResolveAs = 'applied' | 'rolled-back';

@@ -1,8 +1,5 @@
-import type { Driver, LedgerRow, Session } from '../drivers/driver.js';
+import type { Driver, LedgerRow, Session, SqlDialect } from '../drivers/driver.js';
 import { openDriver, redactUrl, withoutSecrets } from '../drivers/registry.js';
-import { transactionControl } from '../sql/transaction-control.js';
-import { asWritten } from '../util/duration.js';
-import { type LockstepOptions, type ResolvedConfig, resolveConfig } from './config.js';
 import {
   AsyncRequiredError,
   ConfigError,
@@ -12,7 +9,10 @@ import {
   type LockHolder,
   LockstepError,
   SourceError,
-} from './errors.js';
+} from '../errors.js';
+import { transactionControl } from '../sql/transaction-control.js';
+import { asWritten } from '../util/duration.js';
+import { type LockstepOptions, type ResolvedConfig, resolveConfig } from './config.js';
 import { type Deadline, runMigration, runsInTransaction } from './execute.js';
 import { guardProcessExit } from './exit-guard.js';
 import { acquireLock } from './lock.js';
@@ -81,8 +81,16 @@ export class Migrator {
   readonly #config: ResolvedConfig;
   readonly #listening: boolean;
 
-  constructor(options: LockstepOptions = {}) {
+  readonly #requirements: RequirementStates | undefined;
+
+  /**
+   * `requirements` reads the long-running migrations a migration `requires`; the public entry
+   * point provides it (core does not depend on the long-running side). Without it such a
+   * migration is refused.
+   */
+  constructor(options: LockstepOptions = {}, requirements?: RequirementStates) {
     this.#config = resolveConfig(options);
+    this.#requirements = requirements;
     this.#listening = options.on !== undefined;
   }
 
@@ -122,7 +130,14 @@ export class Migrator {
           // Load (modules: import) everything pending before changing anything, so a bad file
           // changes nothing; after locking, so runners that find the work done never pay for it.
           const steps = await loadSteps(plan.pending, 'up', driver, importLimit(config, runDeadline));
-          await checkRequirements(plan.pending, steps, session, driver, config.asyncTable);
+          await checkRequirements(
+            plan.pending,
+            steps,
+            this.#requirements,
+            session,
+            driver,
+            config.asyncTable,
+          );
           if (!found) await session.createLedger();
           const appliedByOthers = newlyApplied(before ?? [], rows);
           for (const other of appliedByOthers) config.on({ type: 'applied-by-other', ...other });
@@ -412,19 +427,35 @@ function deadline(ms: number | null): Deadline | undefined {
   return ms === null ? undefined : { at: performance.now() + ms, ms };
 }
 
+/** The state of each long-running migration in a store table, read on the run's session. */
+export interface RequirementStates {
+  read(
+    session: Session,
+    sql: SqlDialect,
+    table: string,
+  ): Promise<ReadonlyMap<string, { readonly state: string; readonly progress: number }>>;
+}
+
 /** A pending migration that requires long-running migrations runs only once they are completed. */
 async function checkRequirements(
   pending: readonly Migration[],
   steps: Map<string, Step>,
+  requirements: RequirementStates | undefined,
   session: Session,
   driver: Driver,
   asyncTable: string,
 ): Promise<void> {
-  if (!pending.some((m) => steps.get(m.version)?.settings.requires?.length)) return;
-  // Loaded only then: a boot without such a migration never pays for it.
-  const { readAsyncStates } = await import('../async/store.js');
-  const states = await readAsyncStates(session, driver.sql, asyncTable);
-  for (const migration of pending) {
+  const requiring = pending.filter((m) => steps.get(m.version)?.settings.requires?.length);
+  if (requiring.length === 0) return;
+  if (!requirements) {
+    const first = requiring[0] as Migration;
+    throw new ConfigError(
+      `migration ${first.version} (${first.file}) requires long-running migrations, but this runner ` +
+        "cannot read them: use the Migrator exported by 'lockstep' (or the CLI). Nothing was changed.",
+    );
+  }
+  const states = await requirements.read(session, driver.sql, asyncTable);
+  for (const migration of requiring) {
     const unmet = (steps.get(migration.version)?.settings.requires ?? [])
       .map((name) => ({ name, state: 'not_started', progress: 0, ...states.get(name) }))
       .filter((r) => r.state !== 'completed');

@@ -3,10 +3,10 @@ import { closeSync, constants, fstatSync, openSync, readFileSync, readlinkSync }
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { SourceError, type SourceProblem } from '../errors.js';
 import { lineFinder, type SplitDialect, splitStatements } from '../sql/split.js';
 import { parseDuration } from '../util/duration.js';
 import { bytesForDisplay, decodeUtf8, invalidUtf8At } from '../util/text.js';
-import { SourceError, type SourceProblem } from './errors.js';
 import {
   compareVersions,
   MAX_VERSION_DIGITS,

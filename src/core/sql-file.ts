@@ -1,5 +1,5 @@
+import type { SourceProblem } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
-import type { SourceProblem } from './errors.js';
 import type { MigrationSettings } from './migration.js';
 
 /** One `-- migrate:up` or `-- migrate:down` section of a dbmate-format SQL file. */

@@ -1,4 +1,4 @@
-import type { LockHolder } from '../core/errors.js';
+import type { LockHolder } from '../errors.js';
 import type { SplitDialect } from '../sql/split.js';
 
 /**

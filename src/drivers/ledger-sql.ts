@@ -1,4 +1,4 @@
-import { ConfigError, LedgerConflictError } from '../core/errors.js';
+import { ConfigError, LedgerConflictError } from '../errors.js';
 import type { ColumnTypes, LedgerRow, LedgerState } from './driver.js';
 
 /** The ledger's columns, in the order of `ledgerValues`; shared by the SQL drivers. */

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import { ConfigError, ConnectionError, type LockHolder, LockNotHeldError } from '../core/errors.js';
+import { ConfigError, ConnectionError, type LockHolder, LockNotHeldError } from '../errors.js';
 import type { SplitDialect } from '../sql/split.js';
+import { redactUrl } from '../util/secrets.js';
 import type {
   ColumnTypes,
   DbErrorInfo,
@@ -32,7 +33,6 @@ import {
   settingName,
   storableText,
 } from './ledger-sql.js';
-import { redactUrl } from './registry.js';
 
 const syntax: SplitDialect = {
   dollarQuotes: true,

@@ -1,4 +1,4 @@
-import { ConfigError } from '../core/errors.js';
+import { ConfigError } from '../errors.js';
 import { redactUrl, type Scrub, secretScrubber, urlParts } from '../util/secrets.js';
 import type { Driver, DriverOptions, LedgerRow, Session } from './driver.js';
 

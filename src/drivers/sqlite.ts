@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from '
 import { hostname } from 'node:os';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import { ConfigError, ConnectionError, type LockHolder } from '../core/errors.js';
+import { ConfigError, ConnectionError, type LockHolder } from '../errors.js';
 import type { SplitDialect } from '../sql/split.js';
 import { sleep } from '../util/duration.js';
 import type {

@@ -18,8 +18,8 @@ import {
   LockstepError,
   LockTimeoutError,
   SourceError,
-} from '../core/errors.js';
-import { Migrator } from '../core/runner.js';
+} from '../errors.js';
+import { Migrator } from '../index.js';
 import { redactUrlsIn, type Scrub, scrubDeep, secretScrubber } from '../util/secrets.js';
 import { PAGE_CSS, PAGE_HTML, PAGE_JS } from './page.js';
 import {

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AsyncEventHandler } from '../async/events.js';
 import { AsyncMigrator } from '../async/migrator.js';
-import { ConfigError } from '../core/errors.js';
+import { ConfigError } from '../errors.js';
 import { createStatusHandler, type StatusServerOptions } from './handler.js';
 import { LOOPBACK_NAMES, parseHost } from './request.js';
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { AsyncMigrator } from '../../src/async/migrator.js';
-import { ConfigError } from '../../src/core/errors.js';
+import { ConfigError } from '../../src/errors.js';
 import { serve } from '../../src/server/serve.js';
 import { writeDefinitions } from '../helpers/async.js';
 import {

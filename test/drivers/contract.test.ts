@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { LedgerConflictError } from '../../src/core/errors.js';
 import type { Driver, LedgerRow, Session } from '../../src/drivers/driver.js';
 import { openDriver } from '../../src/drivers/registry.js';
+import { LedgerConflictError } from '../../src/errors.js';
 import { ROOT, TARGETS, type TestDatabase } from '../helpers/targets.js';
 
 const row = (version: string, overrides: Partial<LedgerRow> = {}): LedgerRow => ({

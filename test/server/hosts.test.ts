@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ConfigError } from '../../src/core/errors.js';
+import { ConfigError } from '../../src/errors.js';
 import { type RunningServer, type ServeOptions, serve } from '../../src/server/serve.js';
 import { writeDefinitions } from '../helpers/async.js';
 import { startCli } from '../helpers/process.js';

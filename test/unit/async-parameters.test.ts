@@ -16,11 +16,11 @@ import {
   renderLiteral,
 } from '../../src/async/parameters.js';
 import { readDefinitionFiles } from '../../src/async/sources.js';
-import { SourceError } from '../../src/core/errors.js';
 import type { Driver } from '../../src/drivers/driver.js';
 import { createMysqlDriver } from '../../src/drivers/mysql.js';
 import { createPostgresDriver } from '../../src/drivers/postgres.js';
 import { createSqliteDriver } from '../../src/drivers/sqlite.js';
+import { SourceError } from '../../src/errors.js';
 
 const OPTIONS = { table: 't', runnerId: 'r' };
 // Made without connecting: loading needs only their dialect and lexer.

@@ -21,9 +21,9 @@ import {
   type AsyncState,
   allowedActions,
 } from '../../src/async/states.js';
-import { ConfigError, SourceError, type SourceProblem } from '../../src/core/errors.js';
 import { createPostgresDriver } from '../../src/drivers/postgres.js';
 import { createSqliteDriver } from '../../src/drivers/sqlite.js';
+import { ConfigError, SourceError, type SourceProblem } from '../../src/errors.js';
 
 const FILE = 'async/backfill_email.sql';
 // Drivers are made without connecting: their split dialects are what plans are made with.

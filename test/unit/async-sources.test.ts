@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { readDefinitionFiles } from '../../src/async/sources.js';
-import { SourceError } from '../../src/core/errors.js';
 import { createSqliteDriver } from '../../src/drivers/sqlite.js';
+import { SourceError } from '../../src/errors.js';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'lockstep-async-sources-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { COMMAND_OPTIONS, OPTIONS, type OptionName, parseCommandLine } from '../../src/cli/options.js';
-import { ConfigError } from '../../src/core/errors.js';
+import { ConfigError } from '../../src/errors.js';
 
 const COMMANDS = Object.keys(COMMAND_OPTIONS);
 const NAMES = Object.keys(OPTIONS) as OptionName[];

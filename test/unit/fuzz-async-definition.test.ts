@@ -13,10 +13,10 @@ import { describe, it } from 'node:test';
 import { isMainThread } from 'node:worker_threads';
 import fc from 'fast-check';
 import { parseAsyncSql } from '../../src/async/sql-definition.js';
-import type { SourceProblem } from '../../src/core/errors.js';
 import { createMysqlDriver } from '../../src/drivers/mysql.js';
 import { createPostgresDriver } from '../../src/drivers/postgres.js';
 import { createSqliteDriver } from '../../src/drivers/sqlite.js';
+import type { SourceProblem } from '../../src/errors.js';
 import { lineAt, type SplitDialect, splitStatements } from '../../src/sql/split.js';
 import {
   answerFromWorker,

@@ -19,12 +19,12 @@ import { performance } from 'node:perf_hooks';
 import { describe, it } from 'node:test';
 import { isMainThread } from 'node:worker_threads';
 import fc from 'fast-check';
-import { SourceError } from '../../src/core/errors.js';
 import { readMigrations } from '../../src/core/sources.js';
 import { parseSqlFile } from '../../src/core/sql-file.js';
 import { createMysqlDriver } from '../../src/drivers/mysql.js';
 import { createPostgresDriver } from '../../src/drivers/postgres.js';
 import { createSqliteDriver } from '../../src/drivers/sqlite.js';
+import { SourceError } from '../../src/errors.js';
 import { lineFinder, type SplitDialect, splitStatements } from '../../src/sql/split.js';
 import {
   answerFromWorker,

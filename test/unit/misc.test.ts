@@ -2,10 +2,10 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError } from '../../src/core/errors.js';
 import { compareVersions } from '../../src/core/migration.js';
 import { redactUrl, scrubSecrets } from '../../src/drivers/registry.js';
 import { sqlitePath } from '../../src/drivers/sqlite.js';
+import { ConfigError } from '../../src/errors.js';
 import { formatDuration, parseDuration } from '../../src/util/duration.js';
 
 describe('parseDuration', () => {

@@ -1,10 +1,10 @@
 /** planResolve: resolve acts on running/failed rows only; every other state is refused unless forced. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, ExitCode, ResolveRefusedError } from '../../src/core/errors.js';
 import type { Migration } from '../../src/core/migration.js';
 import { planResolve, type ResolveAction, type ResolveAs } from '../../src/core/resolve.js';
 import type { LedgerRow, LedgerState } from '../../src/drivers/driver.js';
+import { ConfigError, ExitCode, ResolveRefusedError } from '../../src/errors.js';
 
 const source = { version: '002', name: 'b', file: 'migrations/002_b.sql', checksum: 'abc' } as Migration;
 

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { ConfigError, MigrationError } from '../../src/core/errors.js';
+import { ConfigError, MigrationError } from '../../src/errors.js';
 import {
   redactUrl,
   redactUrlsIn,

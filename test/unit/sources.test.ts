@@ -4,10 +4,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { SourceError } from '../../src/core/errors.js';
 import type { Migration, MigrationContext } from '../../src/core/migration.js';
 import { readMigrations } from '../../src/core/sources.js';
 import { createSqliteDriver } from '../../src/drivers/sqlite.js';
+import { SourceError } from '../../src/errors.js';
 
 const dialect = createSqliteDriver('sqlite:unused.db', {
   table: 'lockstep_migrations',

@@ -2,7 +2,7 @@
  * Every error lockstep raises is a LockstepError: the facts are fields, the message is built from
  * them, `exitCode` is what the CLI exits with and `toJSON()` is what `--json` prints.
  */
-import { redactUrlsIn, scrubDeep } from '../util/secrets.js';
+import { redactUrlsIn, scrubDeep } from './util/secrets.js';
 
 export const ExitCode = {
   ok: 0,
