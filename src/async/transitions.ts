@@ -20,11 +20,14 @@ interface By {
   readonly now: string;
 }
 
+/** The plan a trigger freezes, and its checksum. */
+type Frozen = By & { readonly plan: RunPlan; readonly checksum: string };
+
 /** What a step's changes are made of, per step. */
 export interface StepFacts {
   /** Trigger: no other run is active. Queue: one is, so this one waits behind it. */
-  readonly trigger: By & { readonly plan: RunPlan; readonly checksum: string };
-  readonly queue: By & { readonly plan: RunPlan; readonly checksum: string };
+  readonly trigger: Frozen;
+  readonly queue: Frozen;
   readonly stop: By;
   readonly 'force-stop': By;
   readonly resume: By;
@@ -62,11 +65,13 @@ interface Rule<S extends Step> {
   readonly changes: (run: AsyncRun, facts: StepFacts[S]) => Partial<AsyncRun>;
 }
 
-/** Where the pre-trigger states are: never run, or finished in a way that allows a new run. */
+/** A run may be triggered when it never ran, or ended in a way that allows a new run. */
 const TRIGGERABLE: readonly AsyncState[] = ['not_started', 'rolled_back', 'failed_at_startup'];
+/** A worker executes its operations (forward, or their rollbacks). */
 const EXECUTING: readonly AsyncState[] = ['running', 'rolling_back'];
 
-const frozen = (f: By & { plan: RunPlan; checksum: string }): Partial<AsyncRun> => ({
+/** What a trigger freezes into the run: its plan, and a clean slate for it. */
+const frozen = (f: Frozen): Partial<AsyncRun> => ({
   direction: 'forward',
   plan: f.plan,
   checksum: f.checksum,
