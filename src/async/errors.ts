@@ -1,5 +1,6 @@
 import { ExitCode, LockstepError } from '../errors.js';
-import type { AsyncAction, AsyncState } from './states.js';
+import type { AsyncState } from './states.js';
+import type { AsyncAction } from './transitions.js';
 
 /**
  * The state machine said no: another long-running migration is active, or the action does not

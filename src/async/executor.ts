@@ -10,8 +10,8 @@ import type { AsyncContext, LoadedDefinition, PlannedOperation, PlannedStatement
 import { RunTakenOverError } from './errors.js';
 import type { AsyncEventHandler } from './events.js';
 import { bindRange, progressPercent, queryTag, runMarker, tagged } from './plan.js';
-import type { AsyncState } from './states.js';
 import type { AsyncErrorRecord, AsyncRun, AsyncStore } from './store.js';
+import { type Step, type StepFacts, transit } from './transitions.js';
 
 /** How long to wait between looks at a statement a dead worker left running. */
 const ORPHAN_POLL_MS = 250;
@@ -120,12 +120,7 @@ class RunExecutor {
       definition.isRequired &&
       (await this.#check('isRequired', () => definition.isRequired?.(ctx))) !== true
     ) {
-      await this.#record({
-        state: 'completed',
-        progress: 100,
-        note: 'not required: isRequired said this database needs none of it; nothing was run',
-        finishedAt: new Date().toISOString(),
-      });
+      await this.#record(this.#step('not-required', { now: new Date().toISOString() }));
       return false;
     }
     for (const which of ['precheck', 'healthcheck'] as const) {
@@ -134,7 +129,7 @@ class RunExecutor {
       const verdict = await this.#check(which, () => check(ctx));
       if (verdict !== true) return this.#failStartup(verdict);
     }
-    await this.#record({ state: 'running', startedAt: new Date().toISOString() });
+    await this.#record(this.#step('start', { now: new Date().toISOString() }));
     return true;
   }
 
@@ -145,10 +140,11 @@ class RunExecutor {
     const verdict = await this.#check('healthcheck', () => check(this.#context()));
     if (verdict === true) return true;
     const message = `healthcheck failed on resume: ${verdict}`;
-    await this.#record(
-      { state: 'errored', error: message, queryTag: null },
-      { operation: null, statement: null, message },
-    );
+    await this.#record(this.#step('fail', { message, now: new Date().toISOString() }), {
+      operation: null,
+      statement: null,
+      message,
+    });
     return false;
   }
 
@@ -171,10 +167,11 @@ class RunExecutor {
   }
 
   async #failStartup(reason: string): Promise<false> {
-    await this.#record(
-      { state: 'failed_at_startup', error: reason, finishedAt: new Date().toISOString() },
-      { operation: null, statement: null, message: reason },
-    );
+    await this.#record(this.#step('startup-refused', { reason, now: new Date().toISOString() }), {
+      operation: null,
+      statement: null,
+      message: reason,
+    });
     return false;
   }
 
@@ -203,9 +200,9 @@ class RunExecutor {
         rangeMax: null,
         queryTag: null,
       };
-      const end = { finishedAt: new Date().toISOString(), error: null };
-      if (next === operations.length) return { ...step, ...end, state: 'completed', progress: 100 };
-      if (next < 0) return { ...step, ...end, state: 'rolled_back', progress: 0 };
+      const end = { now: new Date().toISOString() };
+      if (next === operations.length) return { ...step, ...this.#step('complete', end) };
+      if (next < 0) return { ...step, ...this.#step('rolled-back', end) };
       return { ...step, progress: this.#percent({ opIndex: next, cursor: null, direction }) };
     };
     if (statements.length === 0) {
@@ -413,23 +410,20 @@ class RunExecutor {
   async #stopIfRequested(): Promise<void> {
     if (this.#x.signal?.aborted) {
       // Still active, with no worker: the next worker to look claims it and goes on from here.
-      await this.#record({
-        worker: null,
-        queryTag: null,
-        note: `handed over by ${this.#x.runnerId} (shutting down)`,
-      });
+      await this.#record(this.#step('hand-over', { by: this.#x.runnerId, now: new Date().toISOString() }));
       throw new Stopped();
     }
     const row = await this.#x.workStore.read(this.#run.name);
     if (!row || row.attempt !== this.#run.attempt)
       throw new RunTakenOverError(this.#run.name, this.#run.attempt);
-    if (row.state === 'stopping') await this.#stop(this.#where());
+    if (row.state === 'stopping') await this.#stop(this.#where(), row.state);
   }
 
-  async #stop(where: string): Promise<never> {
+  /** `stopping`: the state the stop request left, as read (the run this worker holds says less). */
+  async #stop(where: string, stopping = this.#run.state): Promise<never> {
     // An operator's decision, not a failure: said in the run's error field, no error row.
     const message = `stopped on request ${where}; resume continues from there, rollback undoes it`;
-    await this.#record({ state: 'errored', error: message, queryTag: null });
+    await this.#record(this.#step('stop-reached', { message }, stopping));
     throw new Stopped();
   }
 
@@ -454,14 +448,8 @@ class RunExecutor {
         ? failure.info.message
         : `${this.#run.direction === 'rollback' ? 'rollback of ' : ''}operation ${op} of ${this.#run.opCount} failed at ${where}: ${failure.info.message}`;
     const message = `${forced}${what}`;
-    const startup = this.#run.state === 'starting';
-    const state: AsyncState = startup ? 'failed_at_startup' : 'errored';
-    const changes: Partial<AsyncRun> = {
-      state,
-      error: message,
-      queryTag: null,
-      ...(startup ? { finishedAt: new Date().toISOString() } : {}),
-    };
+    // Failed during its startup checks: failed_at_startup; later: errored.
+    const changes = this.#step('fail', { message, now: new Date().toISOString() });
     const record = { operation: op, statement: failure.statement?.sql ?? null, message };
     // A lost work session: the database rolled back its transaction; the lock's session records it.
     const lost = failure.info.connectionLost;
@@ -497,6 +485,11 @@ class RunExecutor {
       if (Date.now() >= nextReport) nextReport = Date.now() + ORPHAN_REPORT_MS;
       await sleep(ORPHAN_POLL_MS);
     }
+  }
+
+  /** The changes of `step` on the run as this worker holds it (see transitions.ts). */
+  #step<S extends Step>(step: S, facts: StepFacts[S], from = this.#run.state) {
+    return transit(step, this.#run, facts, from);
   }
 
   #tag(i: number, direction: 'forward' | 'rollback', detail: string): string {

@@ -19,9 +19,11 @@ export type { AsyncEvent, AsyncEventHandler } from './events.js';
 export type { AsyncActionResult, AsyncStatusResult } from './migrator.js';
 export { AsyncMigrator } from './migrator.js';
 export type { ParameterType, ParameterValue, ParameterValues } from './parameters.js';
-export type { AsyncAction, AsyncState } from './states.js';
-export { ACTIVE_STATES, ASYNC_STATES, allowedActions } from './states.js';
+export type { AsyncState } from './states.js';
+export { ACTIVE_STATES, ASYNC_STATES } from './states.js';
 export type { AsyncErrorRecord } from './store.js';
+export type { AsyncAction } from './transitions.js';
+export { allowedActions } from './transitions.js';
 export type { AsyncRunView } from './view.js';
 
 /** Long-running migrations of one database: status, trigger, stop, resume, rollback, and the worker. */

@@ -1,6 +1,6 @@
 /**
- * The states of a long-running migration and what may be done in each (SPEC "Long-running
- * migrations"). Pure: the store applies these rules inside its exclusive transactions.
+ * The states of a long-running migration (SPEC "Long-running migrations"). What leads from one
+ * to another, and what may be done in each, is transitions.ts.
  */
 
 export const ASYNC_STATES = [
@@ -33,35 +33,6 @@ export const SETTLED_STATES: readonly AsyncState[] = [
   'failed_at_startup',
 ];
 
-export type AsyncAction = 'trigger' | 'stop' | 'force-stop' | 'resume' | 'rollback';
-
 export function isActive(state: AsyncState): boolean {
   return ACTIVE_STATES.includes(state);
-}
-
-/**
- * What a person (CLI, API, status page) may do with a run in `state`. `alive` is false when the
- * run is active but its worker is gone (its lock is free): then it can be resumed, rolled back or
- * stopped, so no state is ever a dead end.
- */
-export function allowedActions(state: AsyncState, alive = true): AsyncAction[] {
-  if (isActive(state) && !alive) return ['resume', 'rollback', 'stop'];
-  switch (state) {
-    case 'not_started':
-    case 'rolled_back':
-    case 'failed_at_startup':
-      return ['trigger'];
-    case 'queued':
-    case 'starting':
-      return ['stop'];
-    case 'running':
-    case 'rolling_back':
-      return ['stop', 'force-stop'];
-    case 'stopping':
-      return ['force-stop'];
-    case 'errored':
-      return ['resume', 'rollback'];
-    case 'completed':
-      return ['rollback'];
-  }
 }

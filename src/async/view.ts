@@ -3,8 +3,9 @@ import type { AsyncParameter, LoadedDefinition } from './definition.js';
 import type { ParameterValues } from './parameters.js';
 import { type PlanTarget, planChecksum, planRun } from './plan.js';
 import type { DefinitionFile } from './sources.js';
-import { type AsyncAction, type AsyncState, allowedActions, isActive } from './states.js';
+import { type AsyncState, isActive } from './states.js';
 import type { AsyncRun } from './store.js';
+import { type AsyncAction, allowedActions } from './transitions.js';
 
 /** A long-running migration as status shows it: its definition joined with its state row. */
 export interface AsyncRunView {

@@ -1,6 +1,6 @@
 import type { AsyncEvent } from '../async/events.js';
 import type { AsyncActionResult, AsyncStatusResult } from '../async/migrator.js';
-import type { AsyncAction } from '../async/states.js';
+import type { AsyncAction } from '../async/transitions.js';
 import type { AsyncRunView } from '../async/view.js';
 import type { LockstepEvent } from '../core/events.js';
 import { alignColumns, formatEvent } from './output.js';

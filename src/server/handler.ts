@@ -10,6 +10,7 @@ import { AsyncRefusedError, AsyncUnknownError } from '../async/errors.js';
 import type { AsyncEventHandler } from '../async/events.js';
 import { AsyncMigrator } from '../async/migrator.js';
 import { ASYNC_NAME } from '../async/sources.js';
+import { ASYNC_ACTIONS, type AsyncAction } from '../async/transitions.js';
 import {
   ConfigError,
   ConnectionError,
@@ -72,7 +73,8 @@ export type StatusHandler = ((req: IncomingMessage, res: ServerResponse, next?: 
   readonly mutations: boolean;
 };
 
-const ACTIONS = ['trigger', 'stop', 'resume', 'rollback'] as const;
+/** The routes: a person's actions, as the transition table names them; force-stop is stop with force. */
+const ACTIONS = ASYNC_ACTIONS.filter((a): a is Exclude<AsyncAction, 'force-stop'> => a !== 'force-stop');
 type Action = (typeof ACTIONS)[number];
 
 /** What each action's JSON body may hold; anything else is a 400. */

@@ -14,13 +14,8 @@ import {
   tagged,
 } from '../../src/async/plan.js';
 import { parseAsyncSql } from '../../src/async/sql-definition.js';
-import {
-  ACTIVE_STATES,
-  ASYNC_STATES,
-  type AsyncAction,
-  type AsyncState,
-  allowedActions,
-} from '../../src/async/states.js';
+import { ACTIVE_STATES, ASYNC_STATES, type AsyncState } from '../../src/async/states.js';
+import { type AsyncAction, allowedActions } from '../../src/async/transitions.js';
 import { createPostgresDriver } from '../../src/drivers/postgres.js';
 import { createSqliteDriver } from '../../src/drivers/sqlite.js';
 import { ConfigError, SourceError, type SourceProblem } from '../../src/errors.js';
