@@ -5,7 +5,7 @@
  */
 
 import { acquireLock } from '../core/lock.js';
-import type { Driver, Session } from '../drivers/driver.js';
+import { type Driver, longRunning, type Session } from '../drivers/driver.js';
 import { openDriver, redactUrl, withoutSecrets } from '../drivers/registry.js';
 import { ConfigError, ConnectionError, LockstepError } from '../errors.js';
 import { sleep } from '../util/duration.js';
@@ -66,7 +66,7 @@ export class AsyncMigrator {
         const names = [...new Set([...files.map((f) => f.name), ...rows.map((r) => r.name)])].sort();
         if (name !== undefined && !names.includes(name)) throw unknownName(name, files, this.#config.dir);
         const lockHeld =
-          rows.some((r) => isActive(r.state) && r.worker) && (await o.session.lockHolder()) !== null;
+          rows.some((r) => isActive(r.state) && r.worker) && (await o.session.lock.holder()) !== null;
         const runs: AsyncRunView[] = [];
         for (const n of names.filter((n) => name === undefined || n === name)) {
           const row = rows.find((r) => r.name === n) ?? { ...NEW_RUN, name: n };
@@ -74,7 +74,7 @@ export class AsyncMigrator {
             await describeRun(
               row,
               files.find((f) => f.name === n),
-              o.driver,
+              o.driver.dialect,
               lockHeld,
             ),
           );
@@ -96,9 +96,9 @@ export class AsyncMigrator {
       const file = await this.#file(name);
       // Bad input stops here, before the database is touched.
       const driver = await this.#driver();
-      const definition = await file.load(driver);
+      const definition = await file.load(driver.dialect);
       const values = resolveParameters(definition, options.parameters);
-      const plan = planRun(definition, values, driver);
+      const plan = planRun(definition, values, driver.dialect);
       return this.#withSession(async (o) => {
         await this.#ensureStore(o);
         return this.#transition(o, name, 'trigger', async (run, runs) => {
@@ -184,7 +184,7 @@ export class AsyncMigrator {
           }
         });
         if (!options.force) return result;
-        if (!o.driver.sql.cancellable) {
+        if (!o.driver.dialect.cancellable) {
           return {
             ...result,
             cancelled: 0,
@@ -192,8 +192,8 @@ export class AsyncMigrator {
           };
         }
         let cancelled = 0;
-        for (const query of await o.session.findRunning(runMarker(name))) {
-          await o.session.cancelRunning(query.id);
+        for (const query of await longRunning(o.session, o.driver.dialect).findRunning(runMarker(name))) {
+          await longRunning(o.session, o.driver.dialect).cancelRunning(query.id);
           cancelled++;
         }
         return { ...result, cancelled };
@@ -266,7 +266,7 @@ export class AsyncMigrator {
             const view = await describeRun(
               run ?? { ...NEW_RUN, name },
               files.find((f) => f.name === name),
-              o.driver,
+              o.driver.dialect,
               false,
             );
             if (view.state === 'errored' || view.state === 'failed_at_startup') {
@@ -313,7 +313,10 @@ export class AsyncMigrator {
           try {
             executed = await this.#claimAndExecute(o, await this.#files(), options.signal);
           } catch (error) {
-            if (!(error instanceof LockstepError) && o.session.describeError(error).connectionLost) {
+            if (
+              !(error instanceof LockstepError) &&
+              o.session.connection.describeError(error).connectionLost
+            ) {
               throw new ConnectionError(
                 `the worker lost its database session: ${(error as Error).message}. A run it was executing is left to the next worker (its lock is free).`,
               );
@@ -336,7 +339,7 @@ export class AsyncMigrator {
     const runs = (await o.store.readAll()) ?? [];
     const active = runs.find((r) => isActive(r.state));
     if (runs.some((r) => r.state === 'queued') || (active && !active.worker)) return true;
-    return active !== undefined && (await o.session.lockHolder()) === null;
+    return active !== undefined && (await o.session.lock.holder()) === null;
   }
 
   /**
@@ -344,7 +347,7 @@ export class AsyncMigrator {
    * died), else the head of the queue, and executes it. False when there was nothing to do.
    */
   async #claimAndExecute(o: Opened, files: DefinitionFile[], signal?: AbortSignal): Promise<boolean> {
-    if (!(await o.session.tryLock())) return false;
+    if (!(await o.session.lock.tryLock())) return false;
     let claimed: AsyncRun | undefined;
     try {
       claimed = await o.store.exclusive(async () => {
@@ -372,13 +375,13 @@ export class AsyncMigrator {
       if (!claimed) return false;
       const work = await o.driver.connect();
       try {
-        await work.watchForDisconnect();
+        await longRunning(work, o.driver.dialect).watchForDisconnect();
         const file = files.find((f) => f.name === claimed?.name);
         let definition: LoadedDefinition | undefined;
         let definitionProblem = `no file for ${claimed.name} in ${this.#config.dir}`;
         if (file) {
           try {
-            definition = await file.load(o.driver);
+            definition = await file.load(o.driver.dialect);
           } catch (error) {
             definitionProblem = (error as Error).message;
           }
@@ -396,7 +399,7 @@ export class AsyncMigrator {
           definitionProblem,
           driver: o.driver,
           work,
-          workStore: new AsyncStore(work, o.driver.sql, this.#config.table),
+          workStore: new AsyncStore(work.connection, o.driver.dialect, this.#config.table),
           control: o.session,
           controlStore: o.store,
           runnerId: this.#config.runnerId,
@@ -408,11 +411,11 @@ export class AsyncMigrator {
         if (!(error instanceof RunTakenOverError)) throw error;
         this.#config.on({ type: 'async-log', name: claimed.name, message: error.message });
       } finally {
-        await work.close();
+        await work.connection.close();
       }
       return true;
     } finally {
-      await o.session.unlock().catch(() => {});
+      await o.session.lock.release().catch(() => {});
     }
   }
 
@@ -439,7 +442,7 @@ export class AsyncMigrator {
       const previous = runs.find((r) => r.name === name)?.state ?? 'not_started';
       let reaped: string | undefined;
       const active = runs.find((r) => isActive(r.state) && r.worker);
-      if (active && (await o.session.lockHolder()) === null) {
+      if (active && (await o.session.lock.holder()) === null) {
         await this.#reap(o, active);
         reaped = active.name;
         runs = (await o.store.readAll()) ?? [];
@@ -521,14 +524,18 @@ export class AsyncMigrator {
     const ledger = await openDriver(config.url, { table: config.ledgerTable, runnerId: config.runnerId });
     const session = await ledger.connect();
     try {
-      await acquireLock(session, { timeoutMs: config.lockTimeoutMs, target: ledger.target, on: config.on });
+      await acquireLock(session.lock, {
+        timeoutMs: config.lockTimeoutMs,
+        target: ledger.target,
+        on: config.on,
+      });
       try {
-        await new AsyncStore(session, o.driver.sql, config.table).create();
+        await new AsyncStore(session.connection, o.driver.dialect, config.table).create();
       } finally {
-        await session.unlock().catch(() => {});
+        await session.lock.release().catch(() => {});
       }
     } finally {
-      await session.close();
+      await session.connection.close();
     }
   }
 
@@ -551,9 +558,13 @@ export class AsyncMigrator {
     const driver = opened ?? (await this.#driver());
     const session = await driver.connect();
     try {
-      return await work({ driver, session, store: new AsyncStore(session, driver.sql, this.#config.table) });
+      return await work({
+        driver,
+        session,
+        store: new AsyncStore(session.connection, driver.dialect, this.#config.table),
+      });
     } finally {
-      await session.close().catch(() => {});
+      await session.connection.close().catch(() => {});
     }
   }
 

@@ -21,14 +21,14 @@ import {
   type AsyncState,
   allowedActions,
 } from '../../src/async/states.js';
-import { createPostgresDriver } from '../../src/drivers/postgres.js';
-import { createSqliteDriver } from '../../src/drivers/sqlite.js';
+import { createPostgresDriver } from '../../src/drivers/postgres/index.js';
+import { createSqliteDriver } from '../../src/drivers/sqlite/index.js';
 import { ConfigError, SourceError, type SourceProblem } from '../../src/errors.js';
 
 const FILE = 'async/backfill_email.sql';
 // Drivers are made without connecting: their split dialects are what plans are made with.
-const POSTGRES = createPostgresDriver('postgres://x@localhost/db', { table: 't', runnerId: 'r' });
-const SQLITE = createSqliteDriver('sqlite:/tmp/x.db', { table: 't', runnerId: 'r' });
+const POSTGRES = createPostgresDriver('postgres://x@localhost/db', { table: 't', runnerId: 'r' }).dialect;
+const SQLITE = createSqliteDriver('sqlite:/tmp/x.db', { table: 't', runnerId: 'r' }).dialect;
 
 const lines = (...text: string[]) => text.join('\n');
 
