@@ -36,7 +36,7 @@ export class SqliteLock implements MigrationLock {
 
   #openLockDb(): BetterSqlite3.Database {
     // Busy timeout 0: the lock is tried, never waited for inside SQLite (that would block the
-    // event loop of an application calling migrate()); waitForUnlock backs off asynchronously.
+    // event loop of an application calling migrate()); waitForLock backs off asynchronously.
     this.#lockDb ??= new this.#Database(this.#lockFile, { timeout: 0 });
     return this.#lockDb;
   }
