@@ -48,11 +48,11 @@ export function createSqliteDriver(url: string, options: DriverOptions): Databas
     dialect,
     target: `sqlite:${file} (ledger ${options.table})`,
     async connect() {
-      const { default: Database } = await import('better-sqlite3');
+      const { default: BetterSqlite } = await import('better-sqlite3');
       try {
         mkdirSync(path.dirname(file), { recursive: true });
-        const db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
-        const lock = new SqliteLock(Database, lockFile, options);
+        const db = new BetterSqlite(file, { timeout: BUSY_TIMEOUT_MS });
+        const lock = new SqliteLock(BetterSqlite, lockFile, options);
         return {
           connection: new SqliteConnection(db, file, lock, dialect, options),
           lock,
