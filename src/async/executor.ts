@@ -3,7 +3,7 @@
  * operations forward (or their rollbacks backward), committing progress after every operation
  * and batch. Every write names the run's attempt, so a worker that was taken over changes nothing.
  */
-import type { DbErrorInfo, Driver, Session } from '../drivers/driver.js';
+import { type DbErrorInfo, type Driver, longRunning, type Session } from '../drivers/driver.js';
 import { lineAt } from '../sql/split.js';
 import { sleep } from '../util/duration.js';
 import type { AsyncContext, LoadedDefinition, PlannedOperation, PlannedStatement } from './definition.js';
@@ -154,7 +154,7 @@ class RunExecutor {
     try {
       verdict = await run();
     } catch (error) {
-      const info = this.#x.work.describeError(error);
+      const info = this.#x.work.connection.describeError(error);
       throw new OperationFailure(
         null,
         null,
@@ -209,7 +209,7 @@ class RunExecutor {
       await this.#record(done());
       return;
     }
-    if (op.timeoutMs && !this.#x.driver.sql.cancellable && !this.#warnedTimeout) {
+    if (op.timeoutMs && !this.#x.driver.dialect.cancellable && !this.#warnedTimeout) {
       this.#warnedTimeout = true;
       this.#x.on({
         type: 'async-log',
@@ -217,7 +217,7 @@ class RunExecutor {
         message: `timeouts are not enforced on ${this.#x.driver.dialect}: a running statement cannot be interrupted`,
       });
     }
-    const restore = await this.#x.work.applyLimits({
+    const restore = await longRunning(this.#x.work, this.#x.driver.dialect).applyLimits({
       statementTimeoutMs: op.timeoutMs ?? undefined,
       settings: op.settings,
     });
@@ -300,7 +300,7 @@ class RunExecutor {
     i: number,
     batch: NonNullable<PlannedOperation['batch']>,
   ): Promise<[bigint, bigint] | undefined> {
-    const { quote, asText } = this.#x.driver.sql;
+    const { quote, asText } = this.#x.driver.dialect;
     const key = quote(batch.key);
     const sql = `SELECT ${asText(`MIN(${key})`)} AS lo, ${asText(`MAX(${key})`)} AS hi FROM ${quote(batch.table)}`;
     const statement = { sql };
@@ -327,9 +327,9 @@ class RunExecutor {
   async #execute(i: number, statement: PlannedStatement, sql: string, tag: string) {
     const text = tagged(tag, sql);
     try {
-      return await this.#x.work.execute(text);
+      return await this.#x.work.connection.execute(text);
     } catch (error) {
-      const info = this.#x.work.describeError(error);
+      const info = this.#x.work.connection.describeError(error);
       const inStatement = info.position !== undefined ? lineAt(text, Math.max(0, info.position)) : info.line;
       const line =
         statement.line !== undefined && inStatement !== undefined
@@ -346,18 +346,18 @@ class RunExecutor {
   #transactional(op: PlannedOperation, statements: readonly PlannedStatement[]): boolean {
     if (!op.transaction) return false;
     const { driver } = this.#x;
-    if (driver.transactionalDdl) return true;
-    const test = driver.isTransactionalStatement;
+    if (driver.dialect.transactionalDdl) return true;
+    const test = driver.dialect.isTransactionalStatement;
     return test !== undefined && statements.every((s) => test(s.sql));
   }
 
   async #inTransaction(work: () => Promise<void>): Promise<void> {
-    await this.#x.work.begin({});
+    await this.#x.work.connection.begin({});
     try {
       await work();
-      await this.#x.work.commit();
+      await this.#x.work.connection.commit();
     } catch (error) {
-      await this.#x.work.rollback().catch(() => {});
+      await this.#x.work.connection.rollback().catch(() => {});
       throw error;
     }
   }
@@ -387,7 +387,7 @@ class RunExecutor {
     session: Session = this.#x.work,
     store: AsyncStore = this.#x.workStore,
   ): Promise<void> {
-    await session.begin({});
+    await session.connection.begin({});
     try {
       if (error) {
         await store.addError({
@@ -399,9 +399,9 @@ class RunExecutor {
         });
       }
       await this.#update(changes, store);
-      await session.commit();
+      await session.connection.commit();
     } catch (e) {
-      await session.rollback().catch(() => {});
+      await session.connection.rollback().catch(() => {});
       throw e;
     }
   }
@@ -464,13 +464,18 @@ class RunExecutor {
 
   /** Waits for (or cancels) statements of this run that a dead worker left running on the server. */
   async #settleOrphans(): Promise<void> {
-    if (!this.#x.driver.sql.cancellable) return;
+    if (!this.#x.driver.dialect.cancellable) return;
     let nextReport = 0;
     for (;;) {
-      const running = await this.#x.work.findRunning(runMarker(this.#run.name));
+      const running = await longRunning(this.#x.work, this.#x.driver.dialect).findRunning(
+        runMarker(this.#run.name),
+      );
       if (running.length === 0) return;
       for (const query of running) {
-        if (this.#x.orphans === 'cancel') await this.#x.work.cancelRunning(query.id).catch(() => {});
+        if (this.#x.orphans === 'cancel')
+          await longRunning(this.#x.work, this.#x.driver.dialect)
+            .cancelRunning(query.id)
+            .catch(() => {});
         if (this.#x.orphans === 'cancel' || Date.now() >= nextReport) {
           this.#x.on({
             type: 'async-orphan',
@@ -517,9 +522,9 @@ class RunExecutor {
     const { work, driver, on } = this.#x;
     const name = this.#run.name;
     return {
-      dialect: driver.dialect,
+      dialect: driver.dialect.name,
       parameters: this.#plan.parameters,
-      query: (sql, params) => work.execute(sql, params),
+      query: (sql, params) => work.connection.execute(sql, params),
       log: (message) => on({ type: 'async-log', name, message }),
     };
   }

@@ -49,7 +49,7 @@ export class AsyncMigrator {
         const names = [...new Set([...files.map((f) => f.name), ...rows.map((r) => r.name)])].sort();
         if (name !== undefined && !names.includes(name)) throw unknownName(name, files, this.#config.dir);
         const lockHeld =
-          rows.some((r) => isActive(r.state) && r.worker) && (await o.session.lockHolder()) !== null;
+          rows.some((r) => isActive(r.state) && r.worker) && (await o.session.lock.holder()) !== null;
         const runs: AsyncRunView[] = [];
         for (const n of names.filter((n) => name === undefined || n === name)) {
           const row = rows.find((r) => r.name === n) ?? { ...NEW_RUN, name: n };
@@ -57,7 +57,7 @@ export class AsyncMigrator {
             await describeRun(
               row,
               files.find((f) => f.name === n),
-              o.driver,
+              o.driver.dialect,
               lockHeld,
             ),
           );
@@ -81,8 +81,8 @@ export class AsyncMigrator {
       if (!file) throw unknownName(name, files, this.#config.dir);
       // Bad input stops here, before the database is touched.
       const driver = await this.#driver();
-      const definition = await file.load(driver);
-      const plan = planRun(definition, resolveParameters(definition, options.parameters), driver);
+      const definition = await file.load(driver.dialect);
+      const plan = planRun(definition, resolveParameters(definition, options.parameters), driver.dialect);
       return this.#withSession(async (o) => {
         await ensureStore(o, this.#config);
         return triggerRun(o, this.#config, files, name, definition, plan, options.queue);
@@ -158,9 +158,13 @@ export class AsyncMigrator {
     const driver = opened ?? (await this.#driver());
     const session = await driver.connect();
     try {
-      return await work({ driver, session, store: new AsyncStore(session, driver.sql, this.#config.table) });
+      return await work({
+        driver,
+        session,
+        store: new AsyncStore(session.connection, driver.dialect, this.#config.table),
+      });
     } finally {
-      await session.close().catch(() => {});
+      await session.connection.close().catch(() => {});
     }
   }
 

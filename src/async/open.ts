@@ -23,13 +23,17 @@ export async function ensureStore(o: Opened, config: AsyncConfig): Promise<void>
   const ledger = await openDriver(config.url, { table: config.ledgerTable, runnerId: config.runnerId });
   const session = await ledger.connect();
   try {
-    await acquireLock(session, { timeoutMs: config.lockTimeoutMs, target: ledger.target, on: config.on });
+    await acquireLock(session.lock, {
+      timeoutMs: config.lockTimeoutMs,
+      target: ledger.target,
+      on: config.on,
+    });
     try {
-      await new AsyncStore(session, o.driver.sql, config.table).create();
+      await new AsyncStore(session.connection, o.driver.dialect, config.table).create();
     } finally {
-      await session.unlock().catch(() => {});
+      await session.lock.release().catch(() => {});
     }
   } finally {
-    await session.close();
+    await session.connection.close();
   }
 }

@@ -293,7 +293,7 @@ function regions(text: string, syntax: SplitDialect, reading: Reading): Region[]
 export function bindParameters(
   sql: string,
   values: ParameterValues,
-  target: { readonly dialect: string; readonly syntax: SplitDialect },
+  target: { readonly name: string; readonly syntax: SplitDialect },
   problem: (message: string, offset: number) => void,
 ): string {
   const placeholders = findPlaceholders(sql, target.syntax);
@@ -310,7 +310,7 @@ export function bindParameters(
   let out = '';
   let at = 0;
   for (const p of placeholders) {
-    out += sql.slice(at, p.offset) + renderLiteral(values[p.name] as ParameterValue, target.dialect);
+    out += sql.slice(at, p.offset) + renderLiteral(values[p.name] as ParameterValue, target.name);
     at = p.offset + p.length;
   }
   return out + sql.slice(at);

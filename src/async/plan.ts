@@ -3,8 +3,9 @@
  * batch ranges and the tags that mark a run's statements on the server.
  */
 import { createHash } from 'node:crypto';
+import type { Dialect } from '../drivers/driver.js';
 import { ConfigError, SourceError, type SourceProblem } from '../errors.js';
-import { lineAt, type SplitDialect, splitStatements } from '../sql/split.js';
+import { lineAt, splitStatements } from '../sql/split.js';
 import type { LoadedDefinition, PlannedOperation, PlannedStatement, RunPlan } from './definition.js';
 import {
   bindParameters,
@@ -17,10 +18,7 @@ import {
 export type { ParameterValues } from './parameters.js';
 
 /** What planning needs of a database: its name (how literals are written) and how its SQL splits. */
-export interface PlanTarget {
-  readonly dialect: string;
-  readonly syntax: SplitDialect;
-}
+export type PlanTarget = Pick<Dialect, 'name' | 'syntax'>;
 
 /**
  * The definition's defaults overridden by `given`, each checked against its declared type (CLI

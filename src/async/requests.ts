@@ -3,6 +3,7 @@
  * that reaps a dead worker's run on the way, checks the request against the transition table and
  * the other runs, and writes the step's changes.
  */
+import { longRunning } from '../drivers/driver.js';
 import type { AsyncConfig } from './config.js';
 import { reap } from './dead-worker.js';
 import type { LoadedDefinition, RunPlan } from './definition.js';
@@ -75,7 +76,7 @@ export async function stopRun(
     transit(action, run, { by: config.runnerId, now: new Date().toISOString() }),
   );
   if (!force) return result;
-  if (!o.driver.sql.cancellable) {
+  if (!o.driver.dialect.cancellable) {
     return {
       ...result,
       cancelled: 0,
@@ -83,8 +84,8 @@ export async function stopRun(
     };
   }
   let cancelled = 0;
-  for (const query of await o.session.findRunning(runMarker(name))) {
-    await o.session.cancelRunning(query.id);
+  for (const query of await longRunning(o.session, o.driver.dialect).findRunning(runMarker(name))) {
+    await longRunning(o.session, o.driver.dialect).cancelRunning(query.id);
     cancelled++;
   }
   return { ...result, cancelled };
@@ -122,7 +123,7 @@ async function request(
     const previous = runs.find((r) => r.name === name)?.state ?? 'not_started';
     let reaped: string | undefined;
     const active = runs.find((r) => isActive(r.state) && r.worker);
-    if (active && (await o.session.lockHolder()) === null) {
+    if (active && (await o.session.lock.holder()) === null) {
       await reap(o, config, active);
       reaped = active.name;
       runs = (await o.store.readAll()) ?? [];

@@ -166,16 +166,11 @@ async function sqlCheck(
   file: string,
   syntax: PlanTarget['syntax'],
 ): Promise<true | string> {
-  const sql = bindParameters(
-    check.sql,
-    ctx.parameters,
-    { dialect: ctx.dialect, syntax },
-    (message, offset) => {
-      throw new SourceError([
-        { file, line: check.line + lineAt(check.sql, offset) - 1, problem: `${which}: ${message}` },
-      ]);
-    },
-  );
+  const sql = bindParameters(check.sql, ctx.parameters, { name: ctx.dialect, syntax }, (message, offset) => {
+    throw new SourceError([
+      { file, line: check.line + lineAt(check.sql, offset) - 1, problem: `${which}: ${message}` },
+    ]);
+  });
   const { rows } = await ctx.query(sql);
   const first = rows[0];
   const value = first ? Object.values(first)[0] : undefined;

@@ -3,7 +3,7 @@
  * migration that ever ran (the frozen plan, state, progress) and one row per error. Generic SQL
  * over the driver's dialect; every transition happens in an exclusive transaction.
  */
-import type { Session, SqlDialect } from '../drivers/driver.js';
+import type { Connection, Dialect, Session } from '../drivers/driver.js';
 import type { RunPlan } from './definition.js';
 import { ACTIVE_STATES, ASYNC_STATES, type AsyncState, isActive } from './states.js';
 
@@ -111,14 +111,14 @@ export const NEW_RUN: Omit<AsyncRun, 'name'> = {
 };
 
 export class AsyncStore {
-  readonly #session: Session;
-  readonly #sql: SqlDialect;
+  readonly #session: Connection;
+  readonly #sql: Dialect;
   readonly #table: string;
   readonly #errors: string;
   /** The select list; 64-bit cursors read as text, so they arrive whole. */
   readonly #columns: string;
 
-  constructor(session: Session, sql: SqlDialect, table: string) {
+  constructor(session: Connection, sql: Dialect, table: string) {
     this.#session = session;
     this.#sql = sql;
     this.#table = sql.table(table);
@@ -134,7 +134,7 @@ export class AsyncStore {
       const { rows } = await this.#session.execute(
         `SELECT ${COLUMNS.map((c) => c[1]).join(', ')} FROM ${this.#table}`,
       );
-      return rows.map(fromRecord);
+      return rows.map((r) => fromRecord(r, this.#sql));
     } catch (error) {
       if (this.#session.describeError(error).undefinedTable) return null;
       throw error;
@@ -146,7 +146,7 @@ export class AsyncStore {
       `SELECT ${this.#columns} FROM ${this.#table} WHERE name = ${this.#sql.param(1)}`,
       [name],
     );
-    return rows[0] ? fromRecord(rows[0]) : undefined;
+    return rows[0] ? fromRecord(rows[0], this.#sql) : undefined;
   }
 
   /** Creates both tables. The caller holds the migration lock. */
@@ -276,7 +276,7 @@ export class AsyncStore {
         operation: r.operation === null ? null : Number(r.operation),
         statement: r.statement === null ? null : String(r.statement),
         message: String(r.message),
-        at: toIso(r.at) as string,
+        at: this.#sql.readTimestamp(r.at) as string,
       }));
     } catch (error) {
       if (this.#session.describeError(error).undefinedTable) return [];
@@ -299,7 +299,7 @@ export class AsyncStore {
   }
 }
 
-function fromRecord(r: Record<string, unknown>): AsyncRun {
+function fromRecord(r: Record<string, unknown>, sql: Dialect): AsyncRun {
   const run: Record<string, unknown> = {};
   for (const [field, column, kind] of COLUMNS) {
     const value = r[column];
@@ -316,7 +316,7 @@ function fromRecord(r: Record<string, unknown>): AsyncRun {
         run[field] = BigInt(String(value));
         break;
       case 'time':
-        run[field] = toIso(value);
+        run[field] = sql.readTimestamp(value);
         break;
       case 'json':
         run[field] = JSON.parse(String(value)) as RunPlan;
@@ -328,22 +328,12 @@ function fromRecord(r: Record<string, unknown>): AsyncRun {
   return run as unknown as AsyncRun;
 }
 
-/** Timestamps come back as Date (pg), `YYYY-MM-DD HH:MM:SS.fff` in UTC (mysql2) or ISO text (SQLite). */
-function toIso(value: unknown): string | null {
-  if (value === null || value === undefined) return null;
-  if (value instanceof Date) return value.toISOString();
-  const text = String(value);
-  return /^\d{4}-\d\d-\d\d \d/.test(text)
-    ? `${text.replace(' ', 'T')}${/Z|[+-]\d\d:?\d\d$/.test(text) ? '' : 'Z'}`
-    : text;
-}
-
 /** Name → state and progress of every long-running migration that ever ran (none: no store yet). */
 export async function readAsyncStates(
   session: Session,
-  sql: SqlDialect,
+  sql: Dialect,
   table: string,
 ): Promise<Map<string, { state: AsyncState; progress: number }>> {
-  const runs = await new AsyncStore(session, sql, table).readAll();
+  const runs = await new AsyncStore(session.connection, sql, table).readAll();
   return new Map((runs ?? []).map((r) => [r.name, { state: r.state, progress: r.progress }]));
 }

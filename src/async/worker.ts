@@ -2,6 +2,7 @@
  * The worker's side: the background loop, waiting for a run in the foreground, and between them
  * the claim: take the run lock, pick up the run that waits for a worker, execute it.
  */
+import { longRunning } from '../drivers/driver.js';
 import { ConfigError, ConnectionError, LockstepError } from '../errors.js';
 import { sleep } from '../util/duration.js';
 import type { AsyncConfig } from './config.js';
@@ -30,7 +31,7 @@ export async function workUntil(
       const files = await readDefinitionFiles(config.dir, config.cwd);
       executed = await claimAndExecute(o, config, files, options.signal);
     } catch (error) {
-      if (!(error instanceof LockstepError) && o.session.describeError(error).connectionLost) {
+      if (!(error instanceof LockstepError) && o.session.connection.describeError(error).connectionLost) {
         throw new ConnectionError(
           `the worker lost its database session: ${(error as Error).message}. A run it was executing is left to the next worker (its lock is free).`,
         );
@@ -66,7 +67,7 @@ export async function waitFor(
       const view = await describeRun(
         run ?? { ...NEW_RUN, name },
         files.find((f) => f.name === name),
-        o.driver,
+        o.driver.dialect,
         false,
       );
       if (view.state === 'errored' || view.state === 'failed_at_startup') {
@@ -99,7 +100,7 @@ async function waitingForWorker(o: Opened): Promise<boolean> {
   const runs = (await o.store.readAll()) ?? [];
   const active = runs.find((r) => isActive(r.state));
   if (runs.some((r) => r.state === 'queued') || (active && !active.worker)) return true;
-  return active !== undefined && (await o.session.lockHolder()) === null;
+  return active !== undefined && (await o.session.lock.holder()) === null;
 }
 
 /**
@@ -112,19 +113,19 @@ async function claimAndExecute(
   files: DefinitionFile[],
   signal?: AbortSignal,
 ): Promise<boolean> {
-  if (!(await o.session.tryLock())) return false;
+  if (!(await o.session.lock.tryLock())) return false;
   try {
     const claimed = await o.store.exclusive(() => claimNext(o, config));
     if (!claimed) return false;
     const work = await o.driver.connect();
     try {
-      await work.watchForDisconnect();
+      await longRunning(work, o.driver.dialect).watchForDisconnect();
       const file = files.find((f) => f.name === claimed.name);
       let definition: LoadedDefinition | undefined;
       let definitionProblem = `no file for ${claimed.name} in ${config.dir}`;
       if (file) {
         try {
-          definition = await file.load(o.driver);
+          definition = await file.load(o.driver.dialect);
         } catch (error) {
           definitionProblem = (error as Error).message;
         }
@@ -142,7 +143,7 @@ async function claimAndExecute(
         definitionProblem,
         driver: o.driver,
         work,
-        workStore: new AsyncStore(work, o.driver.sql, config.table),
+        workStore: new AsyncStore(work.connection, o.driver.dialect, config.table),
         control: o.session,
         controlStore: o.store,
         runnerId: config.runnerId,
@@ -154,11 +155,11 @@ async function claimAndExecute(
       if (!(error instanceof RunTakenOverError)) throw error;
       config.on({ type: 'async-log', name: claimed.name, message: error.message });
     } finally {
-      await work.close();
+      await work.connection.close();
     }
     return true;
   } finally {
-    await o.session.unlock().catch(() => {});
+    await o.session.lock.release().catch(() => {});
   }
 }
 

@@ -1,4 +1,11 @@
-import type { DbErrorInfo, Driver, LedgerRow, QueryResult, Session } from '../drivers/driver.js';
+import {
+  type DbErrorInfo,
+  type Driver,
+  type LedgerRow,
+  longRunning,
+  type QueryResult,
+  type Session,
+} from '../drivers/driver.js';
 import {
   ConnectionError,
   LedgerConflictError,
@@ -103,11 +110,11 @@ export async function runMigration(
   if (transactional) {
     await runTransactional(run, migration, step, direction, expected, limit, async (done) => {
       if (direction === 'up')
-        await run.session.writeLedger(
+        await run.session.ledger.write(
           { ...base, state: 'applied', statementsDone: done, ...finished() },
           expected,
         );
-      else await run.session.deleteLedger(previous as LedgerRow);
+      else await run.session.ledger.delete(previous as LedgerRow);
     });
   } else {
     await runNonTransactional(
@@ -162,7 +169,7 @@ async function runNonTransactional(
     n > 0
       ? `Statements 1..${n} of this runner's attempt were applied and stay applied.`
       : "Nothing of this runner's attempt was applied.";
-  await inState(run.session.writeLedger(row, expected), stateLeft(0));
+  await inState(run.session.ledger.write(row, expected), stateLeft(0));
   /** The statements recorded done: all of them but an open block's. */
   let recorded = 0;
   let block: OpenBlock | undefined;
@@ -172,12 +179,12 @@ async function runNonTransactional(
       transactional: false,
       limit,
       afterEach: async (n, line) => {
-        if (run.session.inMigrationTransaction()) {
+        if (run.session.connection.inMigrationTransaction()) {
           block ??= { first: n, line };
           return;
         }
         block = undefined;
-        await inState(run.session.writeLedger({ ...row, statementsDone: n }, row), stateLeft(n));
+        await inState(run.session.ledger.write({ ...row, statementsDone: n }, row), stateLeft(n));
         recorded = n;
       },
     });
@@ -199,7 +206,7 @@ async function runNonTransactional(
     // The driver rolls an open transaction back before it writes a `failed` row.
     const failedRow = { ...row, state: 'failed' as const, statementsDone: recorded, ...finished() };
     const unrecorded = await recordFailure(
-      (text) => run.session.writeLedger({ ...failedRow, error: text }, row),
+      (text) => run.session.ledger.write({ ...failedRow, error: text }, row),
       message,
       stateLeft(recorded),
     );
@@ -221,8 +228,8 @@ async function runNonTransactional(
   }
   const recordedEnd =
     direction === 'up'
-      ? run.session.writeLedger({ ...row, state: 'applied', statementsDone: done, ...finished() }, row)
-      : run.session.deleteLedger(row);
+      ? run.session.ledger.write({ ...row, state: 'applied', statementsDone: done, ...finished() }, row)
+      : run.session.ledger.delete(row);
   await inState(recordedEnd, stateLeft(done));
 }
 
@@ -261,22 +268,22 @@ async function runTransactional(
   const count = step.kind === 'sql' ? step.statements.length : null;
   for (let attempt = 0; ; attempt++) {
     try {
-      await run.session.begin({ lockTimeoutMs: lockTimeoutMs ?? undefined });
+      await run.session.connection.begin({ lockTimeoutMs: lockTimeoutMs ?? undefined });
       const done = await runStatements(run, migration, step, {
         transactional: true,
         limit,
         afterEach: async () => {},
       });
       await record(done);
-      await run.session.commit();
+      await run.session.connection.commit();
       return;
     } catch (error) {
       if (error instanceof LedgerConflictError) {
-        await run.session.rollback().catch(() => {});
+        await run.session.connection.rollback().catch(() => {});
         throw withState(error, ROLLED_BACK);
       }
       const failure = error instanceof StatementFailure ? error : asFailure(run.session, error);
-      if (!failure.info.connectionLost) await run.session.rollback().catch(() => {});
+      if (!failure.info.connectionLost) await run.session.connection.rollback().catch(() => {});
       if (failure.info.connectionLost) throw lostConnection(migration, failure, true);
       if (failure.info.lockTimeout && attempt < retries) {
         // GitLab's with_lock_retries: let the queries queued behind us through, then try again.
@@ -309,7 +316,7 @@ async function runTransactional(
           appliedBy: run.config.runnerId,
           error: message,
         };
-        const record = (text: string) => run.session.writeLedger({ ...rolledBack, error: text }, expected);
+        const record = (text: string) => run.session.ledger.write({ ...rolledBack, error: text }, expected);
         unrecorded.push(...(await recordFailure(record, message, ROLLED_BACK)));
       }
       const retried = attempt > 0 ? ` after ${attempt} DDL lock retries` : '';
@@ -374,10 +381,10 @@ async function runWatched(
     if (watchdog.fired) throw timedOut(sql, line, 'this statement was not sent');
     let result: QueryResult;
     try {
-      result = await watchdog.watch(run.session.execute(sql, params));
+      result = await watchdog.watch(run.session.connection.execute(sql, params));
     } catch (error) {
       if (watchdog.fired) throw timedOut(sql, line, 'the statement was cancelled');
-      const info = run.session.describeError(error);
+      const info = run.session.connection.describeError(error);
       const lineInStatement = info.position !== undefined ? lineAt(sql, info.position) : info.line;
       const errorLine =
         line !== undefined && lineInStatement !== undefined ? line + lineInStatement - 1 : line;
@@ -398,7 +405,7 @@ async function runWatched(
   // A module's statements are checked as they come; a SQL file's were checked before the run.
   const refuseTransactionControl = (sql: string, line: number | undefined) => {
     if (!options.transactional) return;
-    const found = splitStatements(sql, run.driver.syntax).find((s) => transactionControl(s.sql));
+    const found = splitStatements(sql, run.driver.dialect.syntax).find((s) => transactionControl(s.sql));
     const verb = found && transactionControl(found.sql);
     if (!found || !verb) return;
     throw new StatementFailure(
@@ -416,7 +423,7 @@ async function runWatched(
     );
   };
   const ctx: MigrationContext = {
-    dialect: run.driver.dialect,
+    dialect: run.driver.dialect.name,
     query(sql, params) {
       const line = callerLine(migration.path);
       refuseTransactionControl(sql, line);
@@ -424,7 +431,7 @@ async function runWatched(
     },
     async exec(script) {
       const line = callerLine(migration.path);
-      for (const s of splitStatements(script, run.driver.syntax)) {
+      for (const s of splitStatements(script, run.driver.dialect.syntax)) {
         const at = line === undefined ? undefined : line + lineAt(script, s.offset) - 1;
         refuseTransactionControl(s.sql, at);
         await runOne(s.sql, at);
@@ -521,13 +528,13 @@ class Watchdog {
 
 /** Cancels what the session runs now, from a second session: the statement that ran out of time. */
 async function cancelRunningStatement(run: RunContext): Promise<void> {
-  const id = run.session.serverId?.();
-  if (!id || !run.driver.sql.cancellable) return;
+  const id = run.session.connection.serverId?.();
+  if (!id || !run.driver.dialect.cancellable) return;
   const side = await run.driver.connect();
   try {
-    await side.cancelRunning(id);
+    await longRunning(side, run.driver.dialect).cancelRunning(id);
   } finally {
-    await side.close().catch(() => {});
+    await side.connection.close().catch(() => {});
   }
 }
 
@@ -562,8 +569,8 @@ function fasterOrLonger(limit: TimeLimit, migration: Migration): string {
  */
 export function runsInTransaction(driver: Driver, step: Step): boolean {
   if (!step.settings.transaction) return false;
-  if (driver.transactionalDdl) return true;
-  const isTransactional = driver.isTransactionalStatement;
+  if (driver.dialect.transactionalDdl) return true;
+  const isTransactional = driver.dialect.isTransactionalStatement;
   return (
     step.kind === 'sql' &&
     isTransactional !== undefined &&
@@ -611,7 +618,7 @@ function withState(error: LedgerConflictError, stateLeft: string): LedgerConflic
 }
 
 function asFailure(session: Session, error: unknown): StatementFailure {
-  return new StatementFailure(session.describeError(error), '', undefined, 0);
+  return new StatementFailure(session.connection.describeError(error), '', undefined, 0);
 }
 
 function migrationError(

@@ -1,4 +1,4 @@
-import type { Session } from '../drivers/driver.js';
+import type { MigrationLock } from '../drivers/driver.js';
 import { LockTimeoutError } from '../errors.js';
 import type { EventHandler } from './events.js';
 
@@ -18,16 +18,16 @@ export interface LockOptions {
 }
 
 /**
- * Takes the migration lock on `session`, waiting as SPEC guarantee 6 says: never fail fast, hold
+ * Takes the migration `lock`, waiting as SPEC guarantee 6 says: never fail fast, hold
  * nothing while waiting, name the holder every few seconds and on timeout.
  * Returns how long it waited, and whether it holds the lock (false: `nothingLeft` said so).
  */
 export async function acquireLock(
-  session: Session,
+  lock: MigrationLock,
   options: LockOptions,
 ): Promise<{ readonly waitedMs: number; readonly locked: boolean }> {
   const started = performance.now();
-  if (await session.tryLock()) {
+  if (await lock.tryLock()) {
     options.on({ type: 'lock-acquired', waitedMs: 0 });
     return { waitedMs: 0, locked: true };
   }
@@ -35,13 +35,13 @@ export async function acquireLock(
   for (;;) {
     const waited = performance.now() - started;
     if (waited >= options.timeoutMs) {
-      throw new LockTimeoutError(options.target, waited, await session.lockHolder());
+      throw new LockTimeoutError(options.target, waited, await lock.holder());
     }
     if (waited >= nextReport) {
-      options.on({ type: 'lock-waiting', holder: await session.lockHolder(), waitedMs: waited });
+      options.on({ type: 'lock-waiting', holder: await lock.holder(), waitedMs: waited });
       nextReport = waited + REPORT_EVERY_MS;
     }
-    if (await session.waitForLock(Math.max(1, Math.min(options.timeoutMs, nextReport) - waited))) {
+    if (await lock.waitForLock(Math.max(1, Math.min(options.timeoutMs, nextReport) - waited))) {
       const waitedMs = performance.now() - started;
       options.on({ type: 'lock-acquired', waitedMs });
       return { waitedMs, locked: true };

@@ -1,4 +1,4 @@
-import type { Driver, LedgerRow, Session, SqlDialect } from '../drivers/driver.js';
+import type { Dialect, Driver, LedgerRow, Session } from '../drivers/driver.js';
 import { openDriver, redactUrl, withoutSecrets } from '../drivers/registry.js';
 import {
   AsyncRequiredError,
@@ -101,18 +101,18 @@ export class Migrator {
       const migrations = await readMigrations(config.dir, config.cwd);
       return this.#withSession(async (session, driver) => {
         // Fast path: one query, no lock, when nothing is pending (SPEC "The run", step 2).
-        const before = await session.readLedger();
+        const before = await session.ledger.read();
         const first = planUp(migrations, before ?? [], config);
         if (first.problems.length > 0) throw new HistoryError(first.problems);
         if (nothingToDo(before, first)) return upToDate(config, before, before, 0);
 
         let latest = before;
-        const { waitedMs, locked } = await acquireLock(session, {
+        const { waitedMs, locked } = await acquireLock(session.lock, {
           timeoutMs: config.lockTimeoutMs,
           target: driver.target,
           on: config.on,
           nothingLeft: async () => {
-            latest = await session.readLedger();
+            latest = await session.ledger.read();
             return nothingToDo(latest, planUp(migrations, latest ?? [], config));
           },
         });
@@ -121,7 +121,7 @@ export class Migrator {
 
         const runDeadline = deadline(config.runTimeoutMs);
         try {
-          const found = await session.readLedger();
+          const found = await session.ledger.read();
           const rows = found ?? [];
           const plan = planUp(migrations, rows, config);
           if (plan.dirty) throw await dirtyError(plan.dirty, migrations, driver, session);
@@ -138,7 +138,7 @@ export class Migrator {
             driver,
             config.asyncTable,
           );
-          if (!found) await session.createLedger();
+          if (!found) await session.ledger.create();
           const appliedByOthers = newlyApplied(before ?? [], rows);
           for (const other of appliedByOthers) config.on({ type: 'applied-by-other', ...other });
 
@@ -172,7 +172,7 @@ export class Migrator {
             total: countApplied(rows) + applied.length,
           };
         } finally {
-          await session.unlock().catch(() => {});
+          await session.lock.release().catch(() => {});
         }
       });
     });
@@ -188,14 +188,14 @@ export class Migrator {
       const migrations = await readMigrations(config.dir, config.cwd);
       const sources = new Map(migrations.map((m) => [m.version, m]));
       return this.#withSession(async (session, driver) => {
-        const { waitedMs } = await acquireLock(session, {
+        const { waitedMs } = await acquireLock(session.lock, {
           timeoutMs: config.lockTimeoutMs,
           target: driver.target,
           on: config.on,
         });
         const runDeadline = deadline(config.runTimeoutMs);
         try {
-          const rows = (await session.readLedger()) ?? [];
+          const rows = (await session.ledger.read()) ?? [];
           const dirty = planUp(migrations, rows, {
             allowChanged: true,
             allowMissing: true,
@@ -235,7 +235,7 @@ export class Migrator {
           }
           return { rolledBack, waitedMs };
         } finally {
-          await session.unlock().catch(() => {});
+          await session.lock.release().catch(() => {});
         }
       });
     });
@@ -247,8 +247,8 @@ export class Migrator {
       const config = this.#config;
       const migrations = await readMigrations(config.dir, config.cwd);
       return this.#withSession(async (session, driver) => {
-        const rows = await session.readLedger();
-        const lockHolder = await session.lockHolder();
+        const rows = await session.ledger.read();
+        const lockHolder = await session.lock.holder();
         return {
           target: driver.target,
           migrations: describeStatus(migrations, rows ?? []),
@@ -276,15 +276,19 @@ export class Migrator {
       const migrations = await readMigrations(config.dir, config.cwd);
       const source = migrations.find((m) => compareVersions(m.version, version) === 0);
       return this.#withSession(async (session, driver) => {
-        await acquireLock(session, { timeoutMs: config.lockTimeoutMs, target: driver.target, on: config.on });
+        await acquireLock(session.lock, {
+          timeoutMs: config.lockTimeoutMs,
+          target: driver.target,
+          on: config.on,
+        });
         try {
-          const rows = await session.readLedger();
+          const rows = await session.ledger.read();
           const row = rows?.find((r) => compareVersions(r.version, version) === 0);
           const action = planResolve(version, row, source, as, options.force ?? false);
           if (action === 'write-applied') {
-            if (!rows) await session.createLedger();
+            if (!rows) await session.ledger.create();
             const now = new Date().toISOString();
-            await session.writeLedger(
+            await session.ledger.write(
               {
                 version: row?.version ?? source?.version ?? version,
                 name: source?.name ?? row?.name ?? '',
@@ -302,11 +306,11 @@ export class Migrator {
               row ?? null,
             );
           } else if (row) {
-            await session.deleteLedger(row);
+            await session.ledger.delete(row);
           }
           return { version, resolvedAs: as, previousState: row?.state ?? null };
         } finally {
-          await session.unlock().catch(() => {});
+          await session.lock.release().catch(() => {});
         }
       });
     });
@@ -320,7 +324,7 @@ export class Migrator {
     try {
       return await work(session, driver);
     } finally {
-      await session.close().catch(() => {});
+      await session.connection.close().catch(() => {});
     }
   }
 
@@ -347,7 +351,7 @@ async function loadSteps(
     // Importing a module runs its top level: it must not end the process, nor hang, either.
     const exits = guardProcessExit();
     try {
-      const step = await withinLimit(migration.load(direction, driver.syntax), migration, limit);
+      const step = await withinLimit(migration.load(direction, driver.dialect.syntax), migration, limit);
       steps.set(migration.version, step);
       problems.push(...transactionControlProblems(migration, step, driver));
       // It called process.exit() at its top level and caught what that threw: still refused.
@@ -431,7 +435,7 @@ function deadline(ms: number | null): Deadline | undefined {
 export interface RequirementStates {
   read(
     session: Session,
-    sql: SqlDialect,
+    sql: Dialect,
     table: string,
   ): Promise<ReadonlyMap<string, { readonly state: string; readonly progress: number }>>;
 }
@@ -454,7 +458,7 @@ async function checkRequirements(
         "cannot read them: use the Migrator exported by 'lockstep' (or the CLI). Nothing was changed.",
     );
   }
-  const states = await requirements.read(session, driver.sql, asyncTable);
+  const states = await requirements.read(session, driver.dialect, asyncTable);
   for (const migration of requiring) {
     const unmet = (steps.get(migration.version)?.settings.requires ?? [])
       .map((name) => ({ name, state: 'not_started', progress: 0, ...states.get(name) }))
@@ -502,7 +506,7 @@ async function dirtyError(
   const migration = migrations.find((m) => m.version === row.version);
   let reachedLine: number | undefined;
   if (migration?.kind === 'sql' && migration.checksum === row.checksum) {
-    const step = await migration.load(row.direction, driver.syntax).catch(() => undefined);
+    const step = await migration.load(row.direction, driver.dialect.syntax).catch(() => undefined);
     if (step?.kind === 'sql') reachedLine = step.statements[row.statementsDone]?.line;
   }
   return new DirtyStateError(

@@ -1,27 +1,144 @@
-import type { LockHolder } from '../errors.js';
+import { ConfigError, type LockHolder } from '../errors.js';
 import type { SplitDialect } from '../sql/split.js';
 
 /**
  * The boundary between the runner and a database. The runner knows nothing database-specific; a
  * driver knows nothing about planning. One Driver per (database, ledger table); one Session per run.
+ *
+ * A database implements a `Database` (one folder under src/drivers/): its Dialect, and `connect`
+ * returning the parts of a session. openDriver (registry.ts) adds the generic ledger store and
+ * scrubs the URL's secrets, giving the `Driver` the runner uses.
  */
-export interface Driver {
-  /** `postgres`, `sqlite`, ...: also what a migration module sees as `ctx.dialect`. */
-  readonly dialect: string;
-  /** How migration text splits into statements on this database. */
-  readonly syntax: SplitDialect;
+export interface Database {
+  readonly dialect: Dialect;
   /** The target as shown to users: URL without secrets, plus the ledger table. */
   readonly target: string;
-  /**
-   * Whether every statement can run in a transaction (Postgres, SQLite). When false (MySQL:
-   * DDL commits implicitly), a migration runs in a transaction only if `isTransactionalStatement`
-   * holds for all its statements; otherwise it follows the non-transactional protocol.
-   */
-  readonly transactionalDdl: boolean;
-  isTransactionalStatement?(sql: string): boolean;
-  /** How this database spells what generic SQL (the long-running migrations' store) needs. */
-  readonly sql: SqlDialect;
+  connect(): Promise<SessionParts>;
+}
+
+export interface Driver {
+  readonly dialect: Dialect;
+  readonly target: string;
   connect(): Promise<Session>;
+}
+
+/**
+ * What one connect gives: the work connection and the lock that lives and dies with it (SPEC
+ * guarantee 3). Today's drivers keep the lock on the work connection; a database whose lock lives
+ * elsewhere composes a lock of its own here.
+ */
+export interface SessionParts {
+  readonly connection: Connection;
+  readonly lock: MigrationLock;
+  /** What long-running migrations need beyond the connection; absent where a database has none. */
+  readonly longRunning?: LongRunning | undefined;
+  /**
+   * What a failed or interrupted non-transactional statement can leave behind, named for the
+   * error message (Postgres: INVALID indexes of a concurrent build). Optional.
+   */
+  leftovers?(): Promise<string[]>;
+}
+
+/** A session as the runner uses it: the parts, plus the ledger stored over its connection. */
+export interface Session extends SessionParts {
+  readonly ledger: Ledger;
+}
+
+/** The ledger table, read and written over a session's connection. */
+export interface Ledger {
+  /** The ledger rows, or null when the ledger table does not exist yet. One round trip. */
+  read(): Promise<LedgerRow[] | null>;
+  /** Creates the ledger table. Called with the lock held. */
+  create(): Promise<void>;
+  /**
+   * Writes the row of `row.version` if the ledger still holds `expected` there (the row as this
+   * runner read or last wrote it; null: no row), compared by state, applied_by and started_at.
+   * Otherwise throws LedgerConflictError and changes nothing: a write never overwrites what
+   * another runner committed. Whatever migration statements left on the session (table locks,
+   * autocommit, an open transaction, settings), the write does not depend on it; a final write
+   * (any state but `running`) also leaves the session as lockstep started it for the next
+   * migration. Error text is stored as far as the column holds it, NUL bytes replaced.
+   */
+  write(row: LedgerRow, expected: LedgerRow | null): Promise<void>;
+  /** Removes the row `expected`, under the same condition and session rules as `write`. */
+  delete(expected: LedgerRow): Promise<void>;
+}
+
+/** One database connection: migration statements, lockstep's own statements, transactions. */
+export interface Connection {
+  /** Runs one statement of a migration (or of a migration module's `ctx.query`). */
+  execute(sql: string, params?: readonly unknown[]): Promise<QueryResult>;
+  /**
+   * Runs one of lockstep's own statements (the ledger's): unlike `execute`, it is not counted as
+   * something a migration may have changed the session with.
+   */
+  query(sql: string, params?: readonly unknown[]): Promise<QueryResult>;
+  /**
+   * Runs a ledger write on a session fit for it, whatever migration statements left on it
+   * (SPEC guarantee 13); a final write (anything but `running`) leaves the session as lockstep
+   * started it for the next migration.
+   */
+  onCleanSession<T>(state: LedgerState | 'deleted', write: () => Promise<T>): Promise<T>;
+  /** Whether the open transaction failed, so nothing more can be read in it (Postgres). */
+  inFailedTransaction?(): boolean;
+  describeError(error: unknown): DbErrorInfo;
+  begin(options: TransactionOptions): Promise<void>;
+  commit(): Promise<void>;
+  rollback(): Promise<void>;
+  /**
+   * Whether a transaction that migration statements opened (`BEGIN` in a non-transactional
+   * migration) is open now, as the last reply from the server said: no ledger write can be made
+   * then without committing it or being rolled back with it. Not lockstep's own (begin), and not
+   * MySQL's `autocommit = 0`, whose work each ledger write commits.
+   */
+  inMigrationTransaction(): boolean;
+  /**
+   * This session's id on the server, as `cancelRunning` (called from another session) takes it:
+   * how a migration that runs too long is cancelled. Absent where nothing can be cancelled (SQLite).
+   */
+  serverId?(): string | undefined;
+  /** Closes the connection, releasing the lock that lives on it. */
+  close(): Promise<void>;
+}
+
+/** The migration lock: the primitive and nothing else. */
+export interface MigrationLock {
+  /** Takes the migration lock if it is free; never waits and holds no snapshot. */
+  tryLock(): Promise<boolean>;
+  /**
+   * Waits up to `maxMs` for the lock, holding no transaction or snapshot while it waits, and
+   * takes it if it came free. Returns whether it is now held.
+   */
+  waitForLock(maxMs: number): Promise<boolean>;
+  /** Who holds the lock now, or null if nobody (or the database cannot tell). */
+  holder(): Promise<LockHolder | null>;
+  /** Releases the lock and wakes waiters. */
+  release(): Promise<void>;
+}
+
+/** What only long-running migrations use: an optional extension of a session. */
+export interface LongRunning {
+  /**
+   * This session will run long statements without holding the migration lock (a long-running
+   * migration's work session): ask the server to notice soon when its client vanishes, so what
+   * it runs is cancelled and rolled back (Postgres: client_connection_check_interval).
+   */
+  watchForDisconnect(): Promise<void>;
+  /** Applies limits and settings for the statements that follow; the result undoes them. */
+  applyLimits(limits: SessionLimits): Promise<() => Promise<void>>;
+  /**
+   * Statements of other sessions still running on the server whose text starts with the marker
+   * comment `/* <marker>`: what a dead worker left running. SQLite: none (no server).
+   */
+  findRunning(marker: string): Promise<RunningQuery[]>;
+  /** Cancels the statement a `findRunning` result names. */
+  cancelRunning(id: string): Promise<void>;
+}
+
+/** A session's long-running extension; a clear error where its driver has none. */
+export function longRunning(session: SessionParts, dialect: Dialect): LongRunning {
+  if (session.longRunning) return session.longRunning;
+  throw new ConfigError(`the ${dialect.name} driver does not support long-running migrations`);
 }
 
 /** Column types for tables lockstep creates, on one database. */
@@ -43,8 +160,19 @@ export interface ColumnTypes {
   readonly tableOptions?: string;
 }
 
-/** The few things generic SQL needs from a database: placeholders, quoting, names, types. */
-export interface SqlDialect {
+/** How one database spells SQL: names, placeholders, types, capabilities, how text splits. */
+export interface Dialect {
+  /** `postgres`, `sqlite`, ...: also what a migration module sees as `ctx.dialect`. */
+  readonly name: string;
+  /** How migration text splits into statements on this database. */
+  readonly syntax: SplitDialect;
+  /**
+   * Whether every statement can run in a transaction (Postgres, SQLite). When false (MySQL:
+   * DDL commits implicitly), a migration runs in a transaction only if `isTransactionalStatement`
+   * holds for all its statements; otherwise it follows the non-transactional protocol.
+   */
+  readonly transactionalDdl: boolean;
+  isTransactionalStatement?(sql: string): boolean;
   /** Placeholder of the i-th parameter (1-based): `$1` or `?`. */
   param(index: number): string;
   /** Quotes one identifier, or a dotted `schema.table` part by part. */
@@ -54,10 +182,33 @@ export interface SqlDialect {
   readonly types: ColumnTypes;
   /** A timestamp (ISO 8601) as this database takes it as a parameter. */
   timestamp(iso: string): unknown;
+  /** A timestamp column as read back, as ISO 8601 (null stays null). */
+  readTimestamp(value: unknown): string | null;
   /** An expression read back as text: 64-bit integers arrive whole (SQLite returns JS numbers). */
   asText(expression: string): string;
   /** Whether a running statement can be cancelled or time-limited (SQLite: no, its API is synchronous). */
   readonly cancellable: boolean;
+  /** The statement names a table (or schema) that does not exist. */
+  isUndefinedTable(error: unknown): boolean;
+  /** The statement names a column the table lacks. */
+  isUndefinedColumn(error: unknown): boolean;
+  /** An INSERT found the primary key it expected absent. */
+  isDuplicateKey(error: unknown): boolean;
+  readonly ledger: LedgerSpelling;
+}
+
+/** How the generic ledger store spells the ledger where databases differ. */
+export interface LedgerSpelling {
+  /** The ledger table, quoted and qualified. */
+  readonly table: string;
+  /** The ledger table as the user named it (`--table`), for messages. */
+  readonly name: string;
+  /** started_at as the conditional write compares it with the row as read back. Default: the column. */
+  readonly startedAt?: string;
+  /** Most bytes of error text the column holds. Default: unbounded. */
+  readonly errorBytes?: number;
+  /** Before CREATE TABLE, with lockstep's own statements (Postgres: the schema). */
+  prepare?(query: Connection['query']): Promise<void>;
 }
 
 /** A statement running on the server, found by the marker comment it was tagged with. */
@@ -131,83 +282,6 @@ export interface SessionLimits {
 export interface QueryResult {
   readonly rows: readonly Record<string, unknown>[];
   readonly rowCount: number;
-}
-
-/**
- * One database session. The lock, the ledger writes and the migration statements all go through
- * the same session, so that the lock lives and dies with the work (SPEC guarantee 3).
- */
-export interface Session {
-  /** The ledger rows, or null when the ledger table does not exist yet. One round trip. */
-  readLedger(): Promise<LedgerRow[] | null>;
-  /** Creates the ledger table. Called with the lock held. */
-  createLedger(): Promise<void>;
-  /**
-   * Writes the row of `row.version` if the ledger still holds `expected` there (the row as this
-   * runner read or last wrote it; null: no row), compared by state, applied_by and started_at.
-   * Otherwise throws LedgerConflictError and changes nothing: a write never overwrites what
-   * another runner committed. Whatever migration statements left on the session (table locks,
-   * autocommit, an open transaction, settings), the write does not depend on it; a final write
-   * (any state but `running`) also leaves the session as lockstep started it for the next
-   * migration. Error text is stored as far as the column holds it, NUL bytes replaced.
-   */
-  writeLedger(row: LedgerRow, expected: LedgerRow | null): Promise<void>;
-  /** Removes the row `expected`, under the same condition and session rules as `writeLedger`. */
-  deleteLedger(expected: LedgerRow): Promise<void>;
-
-  /** Takes the migration lock if it is free; never waits and holds no snapshot. */
-  tryLock(): Promise<boolean>;
-  /**
-   * Waits up to `maxMs` for the lock, holding no transaction or snapshot while it waits, and
-   * takes it if it came free. Returns whether it is now held.
-   */
-  waitForLock(maxMs: number): Promise<boolean>;
-  /** Who holds the lock now, or null if nobody (or the database cannot tell). */
-  lockHolder(): Promise<LockHolder | null>;
-  /** Releases the lock and wakes waiters. */
-  unlock(): Promise<void>;
-
-  begin(options: TransactionOptions): Promise<void>;
-  commit(): Promise<void>;
-  rollback(): Promise<void>;
-  /**
-   * Whether a transaction that migration statements opened (`BEGIN` in a non-transactional
-   * migration) is open now, as the last reply from the server said: no ledger write can be made
-   * then without committing it or being rolled back with it. Not lockstep's own (begin), and not
-   * MySQL's `autocommit = 0`, whose work each ledger write commits.
-   */
-  inMigrationTransaction(): boolean;
-  /** Runs one statement of a migration (or of a migration module's `ctx.query`). */
-  execute(sql: string, params?: readonly unknown[]): Promise<QueryResult>;
-  describeError(error: unknown): DbErrorInfo;
-  /**
-   * What a failed or interrupted non-transactional statement can leave behind, named for the
-   * error message (Postgres: INVALID indexes of a concurrent build). Optional.
-   */
-  leftovers?(): Promise<string[]>;
-
-  /**
-   * This session will run long statements without holding the migration lock (a long-running
-   * migration's work session): ask the server to notice soon when its client vanishes, so what
-   * it runs is cancelled and rolled back (Postgres: client_connection_check_interval).
-   */
-  watchForDisconnect(): Promise<void>;
-  /** Applies limits and settings for the statements that follow; the result undoes them. */
-  applyLimits(limits: SessionLimits): Promise<() => Promise<void>>;
-  /**
-   * Statements of other sessions still running on the server whose text starts with the marker
-   * comment `/* <marker>`: what a dead worker left running. SQLite: none (no server).
-   */
-  findRunning(marker: string): Promise<RunningQuery[]>;
-  /** Cancels the statement a `findRunning` result names. */
-  cancelRunning(id: string): Promise<void>;
-  /**
-   * This session's id on the server, as `cancelRunning` (called from another session) takes it:
-   * how a migration that runs too long is cancelled. Absent where nothing can be cancelled (SQLite).
-   */
-  serverId?(): string | undefined;
-
-  close(): Promise<void>;
 }
 
 export interface DriverOptions {

@@ -1,20 +1,21 @@
 import { ConfigError } from '../errors.js';
 import { redactUrl, type Scrub, secretScrubber, urlParts } from '../util/secrets.js';
-import type { Driver, DriverOptions, LedgerRow, Session } from './driver.js';
+import type { Connection, Database, Driver, DriverOptions } from './driver.js';
+import { LedgerStore } from './ledger-store.js';
 
 // Scrubbing lives in util/secrets.ts; these names stay importable from here.
 export { redactUrl, redactUrlsIn, scrubSecrets, withoutSecrets } from '../util/secrets.js';
 
-type DriverFactory = (url: string, options: DriverOptions) => Driver;
+type DriverFactory = (url: string, options: DriverOptions) => Database;
 
 /** URL scheme → driver module, imported only when a URL asks for it (start-up stays lean). */
 const drivers: Record<string, () => Promise<DriverFactory>> = {
-  postgres: async () => (await import('./postgres.js')).createPostgresDriver,
-  postgresql: async () => (await import('./postgres.js')).createPostgresDriver,
-  sqlite: async () => (await import('./sqlite.js')).createSqliteDriver,
-  sqlite3: async () => (await import('./sqlite.js')).createSqliteDriver,
-  mysql: async () => (await import('./mysql.js')).createMysqlDriver,
-  mariadb: async () => (await import('./mysql.js')).createMysqlDriver,
+  postgres: async () => (await import('./postgres/index.js')).createPostgresDriver,
+  postgresql: async () => (await import('./postgres/index.js')).createPostgresDriver,
+  sqlite: async () => (await import('./sqlite/index.js')).createSqliteDriver,
+  sqlite3: async () => (await import('./sqlite/index.js')).createSqliteDriver,
+  mysql: async () => (await import('./mysql/index.js')).createMysqlDriver,
+  mariadb: async () => (await import('./mysql/index.js')).createMysqlDriver,
 };
 
 export async function openDriver(url: string, options: DriverOptions): Promise<Driver> {
@@ -26,7 +27,7 @@ export async function openDriver(url: string, options: DriverOptions): Promise<D
     );
   }
   checkPercentEncoding(url);
-  return scrubbingDriver((await load())(url, options), url);
+  return withLedger((await load())(url, options), secretScrubber(url));
 }
 
 /**
@@ -53,29 +54,38 @@ function checkPercentEncoding(url: string): void {
   }
 }
 
-/** Every session of the driver scrubs the URL's secrets from database messages and ledger errors. */
-function scrubbingDriver(driver: Driver, url: string): Driver {
-  const scrub = secretScrubber(url);
-  const connect = driver.connect.bind(driver);
-  return { ...driver, connect: async () => scrubbingSession(await connect(), scrub) };
+/**
+ * The driver the runner uses: each session gets the generic ledger store, and the URL's secrets
+ * are scrubbed from database messages (describeError) and from the error text the ledger stores.
+ */
+function withLedger(database: Database, scrub: Scrub): Driver {
+  return {
+    dialect: database.dialect,
+    target: database.target,
+    async connect() {
+      const parts = await database.connect();
+      const connection = scrubbingConnection(parts.connection, scrub);
+      return { ...parts, connection, ledger: new LedgerStore(connection, database.dialect, scrub) };
+    },
+  };
 }
 
-function scrubbingSession(session: Session, scrub: Scrub): Session {
-  const describeError = session.describeError.bind(session);
-  const writeLedger = session.writeLedger.bind(session);
-  // A proxy, so the session keeps every method (and its private state) but these two.
-  return new Proxy(session, {
-    get(target, key) {
-      if (key === 'describeError')
-        return (error: unknown) => {
-          const info = describeError(error);
-          return { ...info, message: scrub(info.message) };
-        };
-      if (key === 'writeLedger')
-        return (row: LedgerRow, expected: LedgerRow | null) =>
-          writeLedger({ ...row, error: row.error === null ? null : scrub(row.error) }, expected);
-      const value = Reflect.get(target, key, target);
-      return typeof value === 'function' ? value.bind(target) : value;
+/** The connection, but for describeError, whose message is scrubbed. */
+function scrubbingConnection(c: Connection, scrub: Scrub): Connection {
+  return {
+    execute: (sql, params) => c.execute(sql, params),
+    query: (sql, params) => c.query(sql, params),
+    onCleanSession: (state, write) => c.onCleanSession(state, write),
+    ...(c.inFailedTransaction ? { inFailedTransaction: () => c.inFailedTransaction?.() ?? false } : {}),
+    describeError(error) {
+      const info = c.describeError(error);
+      return { ...info, message: scrub(info.message) };
     },
-  });
+    begin: (options) => c.begin(options),
+    commit: () => c.commit(),
+    rollback: () => c.rollback(),
+    inMigrationTransaction: () => c.inMigrationTransaction(),
+    ...(c.serverId ? { serverId: () => c.serverId?.() } : {}),
+    close: () => c.close(),
+  };
 }

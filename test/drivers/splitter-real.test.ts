@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { createPostgresDriver } from '../../src/drivers/postgres.js';
+import { createPostgresDriver } from '../../src/drivers/postgres/index.js';
 import { migrate } from '../../src/index.js';
 import { splitStatements } from '../../src/sql/split.js';
 import { POSTGRES_INFORMATION_SCHEMA } from '../helpers/sql-corpus.js';
@@ -93,7 +93,8 @@ FOR i IN 7..8 DO INSERT INTO t VALUES (i); END FOR;
         /\binformation_schema\b/g,
         'lockstep_is',
       );
-      const syntax = createPostgresDriver(db.url, { table: 'lockstep_migrations', runnerId: 't:1' }).syntax;
+      const syntax = createPostgresDriver(db.url, { table: 'lockstep_migrations', runnerId: 't:1' }).dialect
+        .syntax;
       const statements = splitStatements(text, syntax);
       assert.ok(statements.length > 150, `${statements.length} statements`);
       for (const { sql } of statements) {

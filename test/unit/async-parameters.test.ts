@@ -16,18 +16,18 @@ import {
   renderLiteral,
 } from '../../src/async/parameters.js';
 import { readDefinitionFiles } from '../../src/async/sources.js';
-import type { Driver } from '../../src/drivers/driver.js';
-import { createMysqlDriver } from '../../src/drivers/mysql.js';
-import { createPostgresDriver } from '../../src/drivers/postgres.js';
-import { createSqliteDriver } from '../../src/drivers/sqlite.js';
+import type { Dialect } from '../../src/drivers/driver.js';
+import { createMysqlDriver } from '../../src/drivers/mysql/index.js';
+import { createPostgresDriver } from '../../src/drivers/postgres/index.js';
+import { createSqliteDriver } from '../../src/drivers/sqlite/index.js';
 import { SourceError } from '../../src/errors.js';
 
 const OPTIONS = { table: 't', runnerId: 'r' };
 // Made without connecting: loading needs only their dialect and lexer.
-const DRIVERS: Record<'postgres' | 'mysql' | 'sqlite', Driver> = {
-  postgres: createPostgresDriver('postgres://x@localhost/db', OPTIONS),
-  mysql: createMysqlDriver('mysql://x@localhost/db', OPTIONS),
-  sqlite: createSqliteDriver('sqlite:/tmp/x.db', OPTIONS),
+const DRIVERS: Record<'postgres' | 'mysql' | 'sqlite', Dialect> = {
+  postgres: createPostgresDriver('postgres://x@localhost/db', OPTIONS).dialect,
+  mysql: createMysqlDriver('mysql://x@localhost/db', OPTIONS).dialect,
+  sqlite: createSqliteDriver('sqlite:/tmp/x.db', OPTIONS).dialect,
 };
 type Kind = keyof typeof DRIVERS;
 const KINDS = Object.keys(DRIVERS) as Kind[];

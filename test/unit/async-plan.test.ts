@@ -16,14 +16,14 @@ import {
 import { parseAsyncSql } from '../../src/async/sql-definition.js';
 import { ACTIVE_STATES, ASYNC_STATES, type AsyncState } from '../../src/async/states.js';
 import { type AsyncAction, allowedActions } from '../../src/async/transitions.js';
-import { createPostgresDriver } from '../../src/drivers/postgres.js';
-import { createSqliteDriver } from '../../src/drivers/sqlite.js';
+import { createPostgresDriver } from '../../src/drivers/postgres/index.js';
+import { createSqliteDriver } from '../../src/drivers/sqlite/index.js';
 import { ConfigError, SourceError, type SourceProblem } from '../../src/errors.js';
 
 const FILE = 'async/backfill_email.sql';
 // Drivers are made without connecting: their split dialects are what plans are made with.
-const POSTGRES = createPostgresDriver('postgres://x@localhost/db', { table: 't', runnerId: 'r' });
-const SQLITE = createSqliteDriver('sqlite:/tmp/x.db', { table: 't', runnerId: 'r' });
+const POSTGRES = createPostgresDriver('postgres://x@localhost/db', { table: 't', runnerId: 'r' }).dialect;
+const SQLITE = createSqliteDriver('sqlite:/tmp/x.db', { table: 't', runnerId: 'r' }).dialect;
 
 const lines = (...text: string[]) => text.join('\n');
 

@@ -9,13 +9,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { readDefinitionFiles } from '../../src/async/sources.js';
-import { createSqliteDriver } from '../../src/drivers/sqlite.js';
+import { createSqliteDriver } from '../../src/drivers/sqlite/index.js';
 import { SourceError } from '../../src/errors.js';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'lockstep-async-sources-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 // Made without connecting: loading needs only its dialect and lexer.
-const sqlite = createSqliteDriver('sqlite:/tmp/lockstep-never-opened.db', { table: 't', runnerId: 'r' });
+const sqlite = createSqliteDriver('sqlite:/tmp/lockstep-never-opened.db', {
+  table: 't',
+  runnerId: 'r',
+}).dialect;
 
 const GOOD = '-- async:description d\n-- async:operation\nSELECT 1;\n-- async:rollback\n';
 

@@ -13,9 +13,9 @@ import { describe, it } from 'node:test';
 import { isMainThread } from 'node:worker_threads';
 import fc from 'fast-check';
 import { parseAsyncSql } from '../../src/async/sql-definition.js';
-import { createMysqlDriver } from '../../src/drivers/mysql.js';
-import { createPostgresDriver } from '../../src/drivers/postgres.js';
-import { createSqliteDriver } from '../../src/drivers/sqlite.js';
+import { createMysqlDriver } from '../../src/drivers/mysql/index.js';
+import { createPostgresDriver } from '../../src/drivers/postgres/index.js';
+import { createSqliteDriver } from '../../src/drivers/sqlite/index.js';
 import type { SourceProblem } from '../../src/errors.js';
 import { lineAt, type SplitDialect, splitStatements } from '../../src/sql/split.js';
 import {
@@ -33,9 +33,9 @@ import { postgresScripts } from '../helpers/sql-corpus.js';
 const FILE = 'async/0001_fuzz.sql';
 const options = { table: 'lockstep_migrations', runnerId: 'fuzz:1' };
 const DIALECTS: readonly SplitDialect[] = [
-  createPostgresDriver('postgres://localhost/unused', options).syntax,
-  createMysqlDriver('mysql://root@localhost/unused', options).syntax,
-  createSqliteDriver('sqlite:unused.db', options).syntax,
+  createPostgresDriver('postgres://localhost/unused', options).dialect.syntax,
+  createMysqlDriver('mysql://root@localhost/unused', options).dialect.syntax,
+  createSqliteDriver('sqlite:unused.db', options).dialect.syntax,
 ];
 
 const MARKERS = [

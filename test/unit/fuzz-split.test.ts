@@ -16,9 +16,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isMainThread, workerData } from 'node:worker_threads';
 import fc from 'fast-check';
-import { createMysqlDriver } from '../../src/drivers/mysql.js';
-import { createPostgresDriver } from '../../src/drivers/postgres.js';
-import { createSqliteDriver } from '../../src/drivers/sqlite.js';
+import { createMysqlDriver } from '../../src/drivers/mysql/index.js';
+import { createPostgresDriver } from '../../src/drivers/postgres/index.js';
+import { createSqliteDriver } from '../../src/drivers/sqlite/index.js';
 import { lineAt, type SplitDialect, splitStatements } from '../../src/sql/split.js';
 import {
   answerFromWorker,
@@ -34,9 +34,9 @@ import { mariadbScripts, postgresScripts, type SqlScript, splitCaseScripts } fro
 
 const options = { table: 'lockstep_migrations', runnerId: 'fuzz:1' };
 const DIALECTS: Record<string, SplitDialect> = {
-  postgres: createPostgresDriver('postgres://localhost/unused', options).syntax,
-  mysql: createMysqlDriver('mysql://root@localhost/unused', options).syntax,
-  sqlite: createSqliteDriver('sqlite:unused.db', options).syntax,
+  postgres: createPostgresDriver('postgres://localhost/unused', options).dialect.syntax,
+  mysql: createMysqlDriver('mysql://root@localhost/unused', options).dialect.syntax,
+  sqlite: createSqliteDriver('sqlite:unused.db', options).dialect.syntax,
 };
 
 const TOKENS = [

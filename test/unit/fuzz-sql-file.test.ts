@@ -21,9 +21,9 @@ import { isMainThread } from 'node:worker_threads';
 import fc from 'fast-check';
 import { readMigrations } from '../../src/core/sources.js';
 import { parseSqlFile } from '../../src/core/sql-file.js';
-import { createMysqlDriver } from '../../src/drivers/mysql.js';
-import { createPostgresDriver } from '../../src/drivers/postgres.js';
-import { createSqliteDriver } from '../../src/drivers/sqlite.js';
+import { createMysqlDriver } from '../../src/drivers/mysql/index.js';
+import { createPostgresDriver } from '../../src/drivers/postgres/index.js';
+import { createSqliteDriver } from '../../src/drivers/sqlite/index.js';
 import { SourceError } from '../../src/errors.js';
 import { lineFinder, type SplitDialect, splitStatements } from '../../src/sql/split.js';
 import {
@@ -41,12 +41,12 @@ import { mariadbScripts, postgresScripts, splitCaseScripts } from '../helpers/sq
 const FILE = 'migrations/001_fuzz.sql';
 const MARKER = /^--\s*migrate:(\w+)(.*)$/;
 const options = { table: 'lockstep_migrations', runnerId: 'fuzz:1' };
-const POSTGRES = createPostgresDriver('postgres://localhost/unused', options).syntax;
-const MYSQL = createMysqlDriver('mysql://root@localhost/unused', options).syntax;
+const POSTGRES = createPostgresDriver('postgres://localhost/unused', options).dialect.syntax;
+const MYSQL = createMysqlDriver('mysql://root@localhost/unused', options).dialect.syntax;
 const DIALECTS: readonly SplitDialect[] = [
   POSTGRES,
   MYSQL,
-  createSqliteDriver('sqlite:unused.db', options).syntax,
+  createSqliteDriver('sqlite:unused.db', options).dialect.syntax,
 ];
 
 const MARKERS = [

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { compareVersions } from '../../src/core/migration.js';
 import { redactUrl, scrubSecrets } from '../../src/drivers/registry.js';
-import { sqlitePath } from '../../src/drivers/sqlite.js';
+import { sqlitePath } from '../../src/drivers/sqlite/index.js';
 import { ConfigError } from '../../src/errors.js';
 import { formatDuration, parseDuration } from '../../src/util/duration.js';
 

@@ -6,13 +6,13 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import type { Migration, MigrationContext } from '../../src/core/migration.js';
 import { readMigrations } from '../../src/core/sources.js';
-import { createSqliteDriver } from '../../src/drivers/sqlite.js';
+import { createSqliteDriver } from '../../src/drivers/sqlite/index.js';
 import { SourceError } from '../../src/errors.js';
 
 const dialect = createSqliteDriver('sqlite:unused.db', {
   table: 'lockstep_migrations',
   runnerId: 'test:1',
-}).syntax;
+}).dialect.syntax;
 
 /** Runs `fn` on a fresh temporary directory holding `files` (a `/` in a name makes a subdirectory). */
 async function withDir<T>(files: Record<string, string>, fn: (dir: string) => Promise<T>): Promise<T> {

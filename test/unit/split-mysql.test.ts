@@ -2,14 +2,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { createMysqlDriver, mysqlLockName } from '../../src/drivers/mysql.js';
+import { createMysqlDriver, mysqlLockName } from '../../src/drivers/mysql/index.js';
 import { splitStatements } from '../../src/sql/split.js';
 import { MYSQL } from './split-cases.js';
 
 const mysql = createMysqlDriver('mysql://root@localhost/unused', {
   table: 'lockstep_migrations',
   runnerId: 't:1',
-}).syntax;
+}).dialect.syntax;
 const split = (text: string) => splitStatements(text, mysql).map((s) => s.sql);
 
 describe('split: mysql', () => {

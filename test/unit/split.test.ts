@@ -1,15 +1,15 @@
 /** Statement splitting: pure, table-driven, with each driver's own dialect. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createPostgresDriver } from '../../src/drivers/postgres.js';
-import { createSqliteDriver } from '../../src/drivers/sqlite.js';
+import { createPostgresDriver } from '../../src/drivers/postgres/index.js';
+import { createSqliteDriver } from '../../src/drivers/sqlite/index.js';
 import { lineAt, lineFinder, type SplitDialect, splitStatements } from '../../src/sql/split.js';
 import { type Case, COMMON, POSTGRES, SQLITE } from './split-cases.js';
 
 // The dialects the drivers really use (building a driver opens no connection).
 const options = { table: 'lockstep_migrations', runnerId: 'test:1' };
-const postgres: SplitDialect = createPostgresDriver('postgres://localhost/unused', options).syntax;
-const sqlite: SplitDialect = createSqliteDriver('sqlite:unused.db', options).syntax;
+const postgres: SplitDialect = createPostgresDriver('postgres://localhost/unused', options).dialect.syntax;
+const sqlite: SplitDialect = createSqliteDriver('sqlite:unused.db', options).dialect.syntax;
 const DIALECTS = [
   { name: 'postgres', dialect: postgres },
   { name: 'sqlite', dialect: sqlite },

@@ -2,17 +2,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseSqlFile } from '../../src/core/sql-file.js';
-import { createMysqlDriver } from '../../src/drivers/mysql.js';
-import { createPostgresDriver } from '../../src/drivers/postgres.js';
-import { createSqliteDriver } from '../../src/drivers/sqlite.js';
+import { createMysqlDriver } from '../../src/drivers/mysql/index.js';
+import { createPostgresDriver } from '../../src/drivers/postgres/index.js';
+import { createSqliteDriver } from '../../src/drivers/sqlite/index.js';
 import { splitStatements } from '../../src/sql/split.js';
 import { transactionControl } from '../../src/sql/transaction-control.js';
 
 const options = { table: 'lockstep_migrations', runnerId: 'test:1' };
 const DIALECTS = {
-  postgres: createPostgresDriver('postgres://localhost/unused', options).syntax,
-  mysql: createMysqlDriver('mysql://localhost/unused', options).syntax,
-  sqlite: createSqliteDriver('sqlite:unused.db', options).syntax,
+  postgres: createPostgresDriver('postgres://localhost/unused', options).dialect.syntax,
+  mysql: createMysqlDriver('mysql://localhost/unused', options).dialect.syntax,
+  sqlite: createSqliteDriver('sqlite:unused.db', options).dialect.syntax,
 };
 
 /** [statement, the verb it is reported as (undefined: not transaction control)] */

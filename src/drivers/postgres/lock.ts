@@ -1,0 +1,141 @@
+import { type LockHolder, LockNotHeldError } from '../../errors.js';
+import type { MigrationLock } from '../driver.js';
+import { quoteIdentifier } from '../sql-helpers.js';
+import { applicationName, CONNECTION_CHECK_INTERVAL, type PostgresLink } from './link.js';
+
+/** First key of every lockstep advisory lock ('LKST'), so other users of advisory locks never collide. */
+const LOCK_NAMESPACE = 0x4c4b5354;
+/** How often a waiter re-tries when no NOTIFY came (the holder died, or its notification was lost). */
+const FALLBACK_POLL_MS = 500;
+/** Names the lock holder in pg_stat_activity and sets the client check (parameters: name, interval). */
+const NAME_HOLDER = `set_config('application_name', $1, false) AS name,
+       (SELECT set_config(name, $2, false) FROM pg_settings WHERE name = 'client_connection_check_interval') AS checks`;
+
+/** A session advisory lock on the work connection: it lives and dies with the work (SPEC guarantee 3). */
+export class PostgresLock implements MigrationLock {
+  readonly #link: PostgresLink;
+  readonly #lockKey: number;
+  readonly #channel: string;
+  #listening = false;
+  #held = false;
+  #since: string | undefined;
+  #wake: (() => void) | undefined;
+
+  constructor(link: PostgresLink, lockKey: number) {
+    this.#link = link;
+    this.#lockKey = lockKey;
+    this.#channel = `lockstep_${lockKey}`;
+    link.client.on('error', () => this.#wake?.());
+    link.client.on('notification', (message) => {
+      if (message.channel === this.#channel) this.#wake?.();
+    });
+  }
+
+  get held(): boolean {
+    return this.#held;
+  }
+
+  async tryLock(): Promise<boolean> {
+    // pg_try_advisory_lock, never pg_advisory_lock: a session blocked in the latter holds a
+    // snapshot that a holder's CREATE INDEX CONCURRENTLY waits for, a deadlock (SPEC guarantee 6).
+    const result = await this.#link.query('SELECT pg_try_advisory_lock($1, $2) AS locked', [
+      LOCK_NAMESPACE,
+      this.#lockKey,
+    ]);
+    if (!result.rows[0]?.locked) return false;
+    this.#held = true;
+    await this.#afterLock();
+    return true;
+  }
+
+  /**
+   * In one round trip: verify that the lock is held by this very backend (a transaction-pooling
+   * proxy would have run the two queries on different backends), name ourselves as holder, and
+   * ask the server to check for a vanished client during long statements (Postgres ≥ 14).
+   */
+  async #afterLock(): Promise<void> {
+    this.#since = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    const result = await this.#link.query(
+      `SELECT EXISTS (
+         SELECT 1 FROM pg_locks
+          WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()
+            AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 2
+       ) AS held, ${NAME_HOLDER.replaceAll('$1', '$3').replaceAll('$2', '$4')}`,
+      [LOCK_NAMESPACE, this.#lockKey, ...this.#holderSettings()],
+    );
+    if (!result.rows[0]?.held) {
+      this.#held = false;
+      await this.#link
+        .query('SELECT pg_advisory_unlock($1, $2)', [LOCK_NAMESPACE, this.#lockKey])
+        .catch(() => {});
+      throw new LockNotHeldError(
+        "took the advisory lock, but it is not held by this session's backend: a transaction-pooling proxy " +
+          '(e.g. PgBouncer with pool_mode=transaction) is between lockstep and PostgreSQL, and session locks do not ' +
+          'work through it. Nothing was changed. Point lockstep at PostgreSQL directly or at a session-pooling port.',
+      );
+    }
+  }
+
+  /** Lockstep's own session settings as holder, again after a reset of the session. */
+  async nameHolder(): Promise<void> {
+    if (this.#held) await this.#link.query(`SELECT ${NAME_HOLDER}`, this.#holderSettings());
+  }
+
+  #holderSettings(): string[] {
+    return [applicationName(this.#link.options.runnerId, this.#since), CONNECTION_CHECK_INTERVAL];
+  }
+
+  async waitForLock(maxMs: number): Promise<boolean> {
+    if (this.#link.lost) throw this.#link.lost;
+    if (!this.#listening) {
+      // Subscribe first, then try once more: a release between the failed try and this LISTEN
+      // would otherwise be missed.
+      await this.#link.query(`LISTEN ${quoteIdentifier(this.#channel)}`);
+      this.#listening = true;
+      return this.tryLock();
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, Math.min(maxMs, FALLBACK_POLL_MS * (0.8 + Math.random() * 0.4)));
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = done;
+    });
+    this.#wake = undefined;
+    return this.tryLock();
+  }
+
+  async holder(): Promise<LockHolder | null> {
+    const result = await this.#link.query(
+      `SELECT a.pid, a.application_name, a.client_addr::text AS client, a.state
+         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.granted
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid AND l.objsubid = 2`,
+      [LOCK_NAMESPACE, this.#lockKey],
+    );
+    const row = result.rows[0];
+    if (!row) return null;
+    const detail = `backend pid ${row.pid}${row.client ? ` from ${row.client}` : ''}, ${row.state}`;
+    const match = /^lockstep (\S+?)(?:@(\S+))?$/.exec(String(row.application_name ?? ''));
+    if (match) return { who: match[1] as string, ...(match[2] ? { since: match[2] } : {}), detail };
+    return { who: `a non-lockstep session "${row.application_name ?? ''}"`, detail };
+  }
+
+  async release(): Promise<void> {
+    this.#held = false;
+    // pg_notify in autocommit is delivered at once: waiters retry within milliseconds.
+    await this.#link.query('SELECT pg_advisory_unlock($1, $2), pg_notify($3, $4)', [
+      LOCK_NAMESPACE,
+      this.#lockKey,
+      this.#channel,
+      'released',
+    ]);
+  }
+
+  /** Stops a wait in progress: the connection is closing. */
+  stopWaiting(): void {
+    this.#wake?.();
+  }
+}

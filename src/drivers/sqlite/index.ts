@@ -1,0 +1,66 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { ConfigError, ConnectionError } from '../../errors.js';
+import type { Database, DriverOptions } from '../driver.js';
+import { SqliteConnection } from './connection.js';
+import { sqliteDialect } from './dialect.js';
+import { SqliteLock } from './lock.js';
+import { SqliteLongRunning } from './long-running.js';
+
+/** Busy timeout for the target database, where the application's own connections may write. */
+const BUSY_TIMEOUT_MS = 5_000;
+
+/** `sqlite:relative/path.db`, `sqlite:///absolute/path.db` → a file path. */
+export function sqlitePath(url: string, cwd = process.cwd()): string {
+  let rest = url.replace(/^sqlite3?:/i, '');
+  if (rest.startsWith('//')) {
+    rest = rest.slice(2);
+    if (!rest.startsWith('/')) {
+      throw new ConfigError(
+        `malformed SQLite URL "${url}": use sqlite:relative/path.db or sqlite:///absolute/path.db (three slashes)`,
+      );
+    }
+  }
+  rest = rest.replace(/[?#].*$/, '');
+  if (rest === '' || rest === ':memory:') {
+    throw new ConfigError(
+      `SQLite URL "${url}" names no file: migrations need a database file other processes can open`,
+    );
+  }
+  try {
+    rest = decodeURIComponent(rest);
+  } catch {
+    throw new ConfigError(`malformed SQLite URL "${url}": bad %-escape`);
+  }
+  return path.resolve(cwd, rest);
+}
+
+export function createSqliteDriver(url: string, options: DriverOptions): Database {
+  if (options.table.includes('.')) {
+    throw new ConfigError(`SQLite ledger table "${options.table}" cannot have a schema: use a plain name`);
+  }
+  const file = sqlitePath(url);
+  // Beside the target: a file whose SQLite write lock is the migration lock. The OS drops it when
+  // the holder dies, so there is never a stale lock to clean up.
+  const lockFile = `${file}-${options.table}.lock`;
+  const dialect = sqliteDialect(options.table);
+  return {
+    dialect,
+    target: `sqlite:${file} (ledger ${options.table})`,
+    async connect() {
+      const { default: BetterSqlite } = await import('better-sqlite3');
+      try {
+        mkdirSync(path.dirname(file), { recursive: true });
+        const db = new BetterSqlite(file, { timeout: BUSY_TIMEOUT_MS });
+        const lock = new SqliteLock(BetterSqlite, lockFile, options);
+        return {
+          connection: new SqliteConnection(db, file, lock, dialect, options),
+          lock,
+          longRunning: new SqliteLongRunning(db, options),
+        };
+      } catch (error) {
+        throw new ConnectionError(`cannot open SQLite database ${file}: ${(error as Error).message}`);
+      }
+    },
+  };
+}
