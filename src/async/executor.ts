@@ -3,8 +3,9 @@
  * operations forward (or their rollbacks backward), committing progress after every operation
  * and batch. Every write names the run's attempt, so a worker that was taken over changes nothing.
  */
+
+import { inTransaction, refusal, runsInTransaction } from '../core/statements.js';
 import type { DbErrorInfo, Driver, Session } from '../drivers/driver.js';
-import { lineAt } from '../sql/split.js';
 import { sleep } from '../util/duration.js';
 import type { AsyncContext, LoadedDefinition, PlannedOperation, PlannedStatement } from './definition.js';
 import { RunTakenOverError } from './errors.js';
@@ -183,7 +184,10 @@ class RunExecutor {
     const operations = this.#plan.operations;
     const op = operations[i] as PlannedOperation;
     const statements = direction === 'forward' ? op.statements : op.rollback;
-    const transactional = op.kind === 'batched' || this.#transactional(op, statements);
+    // Each batch is a transaction; another operation is one unless it says transaction:false
+    // (CREATE INDEX CONCURRENTLY) or the database cannot (DDL on MySQL).
+    const transactional =
+      op.kind === 'batched' || runsInTransaction(this.#x.driver, op.transaction, statements);
     this.#x.on({
       type: 'async-operation',
       name: this.#run.name,
@@ -332,37 +336,17 @@ class RunExecutor {
     try {
       return await this.#x.work.execute(text);
     } catch (error) {
-      const info = this.#x.work.describeError(error);
-      const inStatement = info.position !== undefined ? lineAt(text, Math.max(0, info.position)) : info.line;
-      const line =
-        statement.line !== undefined && inStatement !== undefined
-          ? statement.line + inStatement - 1
-          : statement.line;
+      const { info, line } = refusal(this.#x.work, error, text, statement.line);
       throw new OperationFailure(i + 1, statement, info, line);
     }
   }
 
-  /**
-   * MySQL commits DDL implicitly: there only operations of DML statements run in a transaction.
-   * Elsewhere an operation does unless it says transaction:false (CREATE INDEX CONCURRENTLY).
-   */
-  #transactional(op: PlannedOperation, statements: readonly PlannedStatement[]): boolean {
-    if (!op.transaction) return false;
-    const { driver } = this.#x;
-    if (driver.transactionalDdl) return true;
-    const test = driver.isTransactionalStatement;
-    return test !== undefined && statements.every((s) => test(s.sql));
-  }
-
-  async #inTransaction(work: () => Promise<void>): Promise<void> {
-    await this.#x.work.begin({});
-    try {
-      await work();
-      await this.#x.work.commit();
-    } catch (error) {
-      await this.#x.work.rollback().catch(() => {});
-      throw error;
-    }
+  /** Runs `work` in one transaction on the work session; a failure is thrown as it was. */
+  #inTransaction(work: () => Promise<void>): Promise<void> {
+    const session = this.#x.work;
+    return inTransaction(session, work, {
+      describe: (error) => (error instanceof OperationFailure ? error.info : session.describeError(error)),
+    });
   }
 
   /** A fenced write in the current transaction (or autocommit). */

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ConfigError, SourceError, type SourceProblem } from '../errors.js';
-import { lineAt, type SplitDialect, splitStatements } from '../sql/split.js';
+import { fileLine, type SplitDialect, splitStatements } from '../sql/split.js';
 import type { LoadedDefinition, PlannedOperation, PlannedStatement, RunPlan } from './definition.js';
 import {
   bindParameters,
@@ -60,11 +60,11 @@ export function planRun(definition: LoadedDefinition, values: ParameterValues, t
   const operations = definition.operations(values).map((source, index): PlannedOperation => {
     const split = (text: string, line: number | undefined, what: string): PlannedStatement[] =>
       splitStatements(text, target.syntax).map((s) => {
-        const at = line === undefined ? undefined : line + lineAt(text, s.offset) - 1;
+        const at = line === undefined ? undefined : fileLine(line, text, s.offset);
         const sql = bindParameters(s.sql, values, target, (message, offset) =>
           problems.push({
             file: definition.file,
-            ...(at ? { line: at + lineAt(s.sql, offset) - 1 } : {}),
+            ...(at ? { line: fileLine(at, s.sql, offset) } : {}),
             problem: `operation ${index + 1}${what}: ${message}`,
           }),
         );

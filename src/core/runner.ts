@@ -12,7 +12,7 @@ import {
 import { transactionControl } from '../sql/transaction-control.js';
 import { asWritten } from '../util/duration.js';
 import { type LockstepOptions, type ResolvedConfig, resolveConfig } from './config.js';
-import { type Deadline, runMigration, runsInTransaction } from './execute.js';
+import { type Deadline, runMigration, stepRunsInTransaction } from './execute.js';
 import { guardProcessExit } from './exit-guard.js';
 import { compareVersions, type Migration, type Step } from './migration.js';
 import {
@@ -346,7 +346,7 @@ async function loadSteps(
  * in it would make a later failure roll back only part of it while lockstep reported it all undone.
  */
 function transactionControlProblems(migration: Migration, step: Step, driver: Driver) {
-  if (step.kind !== 'sql' || !runsInTransaction(driver, step)) return [];
+  if (step.kind !== 'sql' || !stepRunsInTransaction(driver, step)) return [];
   return step.statements.flatMap((statement) => {
     const verb = transactionControl(statement.sql);
     if (!verb) return [];
