@@ -39,7 +39,11 @@ export class SessionScope {
     return openDriver(url, { table, runnerId, onQuery });
   }
 
-  /** Connects one session (on `opened`, or a driver opened now), runs `work` on it, and closes it. */
+  /**
+   * Connects one session (on `opened`, or a driver opened now), runs `work` on it, and closes it.
+   * A command opens one; a worker opens a second on the same driver for the statements of a run,
+   * while its first, idle, holds the lock.
+   */
   async withSession<T>(work: (session: Session, driver: Driver) => Promise<T>, opened?: Driver): Promise<T> {
     const driver = opened ?? (await this.openDriver());
     const session = await driver.connect();
@@ -73,6 +77,19 @@ export async function whileLocked<T>(
   }
   try {
     return await work(waitedMs);
+  } finally {
+    await session.unlock().catch(() => {});
+  }
+}
+
+/**
+ * Runs `work` holding the migration lock when it is free now, without waiting (a worker looking
+ * for a run to claim), and releases it after; undefined, without running `work`, when it is held.
+ */
+export async function ifLockFree<T>(session: Session, work: () => Promise<T>): Promise<T | undefined> {
+  if (!(await session.tryLock())) return undefined;
+  try {
+    return await work();
   } finally {
     await session.unlock().catch(() => {});
   }
