@@ -13,7 +13,7 @@ import {
 } from '../core/sources.js';
 import { SourceError, type SourceProblem } from '../errors.js';
 import { fileLine } from '../sql/split.js';
-import { parseDuration } from '../util/duration.js';
+import { durationMs, parseDuration } from '../util/duration.js';
 import { isObject } from '../util/objects.js';
 import type {
   AsyncBatchedOperation,
@@ -301,9 +301,7 @@ function moduleOperation(
   if (typeof op.rollback !== 'string') {
     problem("`rollback` is required: SQL that undoes it, or '' when there is nothing to undo");
   }
-  let timeoutMs: number | null = null;
-  if (typeof op.timeout === 'number') timeoutMs = op.timeout;
-  else if (typeof op.timeout === 'string') timeoutMs = parseDuration(op.timeout) ?? null;
+  const timeoutMs = durationMs(op.timeout) ?? null;
   if (op.timeout !== undefined && (timeoutMs === null || timeoutMs < 0))
     problem('`timeout` must be ms or a duration such as "30m"');
   const settings = op.settings ?? {};

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SourceError, type SourceProblem } from '../errors.js';
 import { lineFinder, type SplitDialect, splitStatements } from '../sql/split.js';
-import { parseDuration } from '../util/duration.js';
+import { durationMs } from '../util/duration.js';
 import { isObject } from '../util/objects.js';
 import { bytesForDisplay, decodeUtf8, invalidUtf8At } from '../util/text.js';
 import {
@@ -273,15 +273,16 @@ function moduleSettings(definition: Record<string, unknown>, file: string): Migr
     problems.push({ file, problem: '`transaction` must be true or false' });
   let lockTimeoutMs: number | null | undefined;
   if (lockTimeout === null || lockTimeout === false) lockTimeoutMs = null;
-  else if (typeof lockTimeout === 'number') lockTimeoutMs = lockTimeout;
-  else if (typeof lockTimeout === 'string') lockTimeoutMs = parseDuration(lockTimeout);
+  else lockTimeoutMs = durationMs(lockTimeout);
   if (lockTimeout !== undefined && lockTimeoutMs === undefined) {
     problems.push({ file, problem: '`lockTimeout` must be milliseconds, a duration such as "2s", or null' });
   }
   let timeoutMs: number | null | undefined;
   if (timeout === null || timeout === false || timeout === 'off') timeoutMs = null;
-  else if (typeof timeout === 'number' && timeout > 0) timeoutMs = timeout;
-  else if (typeof timeout === 'string') timeoutMs = parseDuration(timeout) || undefined;
+  else {
+    const ms = durationMs(timeout);
+    if (ms !== undefined && ms > 0) timeoutMs = ms;
+  }
   if (timeout !== undefined && timeoutMs === undefined) {
     problems.push({
       file,
