@@ -4,7 +4,7 @@
  * and batch. Every write names the run's attempt, so a worker that was taken over changes nothing.
  */
 
-import { inTransaction, refusal, runsInTransaction } from '../core/statements.js';
+import { inTransaction, refusal, runsInTransaction, StatementFailed } from '../core/statements.js';
 import type { DbErrorInfo, Driver, Session } from '../drivers/driver.js';
 import { sleep } from '../util/duration.js';
 import type { AsyncContext, LoadedDefinition, PlannedOperation, PlannedStatement } from './definition.js';
@@ -41,15 +41,15 @@ export interface Execution {
 }
 
 /** A statement (or a check) failed: where, and what the database said. */
-class OperationFailure extends Error {
+class OperationFailure extends StatementFailed {
   constructor(
     /** 1-based operation, or null for a startup check. */
     readonly operation: number | null,
     readonly statement: PlannedStatement | null,
-    readonly info: DbErrorInfo,
-    readonly line: number | undefined,
+    info: DbErrorInfo,
+    line: number | undefined,
   ) {
-    super(info.message);
+    super(info, line);
   }
 }
 
@@ -233,7 +233,7 @@ class RunExecutor {
         await this.#batches(i, op, statements, direction);
         await this.#record(done());
       } else if (transactional) {
-        await this.#inTransaction(async () => {
+        await inTransaction(this.#x.work, async () => {
           for (const [j, statement] of statements.entries()) {
             await this.#execute(i, statement, statement.sql, this.#tag(i, direction, `s${j + 1}`));
           }
@@ -274,7 +274,7 @@ class RunExecutor {
       const from: bigint = cursor;
       const to = from + size;
       const progress = this.#percent({ opIndex: i, cursor: to, direction, min, max });
-      await this.#inTransaction(async () => {
+      await inTransaction(this.#x.work, async () => {
         for (const statement of statements) {
           await this.#execute(
             i,
@@ -339,14 +339,6 @@ class RunExecutor {
       const { info, line } = refusal(this.#x.work, error, text, statement.line);
       throw new OperationFailure(i + 1, statement, info, line);
     }
-  }
-
-  /** Runs `work` in one transaction on the work session; a failure is thrown as it was. */
-  #inTransaction(work: () => Promise<void>): Promise<void> {
-    const session = this.#x.work;
-    return inTransaction(session, work, {
-      describe: (error) => (error instanceof OperationFailure ? error.info : session.describeError(error)),
-    });
   }
 
   /** A fenced write in the current transaction (or autocommit). */

@@ -13,21 +13,21 @@ import { scrubSecrets } from '../util/secrets.js';
 import type { ResolvedConfig } from './config.js';
 import { guardProcessExit } from './exit-guard.js';
 import type { Migration, MigrationContext, Step } from './migration.js';
-import { inTransaction, refusal, runsInTransaction } from './statements.js';
+import { inTransaction, refusal, runsInTransaction, StatementFailed } from './statements.js';
 
 /** A statement that the database refused, with where it came from. */
-class StatementFailure extends Error {
+class StatementFailure extends StatementFailed {
   constructor(
-    readonly info: DbErrorInfo,
+    info: DbErrorInfo,
     readonly sql: string,
-    readonly line: number | undefined,
+    line: number | undefined,
     readonly index: number,
     /** Set when the migration ran out of time: the limit it exceeded. */
     readonly timedOut?: TimeLimit,
     /** Set when the migration ended inside a transaction it began. */
     readonly leftOpen = false,
   ) {
-    super(info.message);
+    super(info, line);
   }
 }
 
@@ -279,8 +279,6 @@ async function runTransactional(
           attempt = retry;
           run.config.on({ type: 'lock-retry', version: migration.version, attempt: retry, delayMs, message });
         },
-        describe: (error) =>
-          error instanceof StatementFailure ? error.info : run.session.describeError(error),
       },
     );
   } catch (error) {

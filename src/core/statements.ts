@@ -45,6 +45,16 @@ export function refusal(
   return { info, line: line !== undefined && inStatement !== undefined ? line + inStatement - 1 : line };
 }
 
+/** A statement (or code around it) failed: what the database (or the code) said, and where in its file. */
+export class StatementFailed extends Error {
+  constructor(
+    readonly info: DbErrorInfo,
+    readonly line: number | undefined,
+  ) {
+    super(info.message);
+  }
+}
+
 export interface TransactionOptions {
   /** How long a statement may wait for a DDL lock (Postgres `lock_timeout`); undefined: the database's own. */
   readonly lockTimeoutMs?: number | undefined;
@@ -52,8 +62,6 @@ export interface TransactionOptions {
   readonly lockRetries?: number | undefined;
   /** Told before each retry: its number (from 1), the pause before it, and the timeout's message. */
   readonly onRetry?: ((attempt: number, delayMs: number, message: string) => void) | undefined;
-  /** What a failure says (a failure that was described already carries it). Default: the session's describeError. */
-  readonly describe?: ((error: unknown) => DbErrorInfo) | undefined;
 }
 
 /**
@@ -68,7 +76,6 @@ export async function inTransaction<T>(
   options: TransactionOptions = {},
 ): Promise<T> {
   const retries = options.lockRetries ?? 0;
-  const describe = options.describe ?? ((error: unknown) => session.describeError(error));
   for (let attempt = 0; ; attempt++) {
     try {
       await session.begin(
@@ -78,7 +85,7 @@ export async function inTransaction<T>(
       await session.commit();
       return result;
     } catch (error) {
-      const info = describe(error);
+      const info = error instanceof StatementFailed ? error.info : session.describeError(error);
       if (!info.connectionLost) await session.rollback().catch(() => {});
       if (info.connectionLost || !info.lockTimeout || attempt >= retries) throw error;
       const delayMs = Math.min(100 * 2 ** attempt, 5_000) * (0.5 + Math.random());
