@@ -3,8 +3,9 @@
  * operations forward (or their rollbacks backward), committing progress after every operation
  * and batch. Every write names the run's attempt, so a worker that was taken over changes nothing.
  */
+
+import { inTransaction, refusal, runsInTransaction, StatementFailed } from '../core/statements.js';
 import { type DbErrorInfo, type Driver, longRunning, type Session } from '../drivers/driver.js';
-import { lineAt } from '../sql/split.js';
 import { sleep } from '../util/duration.js';
 import type { AsyncContext, LoadedDefinition, PlannedOperation, PlannedStatement } from './definition.js';
 import { RunTakenOverError } from './errors.js';
@@ -40,15 +41,15 @@ export interface Execution {
 }
 
 /** A statement (or a check) failed: where, and what the database said. */
-class OperationFailure extends Error {
+class OperationFailure extends StatementFailed {
   constructor(
     /** 1-based operation, or null for a startup check. */
     readonly operation: number | null,
     readonly statement: PlannedStatement | null,
-    readonly info: DbErrorInfo,
-    readonly line: number | undefined,
+    info: DbErrorInfo,
+    line: number | undefined,
   ) {
-    super(info.message);
+    super(info, line);
   }
 }
 
@@ -180,7 +181,10 @@ class RunExecutor {
     const operations = this.#plan.operations;
     const op = operations[i] as PlannedOperation;
     const statements = direction === 'forward' ? op.statements : op.rollback;
-    const transactional = op.kind === 'batched' || this.#transactional(op, statements);
+    // Each batch is a transaction; another operation is one unless it says transaction:false
+    // (CREATE INDEX CONCURRENTLY) or the database cannot (DDL on MySQL).
+    const transactional =
+      op.kind === 'batched' || runsInTransaction(this.#x.driver.dialect, op.transaction, statements);
     this.#x.on({
       type: 'async-operation',
       name: this.#run.name,
@@ -226,7 +230,7 @@ class RunExecutor {
         await this.#batches(i, op, statements, direction);
         await this.#record(done());
       } else if (transactional) {
-        await this.#inTransaction(async () => {
+        await inTransaction(this.#x.work.connection, async () => {
           for (const [j, statement] of statements.entries()) {
             await this.#execute(i, statement, statement.sql, this.#tag(i, direction, `s${j + 1}`));
           }
@@ -267,7 +271,7 @@ class RunExecutor {
       const from: bigint = cursor;
       const to = from + size;
       const progress = this.#percent({ opIndex: i, cursor: to, direction, min, max });
-      await this.#inTransaction(async () => {
+      await inTransaction(this.#x.work.connection, async () => {
         for (const statement of statements) {
           await this.#execute(
             i,
@@ -329,36 +333,8 @@ class RunExecutor {
     try {
       return await this.#x.work.connection.execute(text);
     } catch (error) {
-      const info = this.#x.work.connection.describeError(error);
-      const inStatement = info.position !== undefined ? lineAt(text, Math.max(0, info.position)) : info.line;
-      const line =
-        statement.line !== undefined && inStatement !== undefined
-          ? statement.line + inStatement - 1
-          : statement.line;
+      const { info, line } = refusal(this.#x.work.connection, error, text, statement.line);
       throw new OperationFailure(i + 1, statement, info, line);
-    }
-  }
-
-  /**
-   * MySQL commits DDL implicitly: there only operations of DML statements run in a transaction.
-   * Elsewhere an operation does unless it says transaction:false (CREATE INDEX CONCURRENTLY).
-   */
-  #transactional(op: PlannedOperation, statements: readonly PlannedStatement[]): boolean {
-    if (!op.transaction) return false;
-    const { driver } = this.#x;
-    if (driver.dialect.transactionalDdl) return true;
-    const test = driver.dialect.isTransactionalStatement;
-    return test !== undefined && statements.every((s) => test(s.sql));
-  }
-
-  async #inTransaction(work: () => Promise<void>): Promise<void> {
-    await this.#x.work.connection.begin({});
-    try {
-      await work();
-      await this.#x.work.connection.commit();
-    } catch (error) {
-      await this.#x.work.connection.rollback().catch(() => {});
-      throw error;
     }
   }
 

@@ -5,8 +5,8 @@
  * requests.ts (a person's actions), worker.ts (claiming and executing), transitions.ts (the states).
  */
 
+import { SessionScope } from '../core/scope.js';
 import type { Driver } from '../drivers/driver.js';
-import { openDriver, redactUrl, withoutSecrets } from '../drivers/registry.js';
 import { type AsyncConfig, type AsyncOptions, resolveAsyncConfig } from './config.js';
 import { checkName, unknownName } from './messages.js';
 import { ensureStore, type Opened } from './open.js';
@@ -29,14 +29,17 @@ export interface AsyncStatusResult {
 
 export class AsyncMigrator {
   readonly #config: AsyncConfig;
+  readonly #scope: SessionScope;
 
   constructor(options: AsyncOptions = {}) {
     this.#config = resolveAsyncConfig(options);
+    const { url, table, runnerId } = this.#config;
+    this.#scope = new SessionScope({ url, table, runnerId });
   }
 
   /** The store's location, password hidden. */
   get target(): string {
-    return `${redactUrl(this.#config.url)} (store ${this.#config.table})`;
+    return `${this.#scope.target} (store ${this.#config.table})`;
   }
 
   /** Every definition and every run, with state, progress and liveness. Changes nothing. */
@@ -151,24 +154,22 @@ export class AsyncMigrator {
   }
 
   #driver(): Promise<Driver> {
-    return openDriver(this.#config.url, { table: this.#config.table, runnerId: this.#config.runnerId });
+    return this.#scope.openDriver();
   }
 
-  async #withSession<T>(work: (o: Opened) => Promise<T>, opened?: Driver): Promise<T> {
-    const driver = opened ?? (await this.#driver());
-    const session = await driver.connect();
-    try {
-      return await work({
-        driver,
-        session,
-        store: new AsyncStore(session.connection, driver.dialect, this.#config.table),
-      });
-    } finally {
-      await session.connection.close().catch(() => {});
-    }
+  #withSession<T>(work: (o: Opened) => Promise<T>, opened?: Driver): Promise<T> {
+    return this.#scope.withSession(
+      (session, driver) =>
+        work({
+          driver,
+          session,
+          store: new AsyncStore(session.connection, driver.dialect, this.#config.table),
+        }),
+      opened,
+    );
   }
 
   #guard<T>(work: () => Promise<T>): Promise<T> {
-    return withoutSecrets(this.#config.url, work);
+    return this.#scope.command(work);
   }
 }

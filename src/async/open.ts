@@ -2,9 +2,8 @@
  * A command's open session on the state store, and the store's creation the first time a command
  * needs it.
  */
-import { acquireLock } from '../core/lock.js';
+import { SessionScope, whileLocked } from '../core/scope.js';
 import type { Driver, Session } from '../drivers/driver.js';
-import { openDriver } from '../drivers/registry.js';
 import type { AsyncConfig } from './config.js';
 import { AsyncStore } from './store.js';
 
@@ -20,20 +19,10 @@ export interface Opened {
  */
 export async function ensureStore(o: Opened, config: AsyncConfig): Promise<void> {
   if ((await o.store.readAll()) !== null) return;
-  const ledger = await openDriver(config.url, { table: config.ledgerTable, runnerId: config.runnerId });
-  const session = await ledger.connect();
-  try {
-    await acquireLock(session.lock, {
-      timeoutMs: config.lockTimeoutMs,
-      target: ledger.target,
-      on: config.on,
-    });
-    try {
-      await new AsyncStore(session.connection, o.driver.dialect, config.table).create();
-    } finally {
-      await session.lock.release().catch(() => {});
-    }
-  } finally {
-    await session.connection.close();
-  }
+  const ledger = new SessionScope({ url: config.url, table: config.ledgerTable, runnerId: config.runnerId });
+  await ledger.withSession((session, driver) =>
+    whileLocked(session.lock, { timeoutMs: config.lockTimeoutMs, target: driver.target, on: config.on }, () =>
+      new AsyncStore(session.connection, o.driver.dialect, config.table).create(),
+    ),
+  );
 }

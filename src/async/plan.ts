@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { Dialect } from '../drivers/driver.js';
 import { ConfigError, SourceError, type SourceProblem } from '../errors.js';
-import { lineAt, splitStatements } from '../sql/split.js';
+import { fileLine, splitStatements } from '../sql/split.js';
 import type { LoadedDefinition, PlannedOperation, PlannedStatement, RunPlan } from './definition.js';
 import {
   bindParameters,
@@ -58,11 +58,11 @@ export function planRun(definition: LoadedDefinition, values: ParameterValues, t
   const operations = definition.operations(values).map((source, index): PlannedOperation => {
     const split = (text: string, line: number | undefined, what: string): PlannedStatement[] =>
       splitStatements(text, target.syntax).map((s) => {
-        const at = line === undefined ? undefined : line + lineAt(text, s.offset) - 1;
+        const at = line === undefined ? undefined : fileLine(line, text, s.offset);
         const sql = bindParameters(s.sql, values, target, (message, offset) =>
           problems.push({
             file: definition.file,
-            ...(at ? { line: at + lineAt(s.sql, offset) - 1 } : {}),
+            ...(at ? { line: fileLine(at, s.sql, offset) } : {}),
             problem: `operation ${index + 1}${what}: ${message}`,
           }),
         );

@@ -4,10 +4,17 @@
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { displayPath, importModule, readSource } from '../core/sources.js';
+import {
+  displayPath,
+  importModule,
+  isSourceFileName,
+  readSource,
+  withoutExtension,
+} from '../core/sources.js';
 import { SourceError, type SourceProblem } from '../errors.js';
-import { lineAt } from '../sql/split.js';
-import { parseDuration } from '../util/duration.js';
+import { fileLine } from '../sql/split.js';
+import { durationMs, parseDuration } from '../util/duration.js';
+import { isObject } from '../util/objects.js';
 import type {
   AsyncBatchedOperation,
   AsyncCheck,
@@ -30,7 +37,6 @@ import { parseAsyncSql, type SqlCheck } from './sql-definition.js';
 
 /** A long-running migration's name (its file name without extension); the state table's key is 64 characters on MySQL. */
 export const ASYNC_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
-const FILE_NAME = /^(.*)\.(sql|ts|mts|js|mjs)$/;
 
 /** A definition file found in the directory, not yet loaded. */
 export interface DefinitionFile {
@@ -51,7 +57,7 @@ export async function readDefinitionFiles(dir: string, cwd = process.cwd()): Pro
   try {
     // Every name, also of links, FIFOs and folders: one named like a definition is read (and
     // refused with its reason) rather than skipped in silence.
-    names = (await readdir(absolute)).filter((n) => !n.startsWith('.') && !n.endsWith('.d.ts'));
+    names = (await readdir(absolute)).filter(isSourceFileName);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return [];
@@ -66,18 +72,16 @@ export async function readDefinitionFiles(dir: string, cwd = process.cwd()): Pro
   const files: DefinitionFile[] = [];
   const seen = new Map<string, string>();
   for (const fileName of names.sort()) {
-    if (!/\.(sql|ts|mts|js|mjs)$/.test(fileName)) continue;
     const fullPath = path.join(absolute, fileName);
     const shown = displayPath(fullPath, cwd);
-    const match = FILE_NAME.exec(fileName);
-    if (!match || !ASYNC_NAME.test(match[1] as string)) {
+    const name = withoutExtension(fileName);
+    if (!ASYNC_NAME.test(name)) {
       problems.push({
         file: shown,
         problem: `a long-running migration's file name is its name: letters, digits, _ and - (at most 64), e.g. 0001_backfill_emails.sql`,
       });
       continue;
     }
-    const name = match[1] as string;
     const other = seen.get(name);
     if (other) {
       problems.push({ file: shown, problem: `the name ${name} is also used by ${other}` });
@@ -118,7 +122,7 @@ async function loadSql(
     bindParameters(c.sql, defaults, target, (message, offset) =>
       parsed.problems.push({
         file,
-        line: c.line + lineAt(c.sql, offset) - 1,
+        line: fileLine(c.line, c.sql, offset),
         problem: `${which}: ${message}`,
       }),
     );
@@ -168,7 +172,7 @@ async function sqlCheck(
 ): Promise<true | string> {
   const sql = bindParameters(check.sql, ctx.parameters, { name: ctx.dialect, syntax }, (message, offset) => {
     throw new SourceError([
-      { file, line: check.line + lineAt(check.sql, offset) - 1, problem: `${which}: ${message}` },
+      { file, line: fileLine(check.line, check.sql, offset), problem: `${which}: ${message}` },
     ]);
   });
   const { rows } = await ctx.query(sql);
@@ -292,9 +296,7 @@ function moduleOperation(
   if (typeof op.rollback !== 'string') {
     problem("`rollback` is required: SQL that undoes it, or '' when there is nothing to undo");
   }
-  let timeoutMs: number | null = null;
-  if (typeof op.timeout === 'number') timeoutMs = op.timeout;
-  else if (typeof op.timeout === 'string') timeoutMs = parseDuration(op.timeout) ?? null;
+  const timeoutMs = durationMs(op.timeout) ?? null;
   if (op.timeout !== undefined && (timeoutMs === null || timeoutMs < 0))
     problem('`timeout` must be ms or a duration such as "30m"');
   const settings = op.settings ?? {};
@@ -328,8 +330,4 @@ function moduleOperation(
       pauseMs: pauseMs ?? 0,
     },
   };
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null;
 }

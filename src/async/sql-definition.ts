@@ -12,7 +12,7 @@
  *   UPDATE users SET email_lower = NULL WHERE id >= :start AND id < :end;
  */
 import type { SourceProblem } from '../errors.js';
-import { parseDuration } from '../util/duration.js';
+import { durationMs } from '../util/duration.js';
 import type { DeclaredParameter, SourceOperation } from './definition.js';
 import {
   checkParameterValue,
@@ -295,7 +295,7 @@ function parseOptions(
     }
     switch (key) {
       case 'timeout': {
-        const ms = typeof value === 'number' ? value : parseDuration(String(value));
+        const ms = durationMs(value);
         if (ms === undefined) problem(`option "${option}": timeout takes a duration such as 30m`);
         else timeoutMs = ms;
         break;
@@ -331,12 +331,7 @@ function parseOptions(
     return common;
   }
   const size = typeof batch.batch_size === 'number' ? batch.batch_size : Number(batch.batch_size);
-  const pauseMs =
-    batch.pause === undefined
-      ? 0
-      : typeof batch.pause === 'number'
-        ? batch.pause
-        : parseDuration(batch.pause);
+  const pauseMs = batch.pause === undefined ? 0 : durationMs(batch.pause);
   if ((!batch.table && !refused.has('table')) || (!batch.key && !refused.has('key')))
     problem('a batched operation needs table:<table> and key:<integer column>');
   if ((!Number.isInteger(size) || size < 1) && !refused.has('batch_size')) {

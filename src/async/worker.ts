@@ -2,6 +2,8 @@
  * The worker's side: the background loop, waiting for a run in the foreground, and between them
  * the claim: take the run lock, pick up the run that waits for a worker, execute it.
  */
+
+import { ifLockFree } from '../core/scope.js';
 import { longRunning } from '../drivers/driver.js';
 import { ConfigError, ConnectionError, LockstepError } from '../errors.js';
 import { sleep } from '../util/duration.js';
@@ -113,8 +115,7 @@ async function claimAndExecute(
   files: DefinitionFile[],
   signal?: AbortSignal,
 ): Promise<boolean> {
-  if (!(await o.session.lock.tryLock())) return false;
-  try {
+  const executed = await ifLockFree(o.session.lock, async () => {
     const claimed = await o.store.exclusive(() => claimNext(o, config));
     if (!claimed) return false;
     const work = await o.driver.connect();
@@ -158,9 +159,8 @@ async function claimAndExecute(
       await work.connection.close();
     }
     return true;
-  } finally {
-    await o.session.lock.release().catch(() => {});
-  }
+  });
+  return executed ?? false;
 }
 
 /** In the exclusive transaction, with the run lock held: the run this worker executes next, if any. */

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { ConfigError } from '../errors.js';
-import { parseDuration } from '../util/duration.js';
+import { durationMs } from '../util/duration.js';
 import { scrubbingHandler } from '../util/secrets.js';
 import type { EventHandler } from './events.js';
 import type { HistoryPolicy } from './plan.js';
@@ -110,7 +110,7 @@ export function resolveConfig(options: LockstepOptions): ResolvedConfig {
 /** An option given in ms or as `30s`/`15m`, checked. */
 export function durationOption(what: string, value: number | string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
-  const ms = typeof value === 'number' ? value : parseDuration(value);
+  const ms = durationMs(value);
   if (ms === undefined || !Number.isFinite(ms) || ms < 0) {
     throw new ConfigError(`invalid ${what} "${value}": use a duration such as 30s, 15m or 500ms`);
   }

@@ -13,27 +13,28 @@ import {
   MigrationTimeoutError,
   type StateLeft,
 } from '../errors.js';
-import { lineAt, splitStatements } from '../sql/split.js';
+import { fileLine, splitStatements } from '../sql/split.js';
 import { transactionControl } from '../sql/transaction-control.js';
-import { asWritten, sleep } from '../util/duration.js';
+import { asWritten } from '../util/duration.js';
 import { scrubSecrets } from '../util/secrets.js';
 import type { ResolvedConfig } from './config.js';
 import { guardProcessExit } from './exit-guard.js';
 import type { Migration, MigrationContext, Step } from './migration.js';
+import { inTransaction, refusal, runsInTransaction, StatementFailed } from './statements.js';
 
 /** A statement that the database refused, with where it came from. */
-class StatementFailure extends Error {
+class StatementFailure extends StatementFailed {
   constructor(
-    readonly info: DbErrorInfo,
+    info: DbErrorInfo,
     readonly sql: string,
-    readonly line: number | undefined,
+    line: number | undefined,
     readonly index: number,
     /** Set when the migration ran out of time: the limit it exceeded. */
     readonly timedOut?: TimeLimit,
     /** Set when the migration ended inside a transaction it began. */
     readonly leftOpen = false,
   ) {
-    super(info.message);
+    super(info, line);
   }
 }
 
@@ -71,7 +72,7 @@ export async function runMigration(
   direction: 'up' | 'down',
   previous: LedgerRow | undefined,
 ): Promise<number> {
-  const transactional = runsInTransaction(run.driver, step);
+  const transactional = stepRunsInTransaction(run.driver, step);
   run.config.on({
     type: 'migrating',
     version: migration.version,
@@ -266,67 +267,59 @@ async function runTransactional(
     step.settings.lockTimeoutMs !== undefined ? step.settings.lockTimeoutMs : run.config.ddlLockTimeoutMs;
   const retries = lockTimeoutMs === null ? 0 : (step.settings.lockRetries ?? run.config.ddlLockRetries);
   const count = step.kind === 'sql' ? step.statements.length : null;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await run.session.connection.begin({ lockTimeoutMs: lockTimeoutMs ?? undefined });
-      const done = await runStatements(run, migration, step, {
-        transactional: true,
-        limit,
-        afterEach: async () => {},
-      });
-      await record(done);
-      await run.session.connection.commit();
-      return;
-    } catch (error) {
-      if (error instanceof LedgerConflictError) {
-        await run.session.connection.rollback().catch(() => {});
-        throw withState(error, ROLLED_BACK);
-      }
-      const failure = error instanceof StatementFailure ? error : asFailure(run.session, error);
-      if (!failure.info.connectionLost) await run.session.connection.rollback().catch(() => {});
-      if (failure.info.connectionLost) throw lostConnection(migration, failure, true);
-      if (failure.info.lockTimeout && attempt < retries) {
-        // GitLab's with_lock_retries: let the queries queued behind us through, then try again.
-        const delayMs = Math.min(100 * 2 ** attempt, 5_000) * (0.5 + Math.random());
-        run.config.on({
-          type: 'lock-retry',
-          version: migration.version,
-          attempt: attempt + 1,
-          delayMs,
-          message: failure.info.message,
+  let attempt = 0;
+  try {
+    await inTransaction(
+      run.session.connection,
+      async () => {
+        const done = await runStatements(run, migration, step, {
+          transactional: true,
+          limit,
+          afterEach: async () => {},
         });
-        await sleep(delayMs);
-        continue;
-      }
-      const message = `${failure.line ? `line ${failure.line}: ` : ''}${failure.info.message}`;
-      const unrecorded: string[] = [];
-      if (direction === 'up') {
-        const at = new Date().toISOString();
-        const rolledBack: LedgerRow = {
-          version: migration.version,
-          name: migration.name,
-          checksum: migration.checksum,
-          state: 'rolled_back',
-          direction,
-          statementsDone: 0,
-          statementCount: count,
-          startedAt: at,
-          finishedAt: at,
-          durationMs: null,
-          appliedBy: run.config.runnerId,
-          error: message,
-        };
-        const record = (text: string) => run.session.ledger.write({ ...rolledBack, error: text }, expected);
-        unrecorded.push(...(await recordFailure(record, message, ROLLED_BACK)));
-      }
-      const retried = attempt > 0 ? ` after ${attempt} DDL lock retries` : '';
-      throw migrationError(migration, direction, failure, count, 'rolled back', [
-        ...unrecorded,
-        failure.timedOut
-          ? `nothing of this migration was applied${retried}, and the lock is released. ${fasterOrLonger(failure.timedOut, migration)}`
-          : `nothing of this migration was applied${retried}; fix ${migration.file} and run lockstep ${direction} again`,
-      ]);
+        await record(done);
+      },
+      {
+        lockTimeoutMs: lockTimeoutMs ?? undefined,
+        lockRetries: retries,
+        onRetry: (retry, delayMs, message) => {
+          attempt = retry;
+          run.config.on({ type: 'lock-retry', version: migration.version, attempt: retry, delayMs, message });
+        },
+      },
+    );
+  } catch (error) {
+    if (error instanceof LedgerConflictError) throw withState(error, ROLLED_BACK);
+    const failure = error instanceof StatementFailure ? error : asFailure(run.session, error);
+    if (failure.info.connectionLost) throw lostConnection(migration, failure, true);
+    const message = `${failure.line ? `line ${failure.line}: ` : ''}${failure.info.message}`;
+    const unrecorded: string[] = [];
+    if (direction === 'up') {
+      const at = new Date().toISOString();
+      const rolledBack: LedgerRow = {
+        version: migration.version,
+        name: migration.name,
+        checksum: migration.checksum,
+        state: 'rolled_back',
+        direction,
+        statementsDone: 0,
+        statementCount: count,
+        startedAt: at,
+        finishedAt: at,
+        durationMs: null,
+        appliedBy: run.config.runnerId,
+        error: message,
+      };
+      const record = (text: string) => run.session.ledger.write({ ...rolledBack, error: text }, expected);
+      unrecorded.push(...(await recordFailure(record, message, ROLLED_BACK)));
     }
+    const retried = attempt > 0 ? ` after ${attempt} DDL lock retries` : '';
+    throw migrationError(migration, direction, failure, count, 'rolled back', [
+      ...unrecorded,
+      failure.timedOut
+        ? `nothing of this migration was applied${retried}, and the lock is released. ${fasterOrLonger(failure.timedOut, migration)}`
+        : `nothing of this migration was applied${retried}; fix ${migration.file} and run lockstep ${direction} again`,
+    ]);
   }
 }
 
@@ -384,12 +377,9 @@ async function runWatched(
       result = await watchdog.watch(run.session.connection.execute(sql, params));
     } catch (error) {
       if (watchdog.fired) throw timedOut(sql, line, 'the statement was cancelled');
-      const info = run.session.connection.describeError(error);
-      const lineInStatement = info.position !== undefined ? lineAt(sql, info.position) : info.line;
-      const errorLine =
-        line !== undefined && lineInStatement !== undefined ? line + lineInStatement - 1 : line;
+      const refused = refusal(run.session.connection, error, sql, line);
       // Scrubbed before an error abbreviates it: a cut secret is no longer recognisable.
-      throw new StatementFailure(info, scrubSecrets(sql, run.config.url), errorLine, done);
+      throw new StatementFailure(refused.info, scrubSecrets(sql, run.config.url), refused.line, done);
     }
     done++;
     await options.afterEach(done, line);
@@ -432,7 +422,7 @@ async function runWatched(
     async exec(script) {
       const line = callerLine(migration.path);
       for (const s of splitStatements(script, run.driver.dialect.syntax)) {
-        const at = line === undefined ? undefined : line + lineAt(script, s.offset) - 1;
+        const at = line === undefined ? undefined : fileLine(line, script, s.offset);
         refuseTransactionControl(s.sql, at);
         await runOne(s.sql, at);
       }
@@ -567,14 +557,11 @@ function fasterOrLonger(limit: TimeLimit, migration: Migration): string {
  * A migration runs in one transaction with its ledger row when it asks to (the default) and the
  * database can: where DDL commits implicitly (MySQL), only migrations of DML statements can.
  */
-export function runsInTransaction(driver: Driver, step: Step): boolean {
-  if (!step.settings.transaction) return false;
-  if (driver.dialect.transactionalDdl) return true;
-  const isTransactional = driver.dialect.isTransactionalStatement;
-  return (
-    step.kind === 'sql' &&
-    isTransactional !== undefined &&
-    step.statements.every((s) => isTransactional(s.sql))
+export function stepRunsInTransaction(driver: Driver, step: Step): boolean {
+  return runsInTransaction(
+    driver.dialect,
+    step.settings.transaction,
+    step.kind === 'sql' ? step.statements : undefined,
   );
 }
 

@@ -1,5 +1,4 @@
 import type { Dialect, Driver, LedgerRow, Session } from '../drivers/driver.js';
-import { openDriver, redactUrl, withoutSecrets } from '../drivers/registry.js';
 import {
   AsyncRequiredError,
   ConfigError,
@@ -13,9 +12,8 @@ import {
 import { transactionControl } from '../sql/transaction-control.js';
 import { asWritten } from '../util/duration.js';
 import { type LockstepOptions, type ResolvedConfig, resolveConfig } from './config.js';
-import { type Deadline, runMigration, runsInTransaction } from './execute.js';
+import { type Deadline, runMigration, stepRunsInTransaction } from './execute.js';
 import { guardProcessExit } from './exit-guard.js';
-import { acquireLock } from './lock.js';
 import { compareVersions, type Migration, type Step } from './migration.js';
 import {
   describeStatus,
@@ -27,6 +25,7 @@ import {
   WAVE_WINDOW_MS,
 } from './plan.js';
 import { planResolve, type ResolveAs } from './resolve.js';
+import { SessionScope, whileLocked } from './scope.js';
 import { readMigrations } from './sources.js';
 
 export interface AppliedMigration {
@@ -79,7 +78,7 @@ export interface ResolveResult {
  */
 export class Migrator {
   readonly #config: ResolvedConfig;
-  readonly #listening: boolean;
+  readonly #scope: SessionScope;
 
   readonly #requirements: RequirementStates | undefined;
 
@@ -91,15 +90,21 @@ export class Migrator {
   constructor(options: LockstepOptions = {}, requirements?: RequirementStates) {
     this.#config = resolveConfig(options);
     this.#requirements = requirements;
-    this.#listening = options.on !== undefined;
+    const config = this.#config;
+    this.#scope = new SessionScope({
+      url: config.url,
+      table: config.table,
+      runnerId: config.runnerId,
+      onQuery: options.on === undefined ? undefined : (sql) => config.on({ type: 'query', sql }),
+    });
   }
 
   /** SPEC "The run": applies every pending migration, exactly once, whoever else runs at the same time. */
   up(): Promise<UpResult> {
-    return this.#guard(async () => {
+    return this.#scope.command(async () => {
       const config = this.#config;
       const migrations = await readMigrations(config.dir, config.cwd);
-      return this.#withSession(async (session, driver) => {
+      return this.#scope.withSession(async (session, driver) => {
         // Fast path: one query, no lock, when nothing is pending (SPEC "The run", step 2).
         const before = await session.ledger.read();
         const first = planUp(migrations, before ?? [], config);
@@ -107,20 +112,17 @@ export class Migrator {
         if (nothingToDo(before, first)) return upToDate(config, before, before, 0);
 
         let latest = before;
-        const { waitedMs, locked } = await acquireLock(session.lock, {
-          timeoutMs: config.lockTimeoutMs,
-          target: driver.target,
-          on: config.on,
+        const lock = {
+          ...this.#lock(driver),
           nothingLeft: async () => {
             latest = await session.ledger.read();
             return nothingToDo(latest, planUp(migrations, latest ?? [], config));
           },
-        });
-        // Another runner applied everything while this one waited: done, without the lock.
-        if (!locked) return upToDate(config, before, latest, waitedMs);
-
-        const runDeadline = deadline(config.runTimeoutMs);
-        try {
+          // Another runner applied everything while this one waited: done, without the lock.
+          doneElsewhere: (waitedMs: number) => upToDate(config, before, latest, waitedMs),
+        };
+        return whileLocked(session.lock, lock, async (waitedMs) => {
+          const runDeadline = deadline(config.runTimeoutMs);
           const found = await session.ledger.read();
           const rows = found ?? [];
           const plan = planUp(migrations, rows, config);
@@ -171,30 +173,23 @@ export class Migrator {
             waitedMs,
             total: countApplied(rows) + applied.length,
           };
-        } finally {
-          await session.lock.release().catch(() => {});
-        }
+        });
       });
     });
   }
 
   /** Rolls back the newest `steps` applied migrations (default 1), newest first, under the lock. */
   down(options: { readonly steps?: number } = {}): Promise<DownResult> {
-    return this.#guard(async () => {
+    return this.#scope.command(async () => {
       const steps = options.steps ?? 1;
       if (!Number.isInteger(steps) || steps < 1)
         throw new ConfigError(`--steps must be a whole number ≥ 1, got ${steps}`);
       const config = this.#config;
       const migrations = await readMigrations(config.dir, config.cwd);
       const sources = new Map(migrations.map((m) => [m.version, m]));
-      return this.#withSession(async (session, driver) => {
-        const { waitedMs } = await acquireLock(session.lock, {
-          timeoutMs: config.lockTimeoutMs,
-          target: driver.target,
-          on: config.on,
-        });
-        const runDeadline = deadline(config.runTimeoutMs);
-        try {
+      return this.#scope.withSession(async (session, driver) => {
+        return whileLocked(session.lock, this.#lock(driver), async (waitedMs) => {
+          const runDeadline = deadline(config.runTimeoutMs);
           const rows = (await session.ledger.read()) ?? [];
           const dirty = planUp(migrations, rows, {
             allowChanged: true,
@@ -234,19 +229,17 @@ export class Migrator {
             rolledBack.push({ version: row.version, name: row.name, durationMs });
           }
           return { rolledBack, waitedMs };
-        } finally {
-          await session.lock.release().catch(() => {});
-        }
+        });
       });
     });
   }
 
   /** Every migration with its state, and the current lock holder. Takes no lock. */
   status(): Promise<StatusResult> {
-    return this.#guard(async () => {
+    return this.#scope.command(async () => {
       const config = this.#config;
       const migrations = await readMigrations(config.dir, config.cwd);
-      return this.#withSession(async (session, driver) => {
+      return this.#scope.withSession(async (session, driver) => {
         const rows = await session.ledger.read();
         const lockHolder = await session.lock.holder();
         return {
@@ -269,19 +262,14 @@ export class Migrator {
     as: ResolveAs,
     options: { readonly force?: boolean | undefined } = {},
   ): Promise<ResolveResult> {
-    return this.#guard(async () => {
+    return this.#scope.command(async () => {
       const config = this.#config;
       if (!/^\d+$/.test(version))
         throw new ConfigError(`resolve takes a migration version (digits), got "${version}"`);
       const migrations = await readMigrations(config.dir, config.cwd);
       const source = migrations.find((m) => compareVersions(m.version, version) === 0);
-      return this.#withSession(async (session, driver) => {
-        await acquireLock(session.lock, {
-          timeoutMs: config.lockTimeoutMs,
-          target: driver.target,
-          on: config.on,
-        });
-        try {
+      return this.#scope.withSession(async (session, driver) => {
+        return whileLocked(session.lock, this.#lock(driver), async () => {
           const rows = await session.ledger.read();
           const row = rows?.find((r) => compareVersions(r.version, version) === 0);
           const action = planResolve(version, row, source, as, options.force ?? false);
@@ -309,33 +297,19 @@ export class Migrator {
             await session.ledger.delete(row);
           }
           return { version, resolvedAs: as, previousState: row?.state ?? null };
-        } finally {
-          await session.lock.release().catch(() => {});
-        }
+        });
       });
     });
   }
 
-  async #withSession<T>(work: (session: Session, driver: Driver) => Promise<T>): Promise<T> {
-    const config = this.#config;
-    const onQuery = !this.#listening ? undefined : (sql: string) => config.on({ type: 'query', sql });
-    const driver = await openDriver(config.url, { table: config.table, runnerId: config.runnerId, onQuery });
-    const session = await driver.connect();
-    try {
-      return await work(session, driver);
-    } finally {
-      await session.connection.close().catch(() => {});
-    }
-  }
-
-  /** No error leaves the runner with a secret from the URL in it. */
-  #guard<T>(work: () => Promise<T>): Promise<T> {
-    return withoutSecrets(this.#config.url, work);
+  /** How this runner waits for the migration lock on `driver`'s database. */
+  #lock(driver: Driver) {
+    return { timeoutMs: this.#config.lockTimeoutMs, target: driver.target, on: this.#config.on };
   }
 
   /** The database URL with its password hidden. */
   get target(): string {
-    return redactUrl(this.#config.url);
+    return this.#scope.target;
   }
 }
 
@@ -372,7 +346,7 @@ async function loadSteps(
  * in it would make a later failure roll back only part of it while lockstep reported it all undone.
  */
 function transactionControlProblems(migration: Migration, step: Step, driver: Driver) {
-  if (step.kind !== 'sql' || !runsInTransaction(driver, step)) return [];
+  if (step.kind !== 'sql' || !stepRunsInTransaction(driver, step)) return [];
   return step.statements.flatMap((statement) => {
     const verb = transactionControl(statement.sql);
     if (!verb) return [];

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SourceError, type SourceProblem } from '../errors.js';
 import { lineFinder, type SplitDialect, splitStatements } from '../sql/split.js';
-import { parseDuration } from '../util/duration.js';
+import { durationMs } from '../util/duration.js';
+import { isObject } from '../util/objects.js';
 import { bytesForDisplay, decodeUtf8, invalidUtf8At } from '../util/text.js';
 import {
   compareVersions,
@@ -17,9 +18,23 @@ import {
 } from './migration.js';
 import { parseSqlFile, type SqlSection } from './sql-file.js';
 
-const FILE_NAME = /^(\d+)(?:_(.*))?\.(sql|ts|mts|js|mjs)$/;
+/** A migration's name without its extension: `<version>_<name>`. */
+const VERSIONED = /^(\d+)(?:_(.*))?$/;
 const MODULE_EXTENSIONS = /\.(ts|mts|js|mjs)$/;
-const MIGRATION_EXTENSION = /\.(sql|ts|mts|js|mjs)$/;
+const SOURCE_EXTENSION = /\.(sql|ts|mts|js|mjs)$/;
+
+/**
+ * A name lockstep reads as a migration (or a long-running migration's definition): SQL or a
+ * module, neither hidden nor a type declaration. README.md and the like are ignored.
+ */
+export function isSourceFileName(name: string): boolean {
+  return !name.startsWith('.') && !name.endsWith('.d.ts') && SOURCE_EXTENSION.test(name);
+}
+
+/** A source file's name without its extension. */
+export function withoutExtension(fileName: string): string {
+  return fileName.replace(SOURCE_EXTENSION, '');
+}
 
 /**
  * Reads a migrations directory into Migrations sorted by version. Pure file work, no database:
@@ -40,7 +55,7 @@ export async function readMigrations(dir: string, cwd = process.cwd()): Promise<
   // Only names that can be migrations are read: README.md and the like are ignored.
   const candidates = entries
     .map((bytes) => ({ bytes, name: bytes.toString('utf8') }))
-    .filter(({ name }) => !name.startsWith('.') && !name.endsWith('.d.ts') && MIGRATION_EXTENSION.test(name))
+    .filter(({ name }) => isSourceFileName(name))
     .sort((a, b) => Buffer.compare(a.bytes, b.bytes));
   for (const { bytes, name: fileName } of candidates) {
     if (invalidUtf8At(bytes) !== -1) {
@@ -52,7 +67,7 @@ export async function readMigrations(dir: string, cwd = process.cwd()): Promise<
     }
     const fullPath = path.join(absoluteDir, fileName);
     const shown = displayPath(fullPath, cwd);
-    const match = FILE_NAME.exec(fileName);
+    const match = VERSIONED.exec(withoutExtension(fileName));
     if (!match) {
       problems.push({
         file: shown,
@@ -258,15 +273,16 @@ function moduleSettings(definition: Record<string, unknown>, file: string): Migr
     problems.push({ file, problem: '`transaction` must be true or false' });
   let lockTimeoutMs: number | null | undefined;
   if (lockTimeout === null || lockTimeout === false) lockTimeoutMs = null;
-  else if (typeof lockTimeout === 'number') lockTimeoutMs = lockTimeout;
-  else if (typeof lockTimeout === 'string') lockTimeoutMs = parseDuration(lockTimeout);
+  else lockTimeoutMs = durationMs(lockTimeout);
   if (lockTimeout !== undefined && lockTimeoutMs === undefined) {
     problems.push({ file, problem: '`lockTimeout` must be milliseconds, a duration such as "2s", or null' });
   }
   let timeoutMs: number | null | undefined;
   if (timeout === null || timeout === false || timeout === 'off') timeoutMs = null;
-  else if (typeof timeout === 'number' && timeout > 0) timeoutMs = timeout;
-  else if (typeof timeout === 'string') timeoutMs = parseDuration(timeout) || undefined;
+  else {
+    const ms = durationMs(timeout);
+    if (ms !== undefined && ms > 0) timeoutMs = ms;
+  }
   if (timeout !== undefined && timeoutMs === undefined) {
     problems.push({
       file,
@@ -297,10 +313,6 @@ export async function importModule(fullPath: string): Promise<Record<string, unk
     return (await tsImport(url, import.meta.url)) as Record<string, unknown>;
   }
   return (await import(url)) as Record<string, unknown>;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null;
 }
 
 function sha256(text: string): string {

@@ -339,6 +339,11 @@ export function lineAt(text: string, offset: number): number {
   return line;
 }
 
+/** The file line of `offset` in `text`, a piece of a file that starts at line `startLine` of it. */
+export function fileLine(startLine: number, text: string, offset: number): number {
+  return startLine + lineAt(text, offset) - 1;
+}
+
 /**
  * `lineAt` for many offsets of one text, counting each newline once while the offsets ascend (a
  * file's statements): `lineAt` per statement is quadratic in a large script.

@@ -7,6 +7,12 @@ export function parseDuration(text: string): number | undefined {
   return Math.round(Number(match[1]) * (units[match[2] ?? 's'] ?? 1000));
 }
 
+/** A duration given as a number of ms or as written (`30s`); undefined for anything else. */
+export function durationMs(value: unknown): number | undefined {
+  if (typeof value === 'number') return value;
+  return typeof value === 'string' ? parseDuration(value) : undefined;
+}
+
 /** A duration the way one writes it, the inverse of parseDuration: `1h`, `30m`, `90s`, `1500ms`. */
 export function asWritten(ms: number): string {
   for (const unit of ['h', 'm', 's'] as const) {
