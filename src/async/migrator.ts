@@ -518,7 +518,11 @@ export class AsyncMigrator {
   async #ensureStore(o: Opened): Promise<void> {
     if ((await o.store.readAll()) !== null) return;
     const config = this.#config;
-    const ledger = await openDriver(config.url, { table: config.ledgerTable, runnerId: config.runnerId });
+    const ledger = await openDriver(
+      config.url,
+      { table: config.ledgerTable, runnerId: config.runnerId },
+      config.caller,
+    );
     const session = await ledger.connect();
     try {
       await acquireLock(session, { timeoutMs: config.lockTimeoutMs, target: ledger.target, on: config.on });
@@ -544,7 +548,11 @@ export class AsyncMigrator {
   }
 
   #driver(): Promise<Driver> {
-    return openDriver(this.#config.url, { table: this.#config.table, runnerId: this.#config.runnerId });
+    return openDriver(
+      this.#config.url,
+      { table: this.#config.table, runnerId: this.#config.runnerId },
+      this.#config.caller,
+    );
   }
 
   async #withSession<T>(work: (o: Opened) => Promise<T>, opened?: Driver): Promise<T> {

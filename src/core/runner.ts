@@ -315,7 +315,11 @@ export class Migrator {
   async #withSession<T>(work: (session: Session, driver: Driver) => Promise<T>): Promise<T> {
     const config = this.#config;
     const onQuery = !this.#listening ? undefined : (sql: string) => config.on({ type: 'query', sql });
-    const driver = await openDriver(config.url, { table: config.table, runnerId: config.runnerId, onQuery });
+    const driver = await openDriver(
+      config.url,
+      { table: config.table, runnerId: config.runnerId, onQuery },
+      config.caller,
+    );
     const session = await driver.connect();
     try {
       return await work(session, driver);

@@ -3,6 +3,7 @@ import type { Connection, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import { ConfigError, ConnectionError, type LockHolder } from '../errors.js';
 import type { SplitDialect } from '../sql/split.js';
 import { redactUrl } from '../util/secrets.js';
+import type { CallerHandle, Lease } from './caller.js';
 import type {
   ColumnTypes,
   DbErrorInfo,
@@ -33,6 +34,7 @@ import {
   settingName,
   storableText,
 } from './ledger-sql.js';
+import { callerConnections, ownConnection } from './mysql/client.js';
 
 const syntax: SplitDialect = {
   dollarQuotes: false,
@@ -111,7 +113,7 @@ export function mysqlLockName(database: string, table: string, prefix = 'lockste
   return `${prefix}:${hash.slice(0, MAX_LOCK_NAME - prefix.length - 1)}`;
 }
 
-export function createMysqlDriver(url: string, options: DriverOptions): Driver {
+export function createMysqlDriver(url: string, options: DriverOptions, caller?: CallerHandle): Driver {
   let parsed: URL;
   try {
     parsed = new URL(url.replace(/^mariadb:/i, 'mysql:'));
@@ -135,6 +137,7 @@ export function createMysqlDriver(url: string, options: DriverOptions): Driver {
   const table = `${quote(database)}.${quote(options.table)}`;
   const lockName = mysqlLockName(database, options.table);
   const exclusiveLockName = mysqlLockName(database, options.table, 'lockstep-x');
+  const lendCaller = caller && callerConnections(caller.client, caller.pool);
   const sql: SqlDialect = {
     param: () => '?',
     quote: (identifier) => identifier.split('.').map(quote).join('.'),
@@ -153,31 +156,34 @@ export function createMysqlDriver(url: string, options: DriverOptions): Driver {
     isTransactionalStatement: (sql) => TRANSACTIONAL.test(sql),
     async connect() {
       const mysql = await import('mysql2/promise');
-      let connection: Connection;
-      try {
-        connection = await mysql.createConnection({
-          uri: parsed.href,
-          dateStrings: true,
-          timezone: 'Z',
-          supportBigNumbers: true,
-          bigNumberStrings: true,
-          enableKeepAlive: true,
-          keepAliveInitialDelay: 10_000,
-          connectTimeout: 10_000,
-          multipleStatements: false,
-          // mysql2 asks for IGNORE_SPACE by default, which makes function names reserved words
-          // (`CREATE TABLE count` fails): parse SQL as the server's own client does.
-          flags: ['-IGNORE_SPACE'],
-        });
-      } catch (error) {
-        throw new ConnectionError(`cannot connect to ${redactUrl(url)}: ${(error as Error).message}`);
-      }
-      return new MysqlSession(connection, options, table, lockName, exclusiveLockName);
+      const open = async () => {
+        try {
+          return await mysql.createConnection({
+            uri: parsed.href,
+            dateStrings: true,
+            timezone: 'Z',
+            supportBigNumbers: true,
+            bigNumberStrings: true,
+            enableKeepAlive: true,
+            keepAliveInitialDelay: 10_000,
+            connectTimeout: 10_000,
+            multipleStatements: false,
+            // mysql2 asks for IGNORE_SPACE by default, which makes function names reserved words
+            // (`CREATE TABLE count` fails): parse SQL as the server's own client does.
+            flags: ['-IGNORE_SPACE'],
+          });
+        } catch (error) {
+          throw new ConnectionError(`cannot connect to ${redactUrl(url)}: ${(error as Error).message}`);
+        }
+      };
+      const lease = lendCaller ? await lendCaller(open) : ownConnection(await open());
+      return new MysqlSession(lease, options, table, lockName, exclusiveLockName);
     },
   };
 }
 
 class MysqlSession implements Session {
+  readonly #lease: Lease<Connection>;
   readonly #connection: Connection;
   readonly #options: DriverOptions;
   readonly #table: string;
@@ -200,12 +206,14 @@ class MysqlSession implements Session {
   #lost: Error | undefined;
 
   constructor(
-    connection: Connection,
+    lease: Lease<Connection>,
     options: DriverOptions,
     table: string,
     lockName: string,
     exclusiveLockName: string,
   ) {
+    const connection = lease.connection;
+    this.#lease = lease;
     this.#connection = connection;
     this.#options = options;
     this.#table = table;
@@ -535,8 +543,7 @@ class MysqlSession implements Session {
   async close(): Promise<void> {
     // Release explicitly: the server frees it only once it has processed our disconnect.
     await this.unlock().catch(() => {});
-    // Not awaited: the server has nothing more to tell us, and boot should not wait for the FIN.
-    this.#connection.end().catch(() => this.#connection.destroy());
+    await this.#lease.release(this.#lost !== undefined);
   }
 }
 

@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { ConfigError, ConnectionError, type LockHolder, LockNotHeldError } from '../errors.js';
 import type { SplitDialect } from '../sql/split.js';
 import { redactUrl } from '../util/secrets.js';
+import type { CallerHandle, Lease } from './caller.js';
 import type {
   ColumnTypes,
   DbErrorInfo,
@@ -33,6 +34,7 @@ import {
   settingName,
   storableText,
 } from './ledger-sql.js';
+import { callerConnections, ownConnection } from './postgres/client.js';
 
 const syntax: SplitDialect = {
   dollarQuotes: true,
@@ -100,7 +102,7 @@ const LOST_CONNECTION_CODES = new Set([
   '08004',
 ]);
 
-export function createPostgresDriver(url: string, options: DriverOptions): Driver {
+export function createPostgresDriver(url: string, options: DriverOptions, caller?: CallerHandle): Driver {
   try {
     new URL(url);
   } catch {
@@ -114,6 +116,7 @@ export function createPostgresDriver(url: string, options: DriverOptions): Drive
   const qualified = `${quoteIdentifier(schema)}.${quoteIdentifier(table)}`;
   const lockKey = createHash('sha256').update(`${schema}.${table}`).digest().readInt32BE(0) & 0x7fffffff;
   const target = `${redactUrl(url)} (ledger ${schema}.${table})`;
+  const lendCaller = caller && callerConnections(caller.client, caller.pool);
   const sql: SqlDialect = {
     param: (index) => `$${index}`,
     quote: (identifier) => identifier.split('.').map(quoteIdentifier).join('.'),
@@ -131,27 +134,33 @@ export function createPostgresDriver(url: string, options: DriverOptions): Drive
     sql,
     async connect() {
       const { default: pgModule } = await import('pg');
-      const client = new pgModule.Client({
-        connectionString: url,
-        application_name: applicationName(options.runnerId),
-        keepAlive: true,
-        keepAliveInitialDelayMillis: 10_000,
-        connectionTimeoutMillis: 10_000,
-        options: KEEPALIVE_OPTIONS,
-      });
-      const session = new PostgresSession(client, options, qualified, schema, lockKey);
-      try {
-        await client.connect();
-      } catch (error) {
-        await client.end().catch(() => {});
-        throw new ConnectionError(`cannot connect to ${redactUrl(url)}: ${(error as Error).message}`);
-      }
-      return session;
+      const open = async (connection: pg.ClientConfig) => {
+        const client = new pgModule.Client({
+          ...connection,
+          application_name: applicationName(options.runnerId),
+          keepAlive: true,
+          keepAliveInitialDelayMillis: 10_000,
+          connectionTimeoutMillis: 10_000,
+          options: KEEPALIVE_OPTIONS,
+        });
+        try {
+          await client.connect();
+        } catch (error) {
+          await client.end().catch(() => {});
+          throw new ConnectionError(`cannot connect to ${redactUrl(url)}: ${(error as Error).message}`);
+        }
+        return client;
+      };
+      const lease = lendCaller
+        ? await lendCaller(open)
+        : ownConnection(await open({ connectionString: url }));
+      return new PostgresSession(lease, options, qualified, schema, lockKey);
     },
   };
 }
 
 class PostgresSession implements Session {
+  readonly #lease: Lease<pg.Client>;
   readonly #client: pg.Client;
   readonly #options: DriverOptions;
   readonly #table: string;
@@ -168,7 +177,15 @@ class PostgresSession implements Session {
   #wake: (() => void) | undefined;
   #lost: Error | undefined;
 
-  constructor(client: pg.Client, options: DriverOptions, table: string, schema: string, lockKey: number) {
+  constructor(
+    lease: Lease<pg.Client>,
+    options: DriverOptions,
+    table: string,
+    schema: string,
+    lockKey: number,
+  ) {
+    const client = lease.connection;
+    this.#lease = lease;
     this.#client = client;
     this.#options = options;
     this.#table = table;
@@ -487,8 +504,7 @@ class PostgresSession implements Session {
     this.#wake?.();
     // Release explicitly: the server frees it only once it has processed our disconnect.
     if (this.#held) await this.unlock().catch(() => {});
-    // Not awaited: the server has nothing more to tell us, and boot should not wait for the FIN.
-    this.#client.end().catch(() => {});
+    await this.#lease.release(this.#lost !== undefined);
   }
 }
 

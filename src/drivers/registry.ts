@@ -1,11 +1,12 @@
 import { ConfigError } from '../errors.js';
 import { redactUrl, type Scrub, secretScrubber, urlParts } from '../util/secrets.js';
+import type { CallerHandle } from './caller.js';
 import type { Driver, DriverOptions, LedgerRow, Session } from './driver.js';
 
 // Scrubbing lives in util/secrets.ts; these names stay importable from here.
 export { redactUrl, redactUrlsIn, scrubSecrets, withoutSecrets } from '../util/secrets.js';
 
-type DriverFactory = (url: string, options: DriverOptions) => Driver;
+type DriverFactory = (url: string, options: DriverOptions, caller?: CallerHandle) => Driver;
 
 /** URL scheme → driver module, imported only when a URL asks for it (start-up stays lean). */
 const drivers: Record<string, () => Promise<DriverFactory>> = {
@@ -17,8 +18,16 @@ const drivers: Record<string, () => Promise<DriverFactory>> = {
   mariadb: async () => (await import('./mysql.js')).createMysqlDriver,
 };
 
-export async function openDriver(url: string, options: DriverOptions): Promise<Driver> {
-  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+/**
+ * The driver for a URL, or for the caller's own client (`caller`; `url` is then its settings as
+ * a URL, describeCaller's): its sessions run on the caller's connection.
+ */
+export async function openDriver(
+  url: string,
+  options: DriverOptions,
+  caller?: CallerHandle,
+): Promise<Driver> {
+  const scheme = caller?.kind ?? /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
   const load = scheme ? drivers[scheme] : undefined;
   if (!load) {
     throw new ConfigError(
@@ -26,7 +35,7 @@ export async function openDriver(url: string, options: DriverOptions): Promise<D
     );
   }
   checkPercentEncoding(url);
-  return scrubbingDriver((await load())(url, options), url);
+  return scrubbingDriver((await load())(url, options, caller), url);
 }
 
 /**

@@ -5,6 +5,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { ConfigError, ConnectionError, type LockHolder } from '../errors.js';
 import type { SplitDialect } from '../sql/split.js';
 import { sleep } from '../util/duration.js';
+import type { CallerHandle, Lease } from './caller.js';
 import type {
   ColumnTypes,
   DbErrorInfo,
@@ -33,6 +34,7 @@ import {
   settingName,
   storableText,
 } from './ledger-sql.js';
+import { callerConnections, ownConnection } from './sqlite/client.js';
 
 const syntax: SplitDialect = {
   dollarQuotes: false,
@@ -109,7 +111,7 @@ export function sqlitePath(url: string, cwd = process.cwd()): string {
   return path.resolve(cwd, rest);
 }
 
-export function createSqliteDriver(url: string, options: DriverOptions): Driver {
+export function createSqliteDriver(url: string, options: DriverOptions, caller?: CallerHandle): Driver {
   if (options.table.includes('.')) {
     throw new ConfigError(`SQLite ledger table "${options.table}" cannot have a schema: use a plain name`);
   }
@@ -117,6 +119,7 @@ export function createSqliteDriver(url: string, options: DriverOptions): Driver 
   // Beside the target: a file whose SQLite write lock is the migration lock. The OS drops it when
   // the holder dies, so there is never a stale lock to clean up.
   const lockFile = `${file}-${options.table}.lock`;
+  const lendCaller = caller && callerConnections(caller.client, BUSY_TIMEOUT_MS);
   return {
     dialect: 'sqlite',
     syntax,
@@ -127,8 +130,9 @@ export function createSqliteDriver(url: string, options: DriverOptions): Driver 
       const { default: Database } = await import('better-sqlite3');
       try {
         mkdirSync(path.dirname(file), { recursive: true });
-        const db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
-        return new SqliteSession(Database, db, file, lockFile, options);
+        const open = () => new Database(file, { timeout: BUSY_TIMEOUT_MS });
+        const lease = lendCaller ? lendCaller(open) : ownConnection(open());
+        return new SqliteSession(Database, lease, file, lockFile, options);
       } catch (error) {
         throw new ConnectionError(`cannot open SQLite database ${file}: ${(error as Error).message}`);
       }
@@ -169,6 +173,7 @@ interface HolderRecord {
 
 class SqliteSession implements Session {
   readonly #Database: typeof BetterSqlite3;
+  readonly #lease: Lease<BetterSqlite3.Database>;
   readonly #db: BetterSqlite3.Database;
   readonly #file: string;
   readonly #lockFile: string;
@@ -187,13 +192,14 @@ class SqliteSession implements Session {
 
   constructor(
     Database: typeof BetterSqlite3,
-    db: BetterSqlite3.Database,
+    lease: Lease<BetterSqlite3.Database>,
     file: string,
     lockFile: string,
     options: DriverOptions,
   ) {
     this.#Database = Database;
-    this.#db = db;
+    this.#lease = lease;
+    this.#db = lease.connection;
     this.#file = file;
     this.#lockFile = lockFile;
     this.#holderFile = `${lockFile}.holder`;
@@ -446,6 +452,6 @@ class SqliteSession implements Session {
     await this.unlock().catch(() => {});
     this.#finishTurn();
     this.#lockDb?.close();
-    this.#db.close();
+    await this.#lease.release(false);
   }
 }

@@ -1,0 +1,125 @@
+import type { Connection } from 'mysql2/promise';
+import { CallerSlot, type Lease } from '../caller.js';
+
+/** lockstep's own connection, ended with the session; not awaited: boot should not wait for the FIN. */
+export function ownConnection(connection: Connection): Lease<Connection> {
+  return {
+    connection,
+    async release() {
+      connection.end().catch(() => connection.destroy());
+    },
+  };
+}
+
+/**
+ * How lockstep reads results, whatever the caller's connection was configured with: dates as
+ * text in UTC, 64-bit integers whole. mysql2 takes these per query.
+ */
+const READ_AS = {
+  dateStrings: true,
+  timezone: 'Z',
+  supportBigNumbers: true,
+  bigNumberStrings: true,
+} as const;
+
+/** Session variables lockstep or a migration may change, put back as the caller had them. */
+const CALLER_SETTINGS = [
+  'autocommit',
+  'sql_mode',
+  'time_zone',
+  'foreign_key_checks',
+  'unique_checks',
+  'character_set_client',
+  'character_set_connection',
+  'character_set_results',
+  'collation_connection',
+  'sql_notes',
+  'lock_wait_timeout',
+] as const;
+
+/** mysql2's callback objects, which the promise API wraps (`.pool`, `.connection`). */
+interface CoreConnection {
+  promise(): Connection;
+  release?(): void;
+  destroy(): void;
+}
+interface CorePool {
+  getConnection(callback: (error: Error | null, connection: CoreConnection) => void): void;
+}
+
+/**
+ * The caller's mysql2 pool or connection, callback or promise API, lent to one session at a time
+ * (see CallerSlot). Other sessions open their own connection (`open`) from the same settings.
+ */
+export function callerConnections(
+  caller: object,
+  pool: boolean,
+): (open: () => Promise<Connection>) => Promise<Lease<Connection>> {
+  const wrapped = caller as { pool?: CorePool; connection?: CoreConnection };
+  const core = (wrapped.pool ?? wrapped.connection ?? caller) as CorePool & CoreConnection;
+  const slot = new CallerSlot(core, pool);
+  return async (open) => {
+    const giveBack = slot.take();
+    if (!giveBack) return ownConnection(await open());
+    try {
+      const connection = pool
+        ? await new Promise<CoreConnection>((resolve, reject) =>
+            core.getConnection((error, c) => (error ? reject(error) : resolve(c))),
+          )
+        : core;
+      return await lend(connection, pool, giveBack);
+    } catch (error) {
+      giveBack();
+      throw error;
+    }
+  };
+}
+
+async function lend(core: CoreConnection, pool: boolean, giveBack: () => void): Promise<Lease<Connection>> {
+  // A wrapper of our own: the session's listeners go on it, and leave with it.
+  const promised = core.promise();
+  const connection = new Proxy(promised, {
+    get(target, key) {
+      if (key === 'query')
+        return (sql: string, values?: unknown[]) =>
+          target.query({ sql, ...(values ? { values } : {}), ...READ_AS });
+      const value = Reflect.get(target, key, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  let before: Record<string, unknown>;
+  try {
+    const [rows] = await connection.query(
+      `SELECT ${CALLER_SETTINGS.map((name) => `@@SESSION.${name} AS ${name}`).join(', ')}`,
+    );
+    before = (rows as Record<string, unknown>[])[0] ?? {};
+  } catch (error) {
+    if (pool) core.destroy();
+    throw error;
+  }
+  return {
+    connection,
+    async release(broken) {
+      if (!broken) {
+        broken = !(await connection
+          .query(
+            `SET ${CALLER_SETTINGS.map((name) => `SESSION ${name} = ?`).join(', ')}`,
+            CALLER_SETTINGS.map((name) => asSetting(before[name])),
+          )
+          .then(
+            () => true,
+            () => false,
+          ));
+      }
+      promised.removeAllListeners();
+      giveBack();
+      // A broken pool connection is destroyed, not handed to the application's next query.
+      if (pool) broken ? core.destroy() : core.release?.();
+    },
+  };
+}
+
+/** Flags (autocommit, foreign_key_checks, ...) and limits take numbers, not '1'. */
+function asSetting(value: unknown): unknown {
+  return typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : (value ?? null);
+}

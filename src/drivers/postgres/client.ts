@@ -1,0 +1,121 @@
+import type pg from 'pg';
+import { ConfigError } from '../../errors.js';
+import { CallerSlot, type Lease } from '../caller.js';
+import { quoteIdentifier } from '../ledger-sql.js';
+
+/** Opens a new connection with lockstep's settings (keepalives, name) over these connection settings. */
+export type OpenClient = (connection: pg.ClientConfig) => Promise<pg.Client>;
+
+/** lockstep's own connection, ended with the session; not awaited: boot should not wait for the FIN. */
+export function ownConnection(client: pg.Client): Lease<pg.Client> {
+  return {
+    connection: client,
+    async release() {
+      client.end().catch(() => {});
+    },
+  };
+}
+
+/**
+ * The session as the caller had it: settings set in the session (what `RESET ALL` and lockstep's
+ * own `set_config` would lose), channels it listens on.
+ */
+const SNAPSHOT = `SELECT (SELECT json_object_agg(name, setting) FROM pg_settings WHERE source = 'session') AS settings,
+       ARRAY(SELECT pg_listening_channels()) AS channels`;
+
+/**
+ * Puts every session setting back as the snapshot ($1) had it, the others to their default; then
+ * reports what the caller's client must know: the channels and prepared statements left.
+ */
+const RESTORE = `SELECT (SELECT count(set_config(s.name, coalesce(k.value, s.reset_val), false))
+          FROM pg_settings s LEFT JOIN json_each_text($1::json) k ON k.key = s.name
+         WHERE (s.source = 'session' OR k.key IS NOT NULL) AND s.name <> 'session_authorization') AS restored,
+       ARRAY(SELECT pg_listening_channels()) AS channels,
+       ARRAY(SELECT name FROM pg_prepared_statements) AS prepared`;
+
+interface Snapshot {
+  readonly settings: Record<string, string> | null;
+  readonly channels: readonly string[];
+}
+
+/** The caller's `pg.Pool` or `pg.Client`, lent to one session at a time (see CallerSlot). */
+export function callerConnections(
+  caller: object,
+  pool: boolean,
+): (open: OpenClient) => Promise<Lease<pg.Client>> {
+  const slot = new CallerSlot(caller, pool);
+  const settings = (
+    pool
+      ? (caller as pg.Pool).options
+      : (caller as pg.Client & { connectionParameters: pg.ClientConfig }).connectionParameters
+  ) as pg.ClientConfig;
+  return async (open) => {
+    const giveBack = slot.take();
+    if (!giveBack) return ownConnection(await open(settings));
+    try {
+      const client = pool
+        ? ((await (caller as pg.Pool).connect()) as unknown as pg.Client)
+        : (caller as pg.Client);
+      return await lend(client, pool, giveBack);
+    } catch (error) {
+      giveBack();
+      throw error;
+    }
+  };
+}
+
+async function lend(client: pg.Client, pool: boolean, giveBack: () => void): Promise<Lease<pg.Client>> {
+  if (!pool && transactionStatus(client) !== 'I') {
+    throw new ConfigError(
+      'the pg.Client given as client is inside a transaction (or not connected): migrations run on an idle connection, outside any transaction of the application',
+    );
+  }
+  const listeners = { error: client.listeners('error'), notification: client.listeners('notification') };
+  let snapshot: Snapshot;
+  try {
+    snapshot = (await client.query(SNAPSHOT)).rows[0] as Snapshot;
+  } catch (error) {
+    if (pool) (client as unknown as pg.PoolClient).release(true);
+    throw error;
+  }
+  return {
+    connection: client,
+    async release(broken) {
+      if (!broken)
+        broken = !(await restore(client, snapshot).then(
+          () => true,
+          () => false,
+        ));
+      for (const [event, before] of Object.entries(listeners)) {
+        for (const listener of client.listeners(event)) {
+          if (!before.includes(listener))
+            client.removeListener(event, listener as (...args: unknown[]) => void);
+        }
+      }
+      giveBack();
+      // A broken pool connection is destroyed, not handed to the application's next query.
+      if (pool) (client as unknown as pg.PoolClient).release(broken || undefined);
+    },
+  };
+}
+
+async function restore(client: pg.Client, snapshot: Snapshot): Promise<void> {
+  if (transactionStatus(client) !== 'I') await client.query('ROLLBACK');
+  const result = await client.query(RESTORE, [
+    snapshot.settings === null ? null : JSON.stringify(snapshot.settings),
+  ]);
+  const left = result.rows[0] as { channels: string[]; prepared: string[] };
+  const added = left.channels.filter((channel) => !snapshot.channels.includes(channel));
+  if (added.length > 0) await client.query(added.map((c) => `UNLISTEN ${quoteIdentifier(c)}`).join('; '));
+  // What a migration's DEALLOCATE ALL (or lockstep's session reset) removed, pg must prepare again.
+  const parsed = (client as unknown as { connection?: { parsedStatements?: Record<string, string> } })
+    .connection?.parsedStatements;
+  for (const name of Object.keys(parsed ?? {})) {
+    if (!left.prepared.includes(name)) delete parsed?.[name];
+  }
+}
+
+/** The server's last transaction status: I idle, T in a transaction, E in a failed one. */
+function transactionStatus(client: pg.Client): string | null {
+  return (client as unknown as { getTransactionStatus?(): string | null }).getTransactionStatus?.() ?? null;
+}
