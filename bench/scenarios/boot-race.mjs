@@ -58,7 +58,10 @@ export async function bootRace({ tools, kinds, sizes, rounds }) {
             `schema ok ${s.schemaOkRounds}/${s.rounds}, wall ${s.wallMedianMs} ms (×${s.ratio})`,
         );
       }
-      if (tool === lockstep) entry.cpu = await processCpu(tool, kind, dir, CPU_PROBE_N);
+      if (tool === lockstep) {
+        entry.cpu = await processCpu(tool, kind, dir, CPU_PROBE_N);
+        entry.upAllowance = await upAllowance(tool, kind, dir, sizes);
+      }
       results.push(entry);
     }
   }
@@ -191,6 +194,43 @@ async function startupOverhead(sizes) {
   }
   log(`startup overhead: ${JSON.stringify(out)}`);
   return out;
+}
+
+/**
+ * The allowance measured with boots instead of `--version`: N concurrent nothing-pending
+ * `lockstep up` minus one (median of 3 at each N), what N processes cost when each also loads its
+ * driver, connects and reads the ledger. Shown beside the `--version` allowance; the target keeps that one.
+ */
+async function upAllowance(tool, kind, dir, sizes) {
+  const db = await createDatabase(kind);
+  try {
+    const command = tool.command(db, dir);
+    await race([command], { timeoutMs: PROCESS_TIMEOUT_MS });
+    const wall = async (n) => {
+      const walls = [];
+      for (let i = 0; i < 3; i++) {
+        walls.push(
+          (
+            await race(
+              Array.from({ length: n }, () => command),
+              { timeoutMs: PROCESS_TIMEOUT_MS },
+            )
+          ).wallMs,
+        );
+      }
+      return median(walls);
+    };
+    const one = await wall(1);
+    const out = { oneMs: round(one) };
+    for (const n of sizes) {
+      const all = await wall(n);
+      out[n] = { wallMs: round(all), extraMs: round(all - one) };
+    }
+    log(`nothing-pending up allowance ${kind}: ${JSON.stringify(out)}`);
+    return out;
+  } finally {
+    await db.drop();
+  }
 }
 
 /** The first meaningful line of a failed process's output, for the error summary. */

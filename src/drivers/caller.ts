@@ -115,24 +115,28 @@ export interface Lease<Connection> {
 
 /**
  * Which sessions get the caller's connection: a single connection serves one session at a time
- * (whichever run asks first), a pool one session per driver at a time. Any other session open at
- * the same time (a timed-out statement's cancel, a long-running migration's work) gets a new
- * connection made from the caller's settings: waiting for the pool could wait for itself.
+ * (whichever run asks first), a pool one session per driver at a time, while it has a connection
+ * free or room for one. Any other session (a timed-out statement's cancel, a long-running
+ * migration's work, a run that finds the pool exhausted) gets a new connection made from the
+ * caller's settings: waiting for the pool could wait for itself.
  */
 export class CallerSlot {
   static readonly #busy = new WeakSet<object>();
   readonly #client: object;
   readonly #pool: boolean;
+  readonly #room: () => boolean;
   #taken = false;
 
-  constructor(client: object, pool: boolean) {
+  /** `room`: whether the pool would hand out a connection now without waiting. */
+  constructor(client: object, pool: boolean, room: () => boolean = () => true) {
     this.#client = client;
     this.#pool = pool;
+    this.#room = room;
   }
 
   /** Takes the caller's connection if it is free; the result gives it back. */
   take(): (() => void) | undefined {
-    if (this.#pool ? this.#taken : CallerSlot.#busy.has(this.#client)) return undefined;
+    if (this.#pool ? this.#taken || !this.#room() : CallerSlot.#busy.has(this.#client)) return undefined;
     if (this.#pool) this.#taken = true;
     else CallerSlot.#busy.add(this.#client);
     return () => {

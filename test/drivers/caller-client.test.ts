@@ -172,9 +172,25 @@ describe("the caller's connection: postgres", () => {
     }
   });
 
-  it("the long-running API through the caller's pool: status and trigger", async () => {
+  it('a migration that runs out of time on a pg.Client is cancelled from a connection of its own', async () => {
     const db = await createPostgresDatabase();
-    const pool = newPool(db.url, 3);
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      await pgSetUp(client);
+      const before = await pgState(client);
+      const dir = writeMigrations(db.dir, { '001_slow.sql': '-- migrate:up\nSELECT pg_sleep(20);\n' });
+      await assert.rejects(migrate({ client, dir, cwd: db.dir, migrationTimeout: '300ms' }), /timeout|time/i);
+      assert.deepEqual(await pgState(client), before);
+    } finally {
+      await client.end();
+      await db.cleanup();
+    }
+  });
+
+  it("the long-running API through the caller's pool (even of one connection): status and trigger", async () => {
+    const db = await createPostgresDatabase();
+    const pool = newPool(db.url, 1);
     try {
       await db.query(traceTableSql('postgres'));
       const dir = writeDefinitions(db.dir, {

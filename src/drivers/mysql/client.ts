@@ -43,6 +43,11 @@ interface CoreConnection {
   release?(): void;
   destroy(): void;
 }
+interface MysqlPoolState {
+  readonly _freeConnections?: { readonly length: number };
+  readonly _allConnections?: { readonly length: number };
+  readonly config?: { readonly connectionLimit?: number };
+}
 interface CorePool {
   getConnection(callback: (error: Error | null, connection: CoreConnection) => void): void;
 }
@@ -57,7 +62,12 @@ export function callerConnections(
 ): (open: () => Promise<Connection>) => Promise<Lease<Connection>> {
   const wrapped = caller as { pool?: CorePool; connection?: CoreConnection };
   const core = (wrapped.pool ?? wrapped.connection ?? caller) as CorePool & CoreConnection;
-  const slot = new CallerSlot(core, pool);
+  const slot = new CallerSlot(core, pool, () => {
+    // mysql2 keeps no public count: its queues, where they are (else assume room).
+    const { _freeConnections: free, _allConnections: all, config } = core as unknown as MysqlPoolState;
+    if (!free || !all) return true;
+    return free.length > 0 || all.length < (config?.connectionLimit ?? 10);
+  });
   return async (open) => {
     const giveBack = slot.take();
     if (!giveBack) return ownConnection(await open());

@@ -43,7 +43,10 @@ export function callerConnections(
   caller: object,
   pool: boolean,
 ): (open: OpenClient) => Promise<Lease<pg.Client>> {
-  const slot = new CallerSlot(caller, pool);
+  const slot = new CallerSlot(caller, pool, () => {
+    const { idleCount, totalCount, options } = caller as pg.Pool;
+    return idleCount > 0 || totalCount < (options.max ?? 10);
+  });
   const settings = (
     pool
       ? (caller as pg.Pool).options
