@@ -173,17 +173,27 @@ function summarize(tool, n, runs, singleMs, extras) {
   return summary;
 }
 
+const VERSION = { command: process.execPath, args: [CLI, '--version'] };
+
 /** Wall time of N concurrent `lockstep --version`. */
 async function versionRace(n) {
-  const version = { command: process.execPath, args: [CLI, '--version'] };
-  return (await race(Array.from({ length: n }, () => version))).wallMs;
+  return raceWall(n, VERSION);
 }
 
-/** N concurrent `lockstep --version` minus one, at the start: the cost of starting N processes at all. */
-async function startupOverhead(sizes) {
+async function raceWall(n, command) {
+  return (
+    await race(
+      Array.from({ length: n }, () => command),
+      { timeoutMs: PROCESS_TIMEOUT_MS },
+    )
+  ).wallMs;
+}
+
+/** N concurrent runs of `command` minus one, at each N (median of 3 each). */
+async function allowance(sizes, command) {
   const wall = async (n) => {
     const walls = [];
-    for (let i = 0; i < 3; i++) walls.push(await versionRace(n));
+    for (let i = 0; i < 3; i++) walls.push(await raceWall(n, command));
     return median(walls);
   };
   const one = await wall(1);
@@ -192,6 +202,12 @@ async function startupOverhead(sizes) {
     const all = await wall(n);
     out[n] = { wallMs: round(all), extraMs: round(all - one) };
   }
+  return out;
+}
+
+/** N concurrent `lockstep --version` minus one, at the start: the cost of starting N processes at all. */
+async function startupOverhead(sizes) {
+  const out = await allowance(sizes, VERSION);
   log(`startup overhead: ${JSON.stringify(out)}`);
   return out;
 }
@@ -205,27 +221,8 @@ async function upAllowance(tool, kind, dir, sizes) {
   const db = await createDatabase(kind);
   try {
     const command = tool.command(db, dir);
-    await race([command], { timeoutMs: PROCESS_TIMEOUT_MS });
-    const wall = async (n) => {
-      const walls = [];
-      for (let i = 0; i < 3; i++) {
-        walls.push(
-          (
-            await race(
-              Array.from({ length: n }, () => command),
-              { timeoutMs: PROCESS_TIMEOUT_MS },
-            )
-          ).wallMs,
-        );
-      }
-      return median(walls);
-    };
-    const one = await wall(1);
-    const out = { oneMs: round(one) };
-    for (const n of sizes) {
-      const all = await wall(n);
-      out[n] = { wallMs: round(all), extraMs: round(all - one) };
-    }
+    await raceWall(1, command);
+    const out = await allowance(sizes, command);
     log(`nothing-pending up allowance ${kind}: ${JSON.stringify(out)}`);
     return out;
   } finally {

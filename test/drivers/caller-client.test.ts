@@ -57,17 +57,35 @@ function newPool(connectionString: string, max: number): pg.Pool {
   return pool;
 }
 
+async function pgClient(url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  return client;
+}
+
+/** A fresh database and the application's handle on it; both gone afterwards. */
+async function withPostgres<Handle extends { end(): Promise<void> }>(
+  open: (url: string) => Handle | Promise<Handle>,
+  work: (db: TestDatabase, handle: Handle) => Promise<void>,
+): Promise<void> {
+  const db = await createPostgresDatabase();
+  const handle = await open(db.url);
+  try {
+    await work(db, handle);
+  } finally {
+    await handle.end();
+    await db.cleanup();
+  }
+}
+
 async function ledger(db: TestDatabase): Promise<string[]> {
   const rows = await db.query('SELECT version, state FROM lockstep_migrations ORDER BY version');
   return rows.map((r) => `${r.version}:${r.state}`);
 }
 
 describe("the caller's connection: postgres", () => {
-  it('pg.Client: migrates on it, leaves it as it was, never ends it; a failing run too', async () => {
-    const db = await createPostgresDatabase();
-    const client = new pg.Client({ connectionString: db.url });
-    await client.connect();
-    try {
+  it('pg.Client: migrates on it, leaves it as it was, never ends it; a failing run too', () =>
+    withPostgres(pgClient, async (db, client) => {
       await pgSetUp(client);
       const before = await pgState(client);
       const dir = writeMigrations(db.dir, MIGRATIONS);
@@ -87,128 +105,105 @@ describe("the caller's connection: postgres", () => {
       assert.deepEqual(await pgState(client), before);
       assert.deepEqual(await ledger(db), ['001:applied', '002:applied', '003:rolled_back']);
       assert.equal((await client.query('SELECT 1 AS one')).rows[0].one, 1, 'still usable');
-    } finally {
-      await client.end();
-      await db.cleanup();
-    }
-  });
+    }));
 
-  it('pg.Pool: one connection checked out and returned clean; the pool keeps its size', async () => {
-    const db = await createPostgresDatabase();
-    const pool = newPool(db.url, 2);
-    try {
-      const warm = await pool.connect();
-      await pgSetUp(warm);
-      const before = await pgState(warm);
-      warm.release();
-      const dir = writeMigrations(db.dir, { ...MIGRATIONS, ...FAILING });
-      await assert.rejects(migrate({ client: pool, dir, cwd: db.dir }), MigrationError);
-      assert.deepEqual(await ledger(db), ['001:applied', '002:applied', '003:rolled_back']);
-      assert.equal(pool.totalCount, 1, 'the connection went back to the pool');
-      assert.equal(pool.idleCount, 1);
-      const again = await pool.connect();
-      try {
-        assert.deepEqual(await pgState(again), before);
-      } finally {
-        again.release();
-      }
-      const status = await createMigrator({ client: pool, dir, cwd: db.dir }).status();
-      assert.deepEqual(
-        status.migrations.filter((m) => m.status !== 'applied').map((m) => m.version),
-        ['003'],
-      );
-      assert.equal(pool.totalCount, 1);
-    } finally {
-      await pool.end();
-      await db.cleanup();
-    }
-  });
+  it('pg.Pool: one connection checked out and returned clean; the pool keeps its size', () =>
+    withPostgres(
+      (url) => newPool(url, 2),
+      async (db, pool) => {
+        const warm = await pool.connect();
+        await pgSetUp(warm);
+        const before = await pgState(warm);
+        warm.release();
+        const dir = writeMigrations(db.dir, { ...MIGRATIONS, ...FAILING });
+        await assert.rejects(migrate({ client: pool, dir, cwd: db.dir }), MigrationError);
+        assert.deepEqual(await ledger(db), ['001:applied', '002:applied', '003:rolled_back']);
+        assert.equal(pool.totalCount, 1, 'the connection went back to the pool');
+        assert.equal(pool.idleCount, 1);
+        const again = await pool.connect();
+        try {
+          assert.deepEqual(await pgState(again), before);
+        } finally {
+          again.release();
+        }
+        const status = await createMigrator({ client: pool, dir, cwd: db.dir }).status();
+        assert.deepEqual(
+          status.migrations.filter((m) => m.status !== 'applied').map((m) => m.version),
+          ['003'],
+        );
+        assert.equal(pool.totalCount, 1);
+      },
+    ));
 
-  it('10 concurrent migrate() on one pg.Pool of size 2 apply each migration exactly once', async () => {
-    const db = await createPostgresDatabase();
-    const pool = newPool(db.url, 2);
-    try {
-      await db.query('CREATE TABLE applied (version text)');
-      const dir = writeMigrations(db.dir, {
-        '001_a.sql': "-- migrate:up\nINSERT INTO applied VALUES ('001');\n",
-        '002_b.sql': "-- migrate:up\nINSERT INTO applied VALUES ('002');\n",
-        '003_c.sql': "-- migrate:up\nINSERT INTO applied VALUES ('003');\n",
-      });
-      const results = await Promise.all(
-        Array.from({ length: 10 }, () => migrate({ client: pool, dir, cwd: db.dir, lockTimeout: '30s' })),
-      );
-      assert.equal(
-        results.reduce((n, r) => n + r.applied.length, 0),
-        3,
-      );
-      const rows = await db.query('SELECT version FROM applied ORDER BY version');
-      assert.deepEqual(
-        rows.map((r) => r.version),
-        ['001', '002', '003'],
-      );
-      assert.ok(pool.totalCount <= 2);
-    } finally {
-      await pool.end();
-      await db.cleanup();
-    }
-  });
+  it('10 concurrent migrate() on one pg.Pool of size 2 apply each migration exactly once', () =>
+    withPostgres(
+      (url) => newPool(url, 2),
+      async (db, pool) => {
+        await db.query('CREATE TABLE applied (version text)');
+        const dir = writeMigrations(db.dir, {
+          '001_a.sql': "-- migrate:up\nINSERT INTO applied VALUES ('001');\n",
+          '002_b.sql': "-- migrate:up\nINSERT INTO applied VALUES ('002');\n",
+          '003_c.sql': "-- migrate:up\nINSERT INTO applied VALUES ('003');\n",
+        });
+        const results = await Promise.all(
+          Array.from({ length: 10 }, () => migrate({ client: pool, dir, cwd: db.dir, lockTimeout: '30s' })),
+        );
+        assert.equal(
+          results.reduce((n, r) => n + r.applied.length, 0),
+          3,
+        );
+        const rows = await db.query('SELECT version FROM applied ORDER BY version');
+        assert.deepEqual(
+          rows.map((r) => r.version),
+          ['001', '002', '003'],
+        );
+        assert.ok(pool.totalCount <= 2);
+      },
+    ));
 
-  it('names the target without the password; scrubs it from messages', async () => {
-    const db = await createPostgresDatabase();
+  it('names the target without the password; scrubs it from messages', () =>
     // Trust authentication: the password is never asked for, only carried in the settings.
-    const pool = newPool(db.url.replace('postgres@', 'postgres:s3cret-pw@'), 1);
-    try {
-      const migrator = createMigrator({ client: pool, dir: writeMigrations(db.dir, FAILING), cwd: db.dir });
-      assert.ok(migrator.target.includes('127.0.0.1'));
-      assert.ok(!migrator.target.includes('s3cret-pw'));
-      const error = await migrator.up().then(
-        () => assert.fail('expected a failure'),
-        (e: Error) => e,
-      );
-      assert.ok(!JSON.stringify({ ...error, message: error.message }).includes('s3cret-pw'));
-    } finally {
-      await pool.end();
-      await db.cleanup();
-    }
-  });
+    withPostgres(
+      (url) => newPool(url.replace('postgres@', 'postgres:s3cret-pw@'), 1),
+      async (db, pool) => {
+        const migrator = createMigrator({ client: pool, dir: writeMigrations(db.dir, FAILING), cwd: db.dir });
+        assert.ok(migrator.target.includes('127.0.0.1'));
+        assert.ok(!migrator.target.includes('s3cret-pw'));
+        const error = await migrator.up().then(
+          () => assert.fail('expected a failure'),
+          (e: Error) => e,
+        );
+        assert.ok(!JSON.stringify({ ...error, message: error.message }).includes('s3cret-pw'));
+      },
+    ));
 
-  it('a migration that runs out of time on a pg.Client is cancelled from a connection of its own', async () => {
-    const db = await createPostgresDatabase();
-    const client = new pg.Client({ connectionString: db.url });
-    await client.connect();
-    try {
+  it('a migration that runs out of time on a pg.Client is cancelled from a connection of its own', () =>
+    withPostgres(pgClient, async (db, client) => {
       await pgSetUp(client);
       const before = await pgState(client);
       const dir = writeMigrations(db.dir, { '001_slow.sql': '-- migrate:up\nSELECT pg_sleep(20);\n' });
       await assert.rejects(migrate({ client, dir, cwd: db.dir, migrationTimeout: '300ms' }), /timeout|time/i);
       assert.deepEqual(await pgState(client), before);
-    } finally {
-      await client.end();
-      await db.cleanup();
-    }
-  });
+    }));
 
-  it("the long-running API through the caller's pool (even of one connection): status and trigger", async () => {
-    const db = await createPostgresDatabase();
-    const pool = newPool(db.url, 1);
-    try {
-      await db.query(traceTableSql('postgres'));
-      const dir = writeDefinitions(db.dir, {
-        'a.sql':
-          "-- async:description a\n-- async:operation\nINSERT INTO trace (name, ev) VALUES ('a', 'op1');\n-- async:rollback\nDELETE FROM trace;\n",
-      });
-      const migrator = createAsyncMigrator({ client: pool, dir, cwd: db.dir, pollInterval: 50 });
-      assert.equal((await migrator.status()).runs[0]?.state, 'not_started');
-      await migrator.trigger('a');
-      assert.equal((await migrator.wait('a')).state, 'completed');
-      assert.deepEqual(await readTrace(db), ['a:op1']);
-      assert.equal((await migrator.status()).runs[0]?.state, 'completed');
-      assert.equal(pool.totalCount, pool.idleCount, 'every connection went back');
-    } finally {
-      await pool.end();
-      await db.cleanup();
-    }
-  });
+  it("the long-running API through the caller's pool (even of one connection): status and trigger", () =>
+    withPostgres(
+      (url) => newPool(url, 1),
+      async (db, pool) => {
+        await db.query(traceTableSql('postgres'));
+        const dir = writeDefinitions(db.dir, {
+          'a.sql':
+            "-- async:description a\n-- async:operation\nINSERT INTO trace (name, ev) VALUES ('a', 'op1');\n-- async:rollback\nDELETE FROM trace;\n",
+        });
+        const migrator = createAsyncMigrator({ client: pool, dir, cwd: db.dir, pollInterval: 50 });
+        assert.equal((await migrator.status()).runs[0]?.state, 'not_started');
+        await migrator.trigger('a');
+        assert.equal((await migrator.wait('a')).state, 'completed');
+        assert.deepEqual(await readTrace(db), ['a:op1']);
+        assert.equal((await migrator.status()).runs[0]?.state, 'completed');
+        assert.equal(pool.totalCount, pool.idleCount, 'every connection went back');
+      },
+    ));
 });
 
 async function mysqlState(connection: mysql.Connection | mysql.PoolConnection) {

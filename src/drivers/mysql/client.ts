@@ -22,20 +22,12 @@ const READ_AS = {
   bigNumberStrings: true,
 } as const;
 
-/** Session variables lockstep or a migration may change, put back as the caller had them. */
-const CALLER_SETTINGS = [
-  'autocommit',
-  'sql_mode',
-  'time_zone',
-  'foreign_key_checks',
-  'unique_checks',
-  'character_set_client',
-  'character_set_connection',
-  'character_set_results',
-  'collation_connection',
-  'sql_notes',
-  'lock_wait_timeout',
-] as const;
+/**
+ * Session variables lockstep's own statements set, put back as the caller had them. What a
+ * migration changes (sql_mode, time_zone, autocommit, the database…) the session already puts
+ * back to how it found it, at its next ledger write.
+ */
+const CALLER_SETTINGS = ['lock_wait_timeout'] as const;
 
 /** mysql2's callback objects, which the promise API wraps (`.pool`, `.connection`). */
 interface CoreConnection {

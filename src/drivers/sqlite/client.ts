@@ -11,17 +11,11 @@ export function ownConnection(db: BetterSqlite3.Database): Lease<BetterSqlite3.D
   };
 }
 
-/** Per-connection pragmas lockstep or a migration may change, put back as the caller had them. */
-const CALLER_PRAGMAS = [
-  'busy_timeout',
-  'foreign_keys',
-  'recursive_triggers',
-  'defer_foreign_keys',
-  'ignore_check_constraints',
-  'legacy_alter_table',
-  'query_only',
-  'reverse_unordered_selects',
-] as const;
+/**
+ * The pragma lockstep itself sets on the caller's Database, put back afterwards. The pragmas a
+ * migration changes (foreign_keys…) the session already puts back at its next ledger write.
+ */
+const CALLER_PRAGMAS = ['busy_timeout'] as const;
 
 /**
  * The caller's better-sqlite3 Database, lent to one session at a time (see CallerSlot); another
