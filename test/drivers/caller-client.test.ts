@@ -26,6 +26,8 @@ const MIGRATIONS = {
   // A migration that changes its session: lockstep settles it, and the caller gets its own back.
   '002_settings.sql': "-- migrate:up\nSET lock_timeout = '3s';\nCREATE TABLE second_table (id integer);\n",
 };
+const ASYNC_DEFINITION =
+  "-- async:description a\n-- async:operation\nINSERT INTO trace (name, ev) VALUES ('a', 'op1');\n-- async:rollback\nDELETE FROM trace;\n";
 const FAILING = {
   '003_fails.sql': '-- migrate:up\nCREATE TABLE third_table (id integer);\nSELECT * FROM no_such_table;\n',
 };
@@ -192,8 +194,7 @@ describe("the caller's connection: postgres", () => {
       async (db, pool) => {
         await db.query(traceTableSql('postgres'));
         const dir = writeDefinitions(db.dir, {
-          'a.sql':
-            "-- async:description a\n-- async:operation\nINSERT INTO trace (name, ev) VALUES ('a', 'op1');\n-- async:rollback\nDELETE FROM trace;\n",
+          'a.sql': ASYNC_DEFINITION,
         });
         const migrator = createAsyncMigrator({ client: pool, dir, cwd: db.dir, pollInterval: 50 });
         assert.equal((await migrator.status()).runs[0]?.state, 'not_started');
@@ -204,6 +205,19 @@ describe("the caller's connection: postgres", () => {
         assert.equal(pool.totalCount, pool.idleCount, 'every connection went back');
       },
     ));
+
+  it("the long-running API through the caller's pg.Client: trigger and wait, the client left as it was", () =>
+    withPostgres(pgClient, async (db, client) => {
+      await db.query(traceTableSql('postgres'));
+      await pgSetUp(client);
+      const before = await pgState(client);
+      const dir = writeDefinitions(db.dir, { 'a.sql': ASYNC_DEFINITION });
+      const migrator = createAsyncMigrator({ client, dir, cwd: db.dir, pollInterval: 50 });
+      await migrator.trigger('a');
+      assert.equal((await migrator.wait('a')).state, 'completed');
+      assert.deepEqual(await readTrace(db), ['a:op1']);
+      assert.deepEqual(await pgState(client), before);
+    }));
 });
 
 async function mysqlState(connection: mysql.Connection | mysql.PoolConnection) {
@@ -301,6 +315,27 @@ describe("the caller's connection: sqlite", () => {
 });
 
 describe("the caller's connection: options", () => {
+  it('names the target from the settings, never with the password', () => {
+    const pool = new pg.Pool({
+      host: '127.0.0.1',
+      port: 5433,
+      user: 'app',
+      password: 'pa55-word',
+      database: 'shop',
+    });
+    const migrator = createMigrator({ client: pool });
+    assert.match(migrator.target, /^postgres:\/\/app:\*\*\*@127\.0\.0\.1:5433\/shop$/);
+    const connection = mysqlCallback.createPool({
+      host: 'db',
+      user: 'root',
+      password: 'pa55-word',
+      database: 'shop',
+    });
+    assert.equal(createMigrator({ client: connection }).target, 'mysql://root:***@db:3306/shop');
+    void connection.end(() => {});
+    void pool.end();
+  });
+
   it('refuses what is no client, and url with client', () => {
     assert.throws(() => createMigrator({ client: { query() {} } }), ConfigError);
     assert.throws(() => createMigrator({ client: new Date() }), /pg.Pool or pg.Client/);

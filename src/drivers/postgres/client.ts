@@ -47,11 +47,13 @@ export function callerConnections(
     const { idleCount, totalCount, options } = caller as pg.Pool;
     return idleCount > 0 || totalCount < (options.max ?? 10);
   });
-  const settings = (
+  const given = (
     pool
       ? (caller as pg.Pool).options
       : (caller as pg.Client & { connectionParameters: pg.ClientConfig }).connectionParameters
   ) as pg.ClientConfig;
+  // pg keeps the password out of the enumerable properties (and so out of a spread).
+  const settings: pg.ClientConfig = { ...given, password: given.password };
   return async (open) => {
     const giveBack = slot.take();
     if (!giveBack) return ownConnection(await open(settings));
