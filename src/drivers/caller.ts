@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
+import { LEDGER_COLUMNS } from './ledger-sql.js';
 
 /**
  * The application's own database handle, given to `migrate()` instead of a URL: a `pg.Pool` or
@@ -144,4 +145,20 @@ export class CallerSlot {
       else CallerSlot.#busy.delete(this.#client);
     };
   }
+}
+
+/** The ledger read, which changes nothing on a session: all that a boot with nothing pending sends. */
+export function isLedgerRead(sql: string): boolean {
+  return sql.startsWith(`SELECT ${LEDGER_COLUMNS} FROM `);
+}
+
+/** The connection with its `query` replaced, every other member its own (bound to it). */
+export function withQuery<Connection extends object>(connection: Connection, query: unknown): Connection {
+  return new Proxy(connection, {
+    get(target, key) {
+      if (key === 'query') return query;
+      const value = Reflect.get(target, key, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }

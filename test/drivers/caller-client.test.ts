@@ -137,6 +137,28 @@ describe("the caller's connection: postgres", () => {
       },
     ));
 
+  it("nothing pending: one query on the caller's pool, as on a connection of lockstep's own", () =>
+    withPostgres(
+      (url) => newPool(url, 1),
+      async (db, pool) => {
+        const dir = writeMigrations(db.dir, MIGRATIONS);
+        await migrate({ client: pool, dir, cwd: db.dir });
+        const sent: string[] = [];
+        const query = pg.Client.prototype.query;
+        pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+          sent.push(String(typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string }).text));
+          return (query as (...a: unknown[]) => unknown).apply(this, args);
+        } as typeof query;
+        try {
+          assert.equal((await migrate({ client: pool, dir, cwd: db.dir })).upToDate, true);
+        } finally {
+          pg.Client.prototype.query = query;
+        }
+        assert.equal(sent.length, 1, sent.join('\n'));
+        assert.match(sent[0] ?? '', /^SELECT version/);
+      },
+    ));
+
   it('10 concurrent migrate() on one pg.Pool of size 2 apply each migration exactly once', () =>
     withPostgres(
       (url) => newPool(url, 2),

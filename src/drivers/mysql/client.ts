@@ -1,5 +1,5 @@
 import type { Connection } from 'mysql2/promise';
-import { CallerSlot, type Lease } from '../caller.js';
+import { CallerSlot, isLedgerRead, type Lease, withQuery } from '../caller.js';
 
 /** lockstep's own connection, ended with the session; not awaited: boot should not wait for the FIN. */
 export function ownConnection(connection: Connection): Lease<Connection> {
@@ -69,7 +69,7 @@ export function callerConnections(
             core.getConnection((error, c) => (error ? reject(error) : resolve(c))),
           )
         : core;
-      return await lend(connection, pool, giveBack);
+      return lend(connection, pool, giveBack);
     } catch (error) {
       giveBack();
       throw error;
@@ -77,36 +77,31 @@ export function callerConnections(
   };
 }
 
-async function lend(core: CoreConnection, pool: boolean, giveBack: () => void): Promise<Lease<Connection>> {
+function lend(core: CoreConnection, pool: boolean, giveBack: () => void): Lease<Connection> {
   // A wrapper of our own: the session's listeners go on it, and leave with it.
   const promised = core.promise();
-  const connection = new Proxy(promised, {
-    get(target, key) {
-      if (key === 'query')
-        return (sql: string, values?: unknown[]) =>
-          target.query({ sql, ...(values ? { values } : {}), ...READ_AS });
-      const value = Reflect.get(target, key, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-  let before: Record<string, unknown>;
-  try {
-    const [rows] = await connection.query(
+  const send = (sql: string, values?: unknown[]) =>
+    promised.query({ sql, ...(values ? { values } : {}), ...READ_AS });
+  // Taken before the first statement that may change the session (see the Postgres lease).
+  let before: Promise<Record<string, unknown>> | undefined;
+  const query = (sql: string, values?: unknown[]) => {
+    if (!before && isLedgerRead(sql)) return send(sql, values);
+    before ??= send(
       `SELECT ${CALLER_SETTINGS.map((name) => `@@SESSION.${name} AS ${name}`).join(', ')}`,
-    );
-    before = (rows as Record<string, unknown>[])[0] ?? {};
-  } catch (error) {
-    if (pool) core.destroy();
-    throw error;
-  }
+    ).then(([rows]) => (rows as Record<string, unknown>[])[0] ?? {});
+    return before.then(() => send(sql, values));
+  };
+  const connection = withQuery(promised, query);
   return {
     connection,
     async release(broken) {
-      if (!broken) {
-        broken = !(await connection
-          .query(
-            `SET ${CALLER_SETTINGS.map((name) => `SESSION ${name} = ?`).join(', ')}`,
-            CALLER_SETTINGS.map((name) => asSetting(before[name])),
+      if (!broken && before) {
+        broken = !(await before
+          .then((settings) =>
+            send(
+              `SET ${CALLER_SETTINGS.map((name) => `SESSION ${name} = ?`).join(', ')}`,
+              CALLER_SETTINGS.map((name) => asSetting(settings[name])),
+            ),
           )
           .then(
             () => true,

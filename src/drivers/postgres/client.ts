@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { ConfigError } from '../../errors.js';
-import { CallerSlot, type Lease } from '../caller.js';
+import { CallerSlot, isLedgerRead, type Lease, withQuery } from '../caller.js';
 import { quoteIdentifier } from '../ledger-sql.js';
 
 /** Opens a new connection with lockstep's settings (keepalives, name) over these connection settings. */
@@ -61,7 +61,7 @@ export function callerConnections(
       const client = pool
         ? ((await (caller as pg.Pool).connect()) as unknown as pg.Client)
         : (caller as pg.Client);
-      return await lend(client, pool, giveBack);
+      return lend(client, pool, giveBack);
     } catch (error) {
       giveBack();
       throw error;
@@ -69,28 +69,32 @@ export function callerConnections(
   };
 }
 
-async function lend(client: pg.Client, pool: boolean, giveBack: () => void): Promise<Lease<pg.Client>> {
+function lend(client: pg.Client, pool: boolean, giveBack: () => void): Lease<pg.Client> {
   if (!pool && transactionStatus(client) !== 'I') {
     throw new ConfigError(
       'the pg.Client given as client is inside a transaction (or not connected): migrations run on an idle connection, outside any transaction of the application',
     );
   }
   const listeners = { error: client.listeners('error'), notification: client.listeners('notification') };
-  let snapshot: Snapshot;
-  try {
-    snapshot = (await client.query(SNAPSHOT)).rows[0] as Snapshot;
-  } catch (error) {
-    if (pool) (client as unknown as pg.PoolClient).release(true);
-    throw error;
-  }
+  // Taken before the first statement that may change the session, so a boot with nothing
+  // pending (one ledger read) costs no round trip more than on a connection of lockstep's own.
+  let snapshot: Promise<Snapshot> | undefined;
+  const query = (sql: string, values?: unknown[]) => {
+    if (!snapshot && isLedgerRead(sql)) return client.query(sql, values);
+    snapshot ??= client.query(SNAPSHOT).then((result) => result.rows[0] as Snapshot);
+    return snapshot.then(() => client.query(sql, values));
+  };
   return {
-    connection: client,
+    connection: withQuery(client, query),
     async release(broken) {
-      if (!broken)
-        broken = !(await restore(client, snapshot).then(
-          () => true,
-          () => false,
-        ));
+      if (!broken && snapshot) {
+        broken = !(await snapshot
+          .then((taken) => restore(client, taken))
+          .then(
+            () => true,
+            () => false,
+          ));
+      }
       for (const [event, before] of Object.entries(listeners)) {
         for (const listener of client.listeners(event)) {
           if (!before.includes(listener))
