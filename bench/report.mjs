@@ -96,6 +96,15 @@ export function evaluateTargets(results) {
           r.inProcessMedianMs <= 3,
           'in-process',
         );
+        if (r.inProcessPoolMedianMs !== undefined) {
+          add(
+            'pending-inprocess-pool',
+            "Nothing pending: in-process median ≤ 3 ms on loopback PostgreSQL, on the application's pg.Pool",
+            `${r.inProcessPoolMedianMs} ms (its own connection: ${r.inProcessMedianMs} ms)`,
+            r.inProcessPoolMedianMs <= 3,
+            'in-process',
+          );
+        }
       }
     }
   }
@@ -324,6 +333,21 @@ function raceSection(results, p) {
       cfg.sizes.map((n) => `N=${n}: ${startup[n].wallMs} ms → +${startup[n].extraMs} ms`).join('; ') +
       '.',
   );
+  const boots = race.results.filter((e) => e.tool === 'lockstep' && e.upAllowance);
+  if (boots.length > 0) {
+    p(
+      'The same allowance measured with boots: N concurrent nothing-pending `lockstep up` minus one, what N processes ' +
+        'cost when each also loads its driver and connects (median of 3; shown, not used by the target): ' +
+        boots
+          .map(
+            (e) =>
+              `${KIND_LABEL[e.kind]} (one: ${e.upAllowance.oneMs} ms) ` +
+              cfg.sizes.map((n) => `N=${n}: +${e.upAllowance[n].extraMs} ms`).join(', '),
+          )
+          .join('; ') +
+        '.',
+    );
+  }
   for (const kind of KINDS) {
     const entries = race.results.filter((e) => e.kind === kind);
     if (entries.length === 0) continue;
@@ -424,7 +448,12 @@ function pendingSection(results, p) {
         KIND_LABEL[r.kind],
         ms(r.cliMedianMs),
         r.cliMedianMs ? `× ${(r.cliMedianMs / pending.nodeMedianMs).toFixed(2)}` : '—',
-        r.inProcessMedianMs === undefined ? 'n/a (no library)' : ms(r.inProcessMedianMs),
+        r.inProcessMedianMs === undefined
+          ? 'n/a (no library)'
+          : ms(r.inProcessMedianMs) +
+            (r.inProcessPoolMedianMs === undefined
+              ? ''
+              : `; ${ms(r.inProcessPoolMedianMs)} on the app's pg.Pool`),
         r.kind === 'sqlite'
           ? r.queryEvents !== undefined
             ? `${r.queryEvents} statement(s)`

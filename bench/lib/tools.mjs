@@ -4,7 +4,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { runPeer } from './peer-runners.mjs';
-import { BENCH, CLI, LIBRARY, ROOT } from './shared.mjs';
+import { BENCH, CLI, LIBRARY, pg, ROOT } from './shared.mjs';
 
 const BIN = {
   dbmate: path.join(BENCH, 'node_modules/@dbmate/linux-x64/bin/dbmate'),
@@ -59,6 +59,16 @@ export const lockstep = {
   async inProcess(db, dir) {
     const { migrate } = await import(LIBRARY);
     return (on) => migrate({ url: db.url, dir, on });
+  },
+  /**
+   * In-process on the application's own pg.Pool (the `client` option), its connection already
+   * open: what a booting worker that has a pool pays. `close()` ends the pool.
+   */
+  async inProcessWithPool(db, dir) {
+    const { migrate } = await import(LIBRARY);
+    const pool = new pg.Pool({ connectionString: db.url, max: 1 });
+    const call = (on) => migrate({ client: pool, dir, on });
+    return Object.assign(call, { close: () => pool.end() });
   },
   ledgerRows: async (db) =>
     Number(

@@ -58,7 +58,10 @@ export async function bootRace({ tools, kinds, sizes, rounds }) {
             `schema ok ${s.schemaOkRounds}/${s.rounds}, wall ${s.wallMedianMs} ms (×${s.ratio})`,
         );
       }
-      if (tool === lockstep) entry.cpu = await processCpu(tool, kind, dir, CPU_PROBE_N);
+      if (tool === lockstep) {
+        entry.cpu = await processCpu(tool, kind, dir, CPU_PROBE_N);
+        entry.upAllowance = await upAllowance(tool, kind, dir, sizes);
+      }
       results.push(entry);
     }
   }
@@ -170,17 +173,27 @@ function summarize(tool, n, runs, singleMs, extras) {
   return summary;
 }
 
+const VERSION = { command: process.execPath, args: [CLI, '--version'] };
+
 /** Wall time of N concurrent `lockstep --version`. */
 async function versionRace(n) {
-  const version = { command: process.execPath, args: [CLI, '--version'] };
-  return (await race(Array.from({ length: n }, () => version))).wallMs;
+  return raceWall(n, VERSION);
 }
 
-/** N concurrent `lockstep --version` minus one, at the start: the cost of starting N processes at all. */
-async function startupOverhead(sizes) {
+async function raceWall(n, command) {
+  return (
+    await race(
+      Array.from({ length: n }, () => command),
+      { timeoutMs: PROCESS_TIMEOUT_MS },
+    )
+  ).wallMs;
+}
+
+/** N concurrent runs of `command` minus one, at each N (median of 3 each). */
+async function allowance(sizes, command) {
   const wall = async (n) => {
     const walls = [];
-    for (let i = 0; i < 3; i++) walls.push(await versionRace(n));
+    for (let i = 0; i < 3; i++) walls.push(await raceWall(n, command));
     return median(walls);
   };
   const one = await wall(1);
@@ -189,8 +202,32 @@ async function startupOverhead(sizes) {
     const all = await wall(n);
     out[n] = { wallMs: round(all), extraMs: round(all - one) };
   }
+  return out;
+}
+
+/** N concurrent `lockstep --version` minus one, at the start: the cost of starting N processes at all. */
+async function startupOverhead(sizes) {
+  const out = await allowance(sizes, VERSION);
   log(`startup overhead: ${JSON.stringify(out)}`);
   return out;
+}
+
+/**
+ * The allowance measured with boots instead of `--version`: N concurrent nothing-pending
+ * `lockstep up` minus one (median of 3 at each N), what N processes cost when each also loads its
+ * driver, connects and reads the ledger. Shown beside the `--version` allowance; the target keeps that one.
+ */
+async function upAllowance(tool, kind, dir, sizes) {
+  const db = await createDatabase(kind);
+  try {
+    const command = tool.command(db, dir);
+    await raceWall(1, command);
+    const out = await allowance(sizes, command);
+    log(`nothing-pending up allowance ${kind}: ${JSON.stringify(out)}`);
+    return out;
+  } finally {
+    await db.drop();
+  }
 }
 
 /** The first meaningful line of a failed process's output, for the error summary. */

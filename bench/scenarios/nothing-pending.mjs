@@ -122,6 +122,22 @@ async function diagnostics(runs) {
   }
 }
 
+/** Median wall time of `runs` awaited calls, after WARMUP; then `call.close()` if it has one. */
+async function timeCalls(call, runs) {
+  try {
+    for (let i = 0; i < WARMUP; i++) await call();
+    const times = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = now();
+      await call();
+      times.push(now() - t0);
+    }
+    return { medianMs: round(median(times), 2), runs: times.map((v) => round(v, 2)) };
+  } finally {
+    await call.close?.();
+  }
+}
+
 async function measure(tool, kind, cliRuns, inProcessRuns) {
   const db = await createDatabase(kind);
   const dir = scratchDir(`pending-${tool.id}-${kind}`);
@@ -147,16 +163,16 @@ async function measure(tool, kind, cliRuns, inProcessRuns) {
     out.cliExitCodes = [...codes];
     if (tool.inProcess) {
       const call = await tool.inProcess(db, dir);
-      for (let i = 0; i < WARMUP; i++) await call();
-      const times = [];
-      for (let i = 0; i < inProcessRuns; i++) {
-        const t0 = now();
-        await call();
-        times.push(now() - t0);
-      }
-      out.inProcessMedianMs = round(median(times), 2);
-      out.inProcessRuns = times.map((v) => round(v, 2));
+      const timed = await timeCalls(call, inProcessRuns);
+      out.inProcessMedianMs = timed.medianMs;
+      out.inProcessRuns = timed.runs;
       if (kind !== 'sqlite') out.roundTrips = await countRoundTrips(() => call());
+      if (tool === lockstep && kind === 'postgres') {
+        const pooled = await timeCalls(await tool.inProcessWithPool(db, dir), inProcessRuns);
+        out.inProcessPoolMedianMs = pooled.medianMs;
+        out.inProcessPoolRuns = pooled.runs;
+        log(`nothing pending ${kind} lockstep, in-process on the caller's pg.Pool: ${pooled.medianMs} ms`);
+      }
       if (tool === lockstep) {
         // What lockstep itself reports: its 'query' events, and whether it took the lock.
         const events = [];

@@ -2,10 +2,11 @@ import { hostname } from 'node:os';
 import {
   DEFAULT_ASYNC_TABLE,
   DEFAULT_TABLE,
-  DEFAULT_URL,
+  databaseOption,
   durationOption,
   TABLE_NAME,
 } from '../core/config.js';
+import type { CallerClient, CallerHandle } from '../drivers/caller.js';
 import { ConfigError } from '../errors.js';
 import { scrubbingHandler } from '../util/secrets.js';
 import type { AsyncEventHandler } from './events.js';
@@ -17,6 +18,12 @@ export const DEFAULT_ASYNC_DIR = 'db/async-migrations';
 export interface AsyncOptions {
   /** Database URL, as for `migrate()`. Default is `DATABASE_URL`, else `sqlite:db/lockstep.sqlite3`. */
   readonly url?: string | undefined;
+  /**
+   * The application's own client instead of a URL, as for `migrate()`. A pool is best: the worker
+   * holds two sessions while a run works, the second (and any beyond) opened from its settings
+   * when the client is a single connection.
+   */
+  readonly client?: CallerClient | undefined;
   /** Directory of long-running migration definitions. Default is `db/async-migrations`. */
   readonly dir?: string | undefined;
   /** State table (its errors go to `<table>_errors`). Default is `lockstep_async`. */
@@ -44,6 +51,7 @@ export interface AsyncOptions {
 
 export interface AsyncConfig {
   readonly url: string;
+  readonly caller?: CallerHandle | undefined;
   readonly dir: string;
   readonly table: string;
   readonly ledgerTable: string;
@@ -69,9 +77,10 @@ export function resolveAsyncConfig(options: AsyncOptions): AsyncConfig {
       throw new ConfigError(`${what} must be ${allowed.join(' or ')}, got "${value}"`);
     return value;
   };
-  const url = options.url || process.env.DATABASE_URL || DEFAULT_URL;
+  const { url, caller } = databaseOption(options);
   return {
     url,
+    caller,
     dir: options.dir ?? DEFAULT_ASYNC_DIR,
     table,
     ledgerTable: options.ledgerTable ?? DEFAULT_TABLE,

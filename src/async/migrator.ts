@@ -33,8 +33,8 @@ export class AsyncMigrator {
 
   constructor(options: AsyncOptions = {}) {
     this.#config = resolveAsyncConfig(options);
-    const { url, table, runnerId } = this.#config;
-    this.#scope = new SessionScope({ url, table, runnerId });
+    const { url, table, runnerId, caller } = this.#config;
+    this.#scope = new SessionScope({ url, table, runnerId, caller });
   }
 
   /** The store's location, password hidden. */

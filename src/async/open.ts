@@ -19,7 +19,12 @@ export interface Opened {
  */
 export async function ensureStore(o: Opened, config: AsyncConfig): Promise<void> {
   if ((await o.store.readAll()) !== null) return;
-  const ledger = new SessionScope({ url: config.url, table: config.ledgerTable, runnerId: config.runnerId });
+  const ledger = new SessionScope({
+    url: config.url,
+    table: config.ledgerTable,
+    runnerId: config.runnerId,
+    caller: config.caller,
+  });
   await ledger.withSession((session, driver) =>
     whileLocked(session.lock, { timeoutMs: config.lockTimeoutMs, target: driver.target, on: config.on }, () =>
       new AsyncStore(session.connection, o.driver.dialect, config.table).create(),

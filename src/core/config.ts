@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { type CallerClient, type CallerHandle, describeCaller } from '../drivers/caller.js';
 import { ConfigError } from '../errors.js';
 import { durationMs } from '../util/duration.js';
 import { scrubbingHandler } from '../util/secrets.js';
@@ -12,6 +13,12 @@ export interface LockstepOptions extends HistoryPolicy {
    * Default is `DATABASE_URL`, else `sqlite:db/lockstep.sqlite3`.
    */
   readonly url?: string | undefined;
+  /**
+   * The application's own client instead of a URL: a `pg.Pool` or `pg.Client`, a mysql2 pool or
+   * connection (callback or promise API), a better-sqlite3 `Database`. A run checks out one
+   * connection for the lock and the work and gives it back as it found it; lockstep never ends it.
+   */
+  readonly client?: CallerClient | undefined;
   /** Migrations directory. Default is `db/migrations`. */
   readonly dir?: string | undefined;
   /** Ledger table; `schema.table` on Postgres. Default is `lockstep_migrations` (Postgres: in `public`). */
@@ -42,7 +49,9 @@ export interface LockstepOptions extends HistoryPolicy {
 }
 
 export interface ResolvedConfig extends HistoryPolicy {
+  /** The database URL; with `caller`, the caller's client settings as one (for target and scrubbing). */
   readonly url: string;
+  readonly caller?: CallerHandle | undefined;
   readonly dir: string;
   readonly table: string;
   readonly lockTimeoutMs: number;
@@ -79,9 +88,10 @@ export function resolveConfig(options: LockstepOptions): ResolvedConfig {
   if (!Number.isInteger(ddlLockRetries) || ddlLockRetries < 0) {
     throw new ConfigError(`invalid DDL lock retries "${options.ddlLockRetries}": expected a whole number`);
   }
-  const url = options.url || process.env.DATABASE_URL || DEFAULT_URL;
+  const { url, caller } = databaseOption(options);
   return {
     url,
+    caller,
     dir: options.dir ?? DEFAULT_DIR,
     table,
     lockTimeoutMs: durationOption('lock timeout', options.lockTimeout, 15 * 60_000),
@@ -105,6 +115,17 @@ export function resolveConfig(options: LockstepOptions): ResolvedConfig {
     cwd: options.cwd ?? process.cwd(),
     runnerId: `${hostname()}:${process.pid}`,
   };
+}
+
+/** The database: the caller's client, else the URL, `DATABASE_URL` or the default. */
+export function databaseOption(options: {
+  readonly url?: string | undefined;
+  readonly client?: CallerClient | undefined;
+}): { url: string; caller?: CallerHandle } {
+  if (options.client === undefined) return { url: options.url || process.env.DATABASE_URL || DEFAULT_URL };
+  if (options.url) throw new ConfigError('give either url or client, not both');
+  const caller = describeCaller(options.client);
+  return { url: caller.url, caller };
 }
 
 /** An option given in ms or as `30s`/`15m`, checked. */

@@ -1,3 +1,4 @@
+import type { CallerHandle } from '../drivers/caller.js';
 import type { Driver, MigrationLock, Session } from '../drivers/driver.js';
 import { openDriver, redactUrl, withoutSecrets } from '../drivers/registry.js';
 import { acquireLock, type LockOptions } from './lock.js';
@@ -10,6 +11,8 @@ export interface ScopeOptions {
   readonly runnerId: string;
   /** Sees every statement sent (the `query` event); none when nobody listens. */
   readonly onQuery?: ((sql: string) => void) | undefined;
+  /** The application's own client or pool, when it was given instead of a URL (`url` is then its settings). */
+  readonly caller?: CallerHandle | undefined;
 }
 
 /**
@@ -35,8 +38,8 @@ export class SessionScope {
   }
 
   openDriver(): Promise<Driver> {
-    const { url, table, runnerId, onQuery } = this.#options;
-    return openDriver(url, { table, runnerId, onQuery });
+    const { url, table, runnerId, onQuery, caller } = this.#options;
+    return openDriver(url, { table, runnerId, onQuery }, caller);
   }
 
   /**

@@ -94,7 +94,7 @@ export class LedgerStore implements Ledger {
 }
 
 /** The ledger's columns, in the order of `ledgerValues`. */
-const LEDGER_COLUMNS =
+export const LEDGER_COLUMNS =
   'version, name, checksum, state, direction, statements_done, statement_count, started_at, finished_at, duration_ms, applied_by, error';
 
 /** The ledger's CREATE TABLE, the same on every SQL database but for the types. */

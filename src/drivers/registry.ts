@@ -1,12 +1,13 @@
 import { ConfigError } from '../errors.js';
 import { redactUrl, type Scrub, secretScrubber, urlParts } from '../util/secrets.js';
+import type { CallerHandle } from './caller.js';
 import type { Connection, Database, Driver, DriverOptions } from './driver.js';
 import { LedgerStore } from './ledger-store.js';
 
 // Scrubbing lives in util/secrets.ts; these names stay importable from here.
 export { redactUrl, redactUrlsIn, scrubSecrets, withoutSecrets } from '../util/secrets.js';
 
-type DriverFactory = (url: string, options: DriverOptions) => Database;
+type DriverFactory = (url: string, options: DriverOptions, caller?: CallerHandle) => Database;
 
 /** URL scheme → driver module, imported only when a URL asks for it (start-up stays lean). */
 const drivers: Record<string, () => Promise<DriverFactory>> = {
@@ -18,8 +19,16 @@ const drivers: Record<string, () => Promise<DriverFactory>> = {
   mariadb: async () => (await import('./mysql/index.js')).createMysqlDriver,
 };
 
-export async function openDriver(url: string, options: DriverOptions): Promise<Driver> {
-  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+/**
+ * The driver for a URL, or for the caller's own client (`caller`; `url` is then its settings as
+ * a URL, describeCaller's): its sessions run on the caller's connection.
+ */
+export async function openDriver(
+  url: string,
+  options: DriverOptions,
+  caller?: CallerHandle,
+): Promise<Driver> {
+  const scheme = caller?.kind ?? /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
   const load = scheme ? drivers[scheme] : undefined;
   if (!load) {
     throw new ConfigError(
@@ -27,7 +36,7 @@ export async function openDriver(url: string, options: DriverOptions): Promise<D
     );
   }
   checkPercentEncoding(url);
-  return withLedger((await load())(url, options), secretScrubber(url));
+  return withLedger((await load())(url, options, caller), secretScrubber(url));
 }
 
 /**

@@ -1,4 +1,6 @@
+import type { Connection as MysqlClient } from 'mysql2/promise';
 import { ConnectionError } from '../../errors.js';
+import type { Lease } from '../caller.js';
 import type {
   Connection,
   DbErrorInfo,
@@ -47,6 +49,8 @@ const LOST_CONNECTION_CODES = new Set([
 ]);
 
 export class MysqlConnection implements Connection {
+  /** How the mysql2 connection was obtained, and how it is given back (ended, or returned to the caller). */
+  readonly #lease: Lease<MysqlClient>;
   readonly #link: MysqlLink;
   readonly #lock: MysqlLock;
   readonly #dialect: Dialect;
@@ -62,7 +66,14 @@ export class MysqlConnection implements Connection {
   /** Inside lockstep's own transaction (begin … commit/rollback). */
   #transaction = false;
 
-  constructor(link: MysqlLink, lock: MysqlLock, dialect: Dialect, exclusiveLockName: string) {
+  constructor(
+    link: MysqlLink,
+    lock: MysqlLock,
+    dialect: Dialect,
+    exclusiveLockName: string,
+    lease: Lease<MysqlClient>,
+  ) {
+    this.#lease = lease;
     this.#link = link;
     this.#lock = lock;
     this.#dialect = dialect;
@@ -224,7 +235,6 @@ export class MysqlConnection implements Connection {
   async close(): Promise<void> {
     // Release explicitly: the server frees it only once it has processed our disconnect.
     await this.#lock.release().catch(() => {});
-    // Not awaited: the server has nothing more to tell us, and boot should not wait for the FIN.
-    this.#link.client.end().catch(() => this.#link.client.destroy());
+    await this.#lease.release(this.#link.lost !== undefined);
   }
 }

@@ -1,7 +1,9 @@
 import type { Connection as MysqlClient } from 'mysql2/promise';
 import { ConfigError, ConnectionError } from '../../errors.js';
 import { redactUrl } from '../../util/secrets.js';
+import type { CallerHandle } from '../caller.js';
 import type { Database, DriverOptions } from '../driver.js';
+import { callerConnections, ownConnection } from './client.js';
 import { MysqlConnection } from './connection.js';
 import { mysqlDialect } from './dialect.js';
 import { MysqlLink } from './link.js';
@@ -10,7 +12,7 @@ import { MysqlLongRunning } from './long-running.js';
 
 export { mysqlLockName } from './lock.js';
 
-export function createMysqlDriver(url: string, options: DriverOptions): Database {
+export function createMysqlDriver(url: string, options: DriverOptions, caller?: CallerHandle): Database {
   let parsed: URL;
   try {
     parsed = new URL(url.replace(/^mariadb:/i, 'mysql:'));
@@ -33,34 +35,37 @@ export function createMysqlDriver(url: string, options: DriverOptions): Database
   const lockName = mysqlLockName(database, options.table);
   const exclusiveLockName = mysqlLockName(database, options.table, 'lockstep-x');
   const dialect = mysqlDialect(database, options.table);
+  const lendCaller = caller && callerConnections(caller.client, caller.pool);
   return {
     dialect,
     target: `${redactUrl(url)} (ledger ${database}.${options.table})`,
     async connect() {
       const mysql = await import('mysql2/promise');
-      let client: MysqlClient;
-      try {
-        client = await mysql.createConnection({
-          uri: parsed.href,
-          dateStrings: true,
-          timezone: 'Z',
-          supportBigNumbers: true,
-          bigNumberStrings: true,
-          enableKeepAlive: true,
-          keepAliveInitialDelay: 10_000,
-          connectTimeout: 10_000,
-          multipleStatements: false,
-          // mysql2 asks for IGNORE_SPACE by default, which makes function names reserved words
-          // (`CREATE TABLE count` fails): parse SQL as the server's own client does.
-          flags: ['-IGNORE_SPACE'],
-        });
-      } catch (error) {
-        throw new ConnectionError(`cannot connect to ${redactUrl(url)}: ${(error as Error).message}`);
-      }
-      const link = new MysqlLink(client, options);
+      const open = async (): Promise<MysqlClient> => {
+        try {
+          return await mysql.createConnection({
+            uri: parsed.href,
+            dateStrings: true,
+            timezone: 'Z',
+            supportBigNumbers: true,
+            bigNumberStrings: true,
+            enableKeepAlive: true,
+            keepAliveInitialDelay: 10_000,
+            connectTimeout: 10_000,
+            multipleStatements: false,
+            // mysql2 asks for IGNORE_SPACE by default, which makes function names reserved words
+            // (`CREATE TABLE count` fails): parse SQL as the server's own client does.
+            flags: ['-IGNORE_SPACE'],
+          });
+        } catch (error) {
+          throw new ConnectionError(`cannot connect to ${redactUrl(url)}: ${(error as Error).message}`);
+        }
+      };
+      const lease = lendCaller ? await lendCaller(open) : ownConnection(await open());
+      const link = new MysqlLink(lease.connection, options);
       const lock = new MysqlLock(link, lockName);
       return {
-        connection: new MysqlConnection(link, lock, dialect, exclusiveLockName),
+        connection: new MysqlConnection(link, lock, dialect, exclusiveLockName, lease),
         lock,
         longRunning: new MysqlLongRunning(link),
       };

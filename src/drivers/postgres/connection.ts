@@ -1,3 +1,5 @@
+import type pg from 'pg';
+import type { Lease } from '../caller.js';
 import type {
   Connection,
   DbErrorInfo,
@@ -42,6 +44,8 @@ const LOST_CONNECTION_CODES = new Set([
 
 export class PostgresConnection implements Connection {
   readonly #link: PostgresLink;
+  /** How the pg client was obtained, and how it is given back (ended, or returned to the caller). */
+  readonly #lease: Lease<pg.Client>;
   readonly #lock: PostgresLock;
   readonly #dialect: Dialect;
   readonly #lockKey: number;
@@ -50,7 +54,14 @@ export class PostgresConnection implements Connection {
   /** Inside lockstep's own transaction (begin … commit/rollback). */
   #transaction = false;
 
-  constructor(link: PostgresLink, lock: PostgresLock, dialect: Dialect, lockKey: number) {
+  constructor(
+    link: PostgresLink,
+    lock: PostgresLock,
+    dialect: Dialect,
+    lockKey: number,
+    lease: Lease<pg.Client>,
+  ) {
+    this.#lease = lease;
     this.#link = link;
     this.#lock = lock;
     this.#dialect = dialect;
@@ -159,8 +170,7 @@ export class PostgresConnection implements Connection {
     this.#lock.stopWaiting();
     // Release explicitly: the server frees it only once it has processed our disconnect.
     if (this.#lock.held) await this.#lock.release().catch(() => {});
-    // Not awaited: the server has nothing more to tell us, and boot should not wait for the FIN.
-    this.#link.client.end().catch(() => {});
+    await this.#lease.release(this.#link.lost !== undefined);
   }
 }
 

@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
+import type pg from 'pg';
 import { ConfigError, ConnectionError } from '../../errors.js';
 import { redactUrl } from '../../util/secrets.js';
+import type { CallerHandle } from '../caller.js';
 import type { Database, DriverOptions } from '../driver.js';
+import { callerConnections, ownConnection } from './client.js';
 import { PostgresConnection } from './connection.js';
 import { postgresDialect } from './dialect.js';
 import { applicationName, PostgresLink } from './link.js';
@@ -11,7 +14,7 @@ import { PostgresLongRunning } from './long-running.js';
 /** Ask the server to notice a vanished client within ~25 s (SPEC guarantee 9). */
 const KEEPALIVE_OPTIONS = '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3';
 
-export function createPostgresDriver(url: string, options: DriverOptions): Database {
+export function createPostgresDriver(url: string, options: DriverOptions, caller?: CallerHandle): Database {
   try {
     new URL(url);
   } catch {
@@ -24,28 +27,35 @@ export function createPostgresDriver(url: string, options: DriverOptions): Datab
     : ['public', options.table];
   const lockKey = createHash('sha256').update(`${schema}.${table}`).digest().readInt32BE(0) & 0x7fffffff;
   const dialect = postgresDialect(schema, table, options.table);
+  const lendCaller = caller && callerConnections(caller.client, caller.pool);
   return {
     dialect,
     target: `${redactUrl(url)} (ledger ${schema}.${table})`,
     async connect() {
       const { default: pgModule } = await import('pg');
-      const client = new pgModule.Client({
-        connectionString: url,
-        application_name: applicationName(options.runnerId),
-        keepAlive: true,
-        keepAliveInitialDelayMillis: 10_000,
-        connectionTimeoutMillis: 10_000,
-        options: KEEPALIVE_OPTIONS,
-      });
-      const link = new PostgresLink(client, options);
+      const open = async (settings: pg.ClientConfig) => {
+        const client = new pgModule.Client({
+          ...settings,
+          application_name: applicationName(options.runnerId),
+          keepAlive: true,
+          keepAliveInitialDelayMillis: 10_000,
+          connectionTimeoutMillis: 10_000,
+          options: KEEPALIVE_OPTIONS,
+        });
+        try {
+          await client.connect();
+        } catch (error) {
+          await client.end().catch(() => {});
+          throw new ConnectionError(`cannot connect to ${redactUrl(url)}: ${(error as Error).message}`);
+        }
+        return client;
+      };
+      const lease = lendCaller
+        ? await lendCaller(open)
+        : ownConnection(await open({ connectionString: url }));
+      const link = new PostgresLink(lease.connection, options);
       const lock = new PostgresLock(link, lockKey);
-      const connection = new PostgresConnection(link, lock, dialect, lockKey);
-      try {
-        await client.connect();
-      } catch (error) {
-        await client.end().catch(() => {});
-        throw new ConnectionError(`cannot connect to ${redactUrl(url)}: ${(error as Error).message}`);
-      }
+      const connection = new PostgresConnection(link, lock, dialect, lockKey, lease);
       return {
         connection,
         lock,

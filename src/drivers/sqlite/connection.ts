@@ -1,4 +1,5 @@
 import type BetterSqlite3 from 'better-sqlite3';
+import type { Lease } from '../caller.js';
 import type { Connection, DbErrorInfo, Dialect, DriverOptions, LedgerState, QueryResult } from '../driver.js';
 import type { SqliteLock } from './lock.js';
 
@@ -41,6 +42,8 @@ function takeWriteTurn(file: string): Promise<() => void> {
 }
 
 export class SqliteConnection implements Connection {
+  /** How the database handle was obtained, and how it is given back (closed, or left to the caller). */
+  readonly #lease: Lease<BetterSqlite3.Database>;
   readonly #db: BetterSqlite3.Database;
   readonly #file: string;
   readonly #lock: SqliteLock;
@@ -56,13 +59,14 @@ export class SqliteConnection implements Connection {
   #inWrite = false;
 
   constructor(
-    db: BetterSqlite3.Database,
+    lease: Lease<BetterSqlite3.Database>,
     file: string,
     lock: SqliteLock,
     dialect: Dialect,
     options: DriverOptions,
   ) {
-    this.#db = db;
+    this.#lease = lease;
+    this.#db = lease.connection;
     this.#file = file;
     this.#lock = lock;
     this.#dialect = dialect;
@@ -181,6 +185,6 @@ export class SqliteConnection implements Connection {
     await this.#lock.release().catch(() => {});
     this.#finishTurn();
     this.#lock.closeFile();
-    this.#db.close();
+    await this.#lease.release(false);
   }
 }

@@ -1,7 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, ConnectionError } from '../../errors.js';
+import type { CallerHandle } from '../caller.js';
 import type { Database, DriverOptions } from '../driver.js';
+import { callerConnections, ownConnection } from './client.js';
 import { SqliteConnection } from './connection.js';
 import { sqliteDialect } from './dialect.js';
 import { SqliteLock } from './lock.js';
@@ -35,7 +37,7 @@ export function sqlitePath(url: string, cwd = process.cwd()): string {
   return path.resolve(cwd, rest);
 }
 
-export function createSqliteDriver(url: string, options: DriverOptions): Database {
+export function createSqliteDriver(url: string, options: DriverOptions, caller?: CallerHandle): Database {
   if (options.table.includes('.')) {
     throw new ConfigError(`SQLite ledger table "${options.table}" cannot have a schema: use a plain name`);
   }
@@ -44,6 +46,7 @@ export function createSqliteDriver(url: string, options: DriverOptions): Databas
   // the holder dies, so there is never a stale lock to clean up.
   const lockFile = `${file}-${options.table}.lock`;
   const dialect = sqliteDialect(options.table);
+  const lendCaller = caller && callerConnections(caller.client, BUSY_TIMEOUT_MS);
   return {
     dialect,
     target: `sqlite:${file} (ledger ${options.table})`,
@@ -51,10 +54,12 @@ export function createSqliteDriver(url: string, options: DriverOptions): Databas
       const { default: BetterSqlite } = await import('better-sqlite3');
       try {
         mkdirSync(path.dirname(file), { recursive: true });
-        const db = new BetterSqlite(file, { timeout: BUSY_TIMEOUT_MS });
+        const open = () => new BetterSqlite(file, { timeout: BUSY_TIMEOUT_MS });
+        const lease = lendCaller ? lendCaller(open) : ownConnection(open());
+        const db = lease.connection;
         const lock = new SqliteLock(BetterSqlite, lockFile, options);
         return {
-          connection: new SqliteConnection(db, file, lock, dialect, options),
+          connection: new SqliteConnection(lease, file, lock, dialect, options),
           lock,
           longRunning: new SqliteLongRunning(db, options),
         };
