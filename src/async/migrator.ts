@@ -108,23 +108,22 @@ export class AsyncMigrator {
             const state = runs.find((r) => r.name === dependency)?.state ?? 'not_started';
             const coming = options.queue && (queuedAhead.has(dependency) || active?.name === dependency);
             if (state !== 'completed' && !coming) {
-              throw new AsyncRefusedError(
-                name,
-                'trigger',
-                run.state,
-                null,
-                `it depends on ${dependency}, which is ${state}; run that first${state === 'not_started' ? ` (lockstep async trigger ${dependency})` : ''}`,
-              );
+              throw new AsyncRefusedError({
+                migration: name,
+                action: 'trigger',
+                state: run.state,
+                reason: `it depends on ${dependency}, which is ${state}; run that first${state === 'not_started' ? ` (lockstep async trigger ${dependency})` : ''}`,
+              });
             }
           }
           if (active && !options.queue) {
-            throw new AsyncRefusedError(
-              name,
-              'trigger',
-              run.state,
-              active.name,
-              `${active.name} is ${active.state}${active.worker ? ` (worker ${active.worker})` : ''}, and one long-running migration runs at a time. Wait for it, stop it (lockstep async stop ${active.name}), or queue this one with --queue`,
-            );
+            throw new AsyncRefusedError({
+              migration: name,
+              action: 'trigger',
+              state: run.state,
+              active: active.name,
+              reason: `${active.name} is ${active.state}${active.worker ? ` (worker ${active.worker})` : ''}, and one long-running migration runs at a time. Wait for it, stop it (lockstep async stop ${active.name}), or queue this one with --queue`,
+            });
           }
           const now = new Date().toISOString();
           return {
@@ -270,12 +269,12 @@ export class AsyncMigrator {
               false,
             );
             if (view.state === 'errored' || view.state === 'failed_at_startup') {
-              throw new AsyncRunError(
-                name,
-                view.state,
-                view.error ?? 'no error recorded',
-                fixFor(name, view.state),
-              );
+              throw new AsyncRunError({
+                migration: name,
+                state: view.state,
+                recordedError: view.error ?? 'no error recorded',
+                fix: fixFor(name, view.state),
+              });
             }
             return view;
           }
@@ -453,7 +452,12 @@ export class AsyncMigrator {
       // A run found dead on the way to a stop is stopped: marking it errored was the stop.
       const stopped = reaped === name && (action === 'stop' || action === 'force-stop');
       if (!stopped && !allowedActions(run.state).includes(action)) {
-        throw new AsyncRefusedError(name, action, run.state, null, stateReason(run.state, action));
+        throw new AsyncRefusedError({
+          migration: name,
+          action,
+          state: run.state,
+          reason: stateReason(run.state, action),
+        });
       }
       const changes = stopped ? {} : await decide(run, runs);
       const state = changes.state ?? run.state;
@@ -572,13 +576,13 @@ function checkName(name: string): void {
 function refuseIfOtherActive(name: string, action: AsyncAction, run: AsyncRun, runs: AsyncRun[]): void {
   const active = runs.find((r) => isActive(r.state) && r.name !== name);
   if (active) {
-    throw new AsyncRefusedError(
-      name,
+    throw new AsyncRefusedError({
+      migration: name,
       action,
-      run.state,
-      active.name,
-      `${active.name} is ${active.state}, and one long-running migration runs at a time`,
-    );
+      state: run.state,
+      active: active.name,
+      reason: `${active.name} is ${active.state}, and one long-running migration runs at a time`,
+    });
   }
 }
 

@@ -3,6 +3,7 @@ import {
   ConnectionError,
   LedgerConflictError,
   MigrationError,
+  type MigrationFailure,
   MigrationTimeoutError,
   type StateLeft,
 } from '../errors.js';
@@ -273,7 +274,7 @@ async function runTransactional(
     } catch (error) {
       if (error instanceof LedgerConflictError) {
         await run.session.rollback().catch(() => {});
-        throw withState(error, ROLLED_BACK);
+        throw error.withStateLeft(ROLLED_BACK);
       }
       const failure = error instanceof StatementFailure ? error : asFailure(run.session, error);
       if (!failure.info.connectionLost) await run.session.rollback().catch(() => {});
@@ -588,7 +589,7 @@ async function recordFailure(
       await write(text ?? `${message.slice(0, 1000)} … [the full error could not be stored: ${trouble}]`);
       return [];
     } catch (error) {
-      if (error instanceof LedgerConflictError) throw withState(error, stateLeft);
+      if (error instanceof LedgerConflictError) throw error.withStateLeft(stateLeft);
       trouble = (error as Error).message.slice(0, 500);
     }
   }
@@ -602,12 +603,8 @@ async function inState(write: Promise<void>, stateLeft: string): Promise<void> {
   try {
     await write;
   } catch (error) {
-    throw error instanceof LedgerConflictError ? withState(error, stateLeft) : error;
+    throw error instanceof LedgerConflictError ? error.withStateLeft(stateLeft) : error;
   }
-}
-
-function withState(error: LedgerConflictError, stateLeft: string): LedgerConflictError {
-  return new LedgerConflictError(error.version, error.expected, error.found, error.wanted, stateLeft);
 }
 
 function asFailure(session: Session, error: unknown): StatementFailure {
@@ -622,23 +619,21 @@ function migrationError(
   stateLeft: StateLeft,
   fix: string[],
 ): MigrationError {
-  const facts: ConstructorParameters<typeof MigrationError> = [
-    migration.version,
-    migration.file,
-    failure.line,
-    failure.sql ? failure.index : undefined,
-    failure.sql ? (count ?? undefined) : undefined,
-    failure.sql || undefined,
-    failure.info.message,
-    failure.info.code,
+  const facts: MigrationFailure = {
+    version: migration.version,
+    file: migration.file,
+    line: failure.line,
+    statementIndex: failure.sql ? failure.index : undefined,
+    statementCount: failure.sql ? (count ?? undefined) : undefined,
+    statement: failure.sql || undefined,
+    dbMessage: failure.info.message,
+    dbCode: failure.info.code,
     stateLeft,
     direction,
-    fix.join(' '),
-  ];
+    fix: fix.join(' '),
+  };
   const limit = failure.timedOut;
-  return limit
-    ? new MigrationTimeoutError({ name: limit.name, ms: limit.ms, scope: limit.scope }, ...facts)
-    : new MigrationError(...facts);
+  return limit ? new MigrationTimeoutError({ ...facts, limit }) : new MigrationError(facts);
 }
 
 function lostConnection(

@@ -35,7 +35,11 @@ export async function acquireLock(
   for (;;) {
     const waited = performance.now() - started;
     if (waited >= options.timeoutMs) {
-      throw new LockTimeoutError(options.target, waited, await session.lockHolder());
+      throw new LockTimeoutError({
+        lock: options.target,
+        waitedMs: waited,
+        holder: await session.lockHolder(),
+      });
     }
     if (waited >= nextReport) {
       options.on({ type: 'lock-waiting', holder: await session.lockHolder(), waitedMs: waited });

@@ -151,14 +151,14 @@ export class Migrator {
               row &&
               failedInThisWave(row, previousRows.get(migration.version), migration.checksum, Date.now())
             ) {
-              throw new FailedWhileWaitingError(
-                migration.version,
-                migration.file,
-                row.appliedBy,
-                row.finishedAt ?? row.startedAt,
-                row.error ?? 'unknown error',
-                WAVE_WINDOW_MS,
-              );
+              throw new FailedWhileWaitingError({
+                version: migration.version,
+                file: migration.file,
+                by: row.appliedBy,
+                at: row.finishedAt ?? row.startedAt,
+                recordedError: row.error ?? 'unknown error',
+                retryAfterMs: WAVE_WINDOW_MS,
+              });
             }
             const step = steps.get(migration.version) as Step;
             const durationMs = await runMigration(run, migration, step, 'up', row);
@@ -459,7 +459,8 @@ async function checkRequirements(
     const unmet = (steps.get(migration.version)?.settings.requires ?? [])
       .map((name) => ({ name, state: 'not_started', progress: 0, ...states.get(name) }))
       .filter((r) => r.state !== 'completed');
-    if (unmet.length > 0) throw new AsyncRequiredError(migration.version, migration.file, unmet);
+    if (unmet.length > 0)
+      throw new AsyncRequiredError({ version: migration.version, file: migration.file, required: unmet });
   }
 }
 
@@ -505,19 +506,19 @@ async function dirtyError(
     const step = await migration.load(row.direction, driver.syntax).catch(() => undefined);
     if (step?.kind === 'sql') reachedLine = step.statements[row.statementsDone]?.line;
   }
-  return new DirtyStateError(
-    row.version,
-    migration?.file ?? `${row.version}_${row.name}`,
-    row.state === 'failed' ? 'failed' : 'running',
-    row.direction,
-    row.statementsDone,
-    row.statementCount ?? undefined,
+  return new DirtyStateError({
+    version: row.version,
+    file: migration?.file ?? `${row.version}_${row.name}`,
+    state: row.state === 'failed' ? 'failed' : 'running',
+    direction: row.direction,
+    statementsDone: row.statementsDone,
+    statementCount: row.statementCount ?? undefined,
     reachedLine,
-    row.appliedBy,
-    row.startedAt,
-    row.error ?? undefined,
-    (await session.leftovers?.().catch(() => [])) ?? [],
-  );
+    by: row.appliedBy,
+    since: row.startedAt,
+    recordedError: row.error ?? undefined,
+    leftovers: (await session.leftovers?.().catch(() => [])) ?? [],
+  });
 }
 
 export { LockstepError };

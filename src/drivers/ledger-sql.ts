@@ -152,12 +152,12 @@ export function ledgerConflict(
     row.state === 'deleted'
       ? 'its removal'
       : `"${row.state}"${row.error ? ` with the error: ${row.error.slice(0, 500)}` : ''}`;
-  return new LedgerConflictError(
-    row.version,
-    describeRow(expected),
-    found === undefined ? 'a different row' : describeRow(found),
+  return new LedgerConflictError({
+    version: row.version,
+    expected: describeRow(expected),
+    found: found === undefined ? 'a different row' : describeRow(found),
     wanted,
-  );
+  });
 }
 
 function describeRow(row: LedgerRow | null): string {

@@ -6,19 +6,10 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AsyncRefusedError, AsyncUnknownError } from '../async/errors.js';
 import type { AsyncEventHandler } from '../async/events.js';
 import { AsyncMigrator } from '../async/migrator.js';
 import { ASYNC_NAME } from '../async/sources.js';
-import {
-  ConfigError,
-  ConnectionError,
-  HistoryError,
-  LockNotHeldError,
-  LockstepError,
-  LockTimeoutError,
-  SourceError,
-} from '../errors.js';
+import { ConfigError, ConnectionError, HttpStatus, LockstepError } from '../errors.js';
 import { Migrator } from '../index.js';
 import { redactUrlsIn, type Scrub, scrubDeep, secretScrubber } from '../util/secrets.js';
 import { PAGE_CSS, PAGE_HTML, PAGE_JS } from './page.js';
@@ -398,7 +389,7 @@ function fail(res: ServerResponse, error: unknown): void {
     else if (error instanceof HttpError) send(res, error.status, error.body, error.headers);
     else {
       const status = statusOf(error);
-      if (status === 500) log(error, res);
+      if (status === HttpStatus.internal) log(error, res);
       send(res, status, describe(error));
     }
   } catch (secondary) {
@@ -408,17 +399,7 @@ function fail(res: ServerResponse, error: unknown): void {
 }
 
 function statusOf(error: unknown): number {
-  if (error instanceof AsyncRefusedError) return 409;
-  if (error instanceof AsyncUnknownError) return 404;
-  if (error instanceof ConfigError || error instanceof SourceError || error instanceof HistoryError)
-    return 400;
-  if (
-    error instanceof ConnectionError ||
-    error instanceof LockTimeoutError ||
-    error instanceof LockNotHeldError
-  )
-    return 503;
-  return 500;
+  return error instanceof LockstepError ? error.httpStatus : HttpStatus.internal;
 }
 
 function log(error: unknown, res: ServerResponse): void {
