@@ -13,6 +13,7 @@ import { asWritten, sleep } from '../util/duration.js';
 import { scrubSecrets } from '../util/secrets.js';
 import type { ResolvedConfig } from './config.js';
 import { guardProcessExit } from './exit-guard.js';
+import { type AttemptEnd, finishedRow, rollingBackRow, startedRow } from './ledger-rows.js';
 import type { Migration, MigrationContext, Step } from './migration.js';
 
 /** A statement that the database refused, with where it came from. */
@@ -76,27 +77,17 @@ export async function runMigration(
   const started = new Date();
   const t0 = performance.now();
   const count = step.kind === 'sql' ? step.statements.length : null;
-  const base: LedgerRow = {
-    version: migration.version,
-    name: migration.name,
-    checksum: migration.checksum,
-    state: 'running',
+  const base = startedRow(migration, {
     direction,
-    statementsDone: 0,
     statementCount: count,
     startedAt: started.toISOString(),
-    finishedAt: null,
-    durationMs: null,
-    appliedBy: run.config.runnerId,
-    error: null,
-  };
-  const finished = (): Pick<LedgerRow, 'finishedAt' | 'durationMs'> => ({
+    by: run.config.runnerId,
+  });
+  const finished = (): AttemptEnd => ({
     finishedAt: new Date().toISOString(),
     durationMs: Math.round(performance.now() - t0),
   });
-  // `down` keeps the row's original record until the row is removed.
-  const downBase =
-    direction === 'down' && previous ? { ...previous, state: 'running' as const, direction } : base;
+  const downBase = direction === 'down' && previous ? rollingBackRow(previous) : base;
 
   // Every ledger write states the row it expects (SPEC guarantee 1): what was read under the lock.
   const expected = previous ?? null;
@@ -105,7 +96,7 @@ export async function runMigration(
     await runTransactional(run, migration, step, direction, expected, limit, async (done) => {
       if (direction === 'up')
         await run.session.writeLedger(
-          { ...base, state: 'applied', statementsDone: done, ...finished() },
+          finishedRow(base, { state: 'applied', statementsDone: done, ...finished() }),
           expected,
         );
       else await run.session.deleteLedger(previous as LedgerRow);
@@ -155,7 +146,7 @@ async function runNonTransactional(
   limit: TimeLimit | undefined,
   start: LedgerRow,
   expected: LedgerRow | null,
-  finished: () => Pick<LedgerRow, 'finishedAt' | 'durationMs'>,
+  finished: () => AttemptEnd,
 ): Promise<void> {
   const count = start.statementCount;
   const row = { ...start, statementsDone: 0, appliedBy: run.config.runnerId };
@@ -198,9 +189,13 @@ async function runNonTransactional(
         : `statement ${error.index + 1} failed at ${where(error.line)}`;
     const message = `${applied}${rolledBack}${failed}: ${error.info.message}`;
     // The driver rolls an open transaction back before it writes a `failed` row.
-    const failedRow = { ...row, state: 'failed' as const, statementsDone: recorded, ...finished() };
+    const ended = finished();
     const unrecorded = await recordFailure(
-      (text) => run.session.writeLedger({ ...failedRow, error: text }, row),
+      (text) =>
+        run.session.writeLedger(
+          finishedRow(row, { state: 'failed', statementsDone: recorded, ...ended, error: text }),
+          row,
+        ),
       message,
       stateLeft(recorded),
     );
@@ -222,7 +217,10 @@ async function runNonTransactional(
   }
   const recordedEnd =
     direction === 'up'
-      ? run.session.writeLedger({ ...row, state: 'applied', statementsDone: done, ...finished() }, row)
+      ? run.session.writeLedger(
+          finishedRow(row, { state: 'applied', statementsDone: done, ...finished() }),
+          row,
+        )
       : run.session.deleteLedger(row);
   await inState(recordedEnd, stateLeft(done));
 }
@@ -296,21 +294,23 @@ async function runTransactional(
       const unrecorded: string[] = [];
       if (direction === 'up') {
         const at = new Date().toISOString();
-        const rolledBack: LedgerRow = {
-          version: migration.version,
-          name: migration.name,
-          checksum: migration.checksum,
-          state: 'rolled_back',
+        const attempt = startedRow(migration, {
           direction,
-          statementsDone: 0,
           statementCount: count,
           startedAt: at,
-          finishedAt: at,
-          durationMs: null,
-          appliedBy: run.config.runnerId,
-          error: message,
-        };
-        const record = (text: string) => run.session.writeLedger({ ...rolledBack, error: text }, expected);
+          by: run.config.runnerId,
+        });
+        const record = (text: string) =>
+          run.session.writeLedger(
+            finishedRow(attempt, {
+              state: 'rolled_back',
+              statementsDone: 0,
+              finishedAt: at,
+              durationMs: null,
+              error: text,
+            }),
+            expected,
+          );
         unrecorded.push(...(await recordFailure(record, message, ROLLED_BACK)));
       }
       const retried = attempt > 0 ? ` after ${attempt} DDL lock retries` : '';

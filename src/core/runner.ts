@@ -15,6 +15,7 @@ import { asWritten } from '../util/duration.js';
 import { type LockstepOptions, type ResolvedConfig, resolveConfig } from './config.js';
 import { type Deadline, runMigration, runsInTransaction } from './execute.js';
 import { guardProcessExit } from './exit-guard.js';
+import { resolvedRow } from './ledger-rows.js';
 import { acquireLock } from './lock.js';
 import { compareVersions, type Migration, type Step } from './migration.js';
 import {
@@ -283,24 +284,9 @@ export class Migrator {
           const action = planResolve(version, row, source, as, options.force ?? false);
           if (action === 'write-applied') {
             if (!rows) await session.createLedger();
+            const by = `${config.runnerId} (resolve --applied${options.force ? ' --force' : ''})`;
             const now = new Date().toISOString();
-            await session.writeLedger(
-              {
-                version: row?.version ?? source?.version ?? version,
-                name: source?.name ?? row?.name ?? '',
-                checksum: source?.checksum ?? row?.checksum ?? '',
-                state: 'applied',
-                direction: 'up',
-                statementsDone: row?.statementsDone ?? 0,
-                statementCount: row?.statementCount ?? null,
-                startedAt: row?.startedAt ?? now,
-                finishedAt: now,
-                durationMs: row?.durationMs ?? null,
-                appliedBy: `${config.runnerId} (resolve --applied${options.force ? ' --force' : ''})`,
-                error: row?.error ?? null,
-              },
-              row ?? null,
-            );
+            await session.writeLedger(resolvedRow(version, row, source, by, now), row ?? null);
           } else if (row) {
             await session.deleteLedger(row);
           }
