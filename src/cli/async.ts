@@ -1,7 +1,15 @@
-import { type AsyncOptions, DEFAULT_ASYNC_DIR, DEFAULT_ASYNC_TABLE } from '../async/config.js';
+import type { AsyncOptions } from '../async/config.js';
 import { AsyncMigrator } from '../async/migrator.js';
 import { createDefinitionFile } from '../async/new.js';
+import {
+  DEFAULT_ASYNC_DIR,
+  DEFAULT_ASYNC_TABLE,
+  DEFAULT_POLL_MS,
+  DEFAULT_TABLE,
+  DEFAULT_URL,
+} from '../defaults.js';
 import { ConfigError, ExitCode } from '../errors.js';
+import { asWritten } from '../util/duration.js';
 import { printable, printableJson } from '../util/text.js';
 import { AsyncEventPrinter, formatAsyncResult } from './async-output.js';
 import { databaseUrl, expectArgs, fail, writeStderr, writeStdout } from './common.js';
@@ -33,7 +41,7 @@ Commands:
   worker                    Execute triggered runs in the background, one at a time; run several
                             for availability: exactly one executes each run.
       --once                Execute what is waiting, then exit.
-      --poll <dur>          How often an idle worker looks for work. Default: 1s
+      --poll <dur>          How often an idle worker looks for work. Default: ${asWritten(DEFAULT_POLL_MS)}
       --on-dead <error|resume>
                             A run whose worker died (its lock is free): mark it errored (default),
                             or resume it here.
@@ -47,11 +55,11 @@ Commands:
 
 Options:
   -u, --url <url>           Database URL (as for \`lockstep up\`). Default: $DATABASE_URL, ./.env,
-                            else sqlite:db/lockstep.sqlite3
+                            else ${DEFAULT_URL}
       --async-dir <dir>     Definitions directory. Default: ${DEFAULT_ASYNC_DIR}
       --async-table <name>  State table (errors in <name>_errors). Default: ${DEFAULT_ASYNC_TABLE}
   -t, --table <name>        The migration ledger, whose lock guards creating the state tables.
-                            Default: lockstep_migrations
+                            Default: ${DEFAULT_TABLE}
       --json                Print the result, or the error, as one JSON object on stdout
   -q, --quiet               Print only errors
   -h, --help                Show this help

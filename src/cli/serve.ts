@@ -1,4 +1,12 @@
-import { DEFAULT_ASYNC_DIR, DEFAULT_ASYNC_TABLE } from '../async/config.js';
+import {
+  DEFAULT_ASYNC_DIR,
+  DEFAULT_ASYNC_TABLE,
+  DEFAULT_DIR,
+  DEFAULT_HOST,
+  DEFAULT_PORT,
+  DEFAULT_TABLE,
+  DEFAULT_URL,
+} from '../defaults.js';
 import { ConfigError, ExitCode } from '../errors.js';
 import { serve } from '../server/serve.js';
 import { printable } from '../util/text.js';
@@ -15,8 +23,8 @@ holder, and the long-running migrations with live progress; with a token, it als
 stops, resumes and rolls them back — through the same atomic transitions as \`lockstep async\`.
 
 Options:
-      --host <address>      Address to listen on. Default: 127.0.0.1 (this machine only)
-      --port <n>            Default: 4600 (0: any free port)
+      --host <address>      Address to listen on. Default: ${DEFAULT_HOST} (this machine only)
+      --port <n>            Default: ${DEFAULT_PORT} (0: any free port)
       --token <token>       Bearer token that actions require. Better: the LOCKSTEP_TOKEN
                             environment variable (a flag shows in the process list). Without a
                             token the server only shows.
@@ -25,9 +33,9 @@ Options:
                             0.0.0.0, a name behind a proxy; name (any port) or name:port (repeatable)
       --allow-any-host      Answer whatever the Host header says (turns off DNS rebinding
                             protection; only behind a proxy that checks Host itself)
-  -u, --url <url>           Database URL. Default: $DATABASE_URL, ./.env, else sqlite:db/lockstep.sqlite3
-  -d, --dir <dir>           Migrations directory. Default: db/migrations
-  -t, --table <name>        Migration ledger. Default: lockstep_migrations
+  -u, --url <url>           Database URL. Default: $DATABASE_URL, ./.env, else ${DEFAULT_URL}
+  -d, --dir <dir>           Migrations directory. Default: ${DEFAULT_DIR}
+  -t, --table <name>        Migration ledger. Default: ${DEFAULT_TABLE}
       --async-dir <dir>     Long-running migrations. Default: ${DEFAULT_ASYNC_DIR}
       --async-table <name>  Their state table. Default: ${DEFAULT_ASYNC_TABLE}
   -q, --quiet               Print only errors
@@ -61,7 +69,7 @@ export async function serveMain(positionals: string[], values: Values): Promise<
       asyncDir: values['async-dir'],
       asyncTable: values['async-table'],
       host: values.host,
-      port: intOption('--port', values.port, 4600, 0),
+      port: intOption('--port', values.port, DEFAULT_PORT, 0),
       token,
       worker: values.worker,
       allowHosts: values['allow-host'],

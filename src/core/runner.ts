@@ -1,3 +1,4 @@
+import { DEFAULT_DOWN_STEPS } from '../defaults.js';
 import type { Driver, LedgerRow, Session, SqlDialect } from '../drivers/driver.js';
 import { openDriver, redactUrl, withoutSecrets } from '../drivers/registry.js';
 import {
@@ -182,7 +183,7 @@ export class Migrator {
   /** Rolls back the newest `steps` applied migrations (default 1), newest first, under the lock. */
   down(options: { readonly steps?: number } = {}): Promise<DownResult> {
     return this.#guard(async () => {
-      const steps = options.steps ?? 1;
+      const steps = options.steps ?? DEFAULT_DOWN_STEPS;
       if (!Number.isInteger(steps) || steps < 1)
         throw new ConfigError(`--steps must be a whole number ≥ 1, got ${steps}`);
       const config = this.#config;

@@ -1,3 +1,4 @@
+import { DEFAULT_TABLE } from '../defaults.js';
 import { ConfigError, LedgerConflictError } from '../errors.js';
 import type { ColumnTypes, LedgerRow, LedgerState } from './driver.js';
 
@@ -30,7 +31,7 @@ export function createLedgerSql(table: string, t: ColumnTypes): string {
 export function notALedger(table: string, dbMessage: string): ConfigError {
   return new ConfigError(
     `table ${table} exists but is not a lockstep ledger (${dbMessage}); nothing was changed. ` +
-      "Pass --table a table of lockstep's own, or a new name (default: lockstep_migrations).",
+      `Pass --table a table of lockstep's own, or a new name (default: ${DEFAULT_TABLE}).`,
   );
 }
 

@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AsyncEventHandler } from '../async/events.js';
 import { AsyncMigrator } from '../async/migrator.js';
 import { ASYNC_NAME } from '../async/sources.js';
+import { urlInUse } from '../defaults.js';
 import { ConfigError, ConnectionError, HttpStatus, LockstepError } from '../errors.js';
 import { Migrator } from '../index.js';
 import { redactUrlsIn, type Scrub, scrubDeep, secretScrubber } from '../util/secrets.js';
@@ -113,8 +114,7 @@ export function createStatusHandler(options: StatusServerOptions = {}): StatusHa
   const base = (options.basePath ?? '/').replace(/\/+$/, '');
   const maxBody = options.maxBodyBytes ?? 16 * 1024;
   const allowedHosts = options.allowedHosts?.map(allowedHost);
-  // The default URL (SQLite) has no secrets, so this is the URL's secrets whatever the default.
-  const scrub = secretScrubber(options.url || process.env.DATABASE_URL);
+  const scrub = secretScrubber(urlInUse(options.url));
 
   // Never throws, whatever the request: anything that goes wrong is an answer (see `fail`).
   const handler = (req: IncomingMessage, res: ServerResponse, next?: () => void) => {
