@@ -1,5 +1,5 @@
 import type { AsyncOptions } from '../async/config.js';
-import { AsyncMigrator } from '../async/migrator.js';
+import { type AsyncActionResult, AsyncMigrator } from '../async/migrator.js';
 import { createDefinitionFile } from '../async/new.js';
 import {
   DEFAULT_ASYNC_DIR,
@@ -11,9 +11,10 @@ import {
 import { ConfigError, ExitCode } from '../errors.js';
 import { asWritten } from '../util/duration.js';
 import { printable, printableJson } from '../util/text.js';
-import { AsyncEventPrinter, formatAsyncResult } from './async-output.js';
+import { AsyncEventPrinter, formatAction, formatFinal, formatList, formatOne } from './async-output.js';
 import { databaseUrl, expectArgs, fail, writeStderr, writeStdout } from './common.js';
 import type { Values } from './options.js';
+import { formatCreated } from './output.js';
 
 export const ASYNC_HELP = `lockstep async — long-running migrations: backfills, table rewrites, index builds that cannot
 run inside a deploy. They run in the background with progress, stop, resume and rollback, and at
@@ -95,23 +96,24 @@ export async function asyncMain(command: string, args: string[], values: Values)
   const events = new AsyncEventPrinter((line) => writeStderr(`${printable(line)}\n`), values.quiet ?? false);
   try {
     const migrator = () => new AsyncMigrator(toOptions(values, events));
-    const report = (result: object, kind: string) => {
-      print(json ? JSON.stringify(result, null, 2) : formatAsyncResult(kind, result));
+    const report = <R>(result: R, format: (result: R) => string) => {
+      print(json ? JSON.stringify(result, null, 2) : format(result));
       return ExitCode.ok;
     };
-    const thenWait = async (m: AsyncMigrator, result: object, name: string) => {
-      if (!values.wait) return report(result, command);
-      if (!json) print(formatAsyncResult(command, result));
-      const view = await m.wait(name);
-      return report(json ? { ...result, final: view } : view, 'final');
+    // With --wait: the transition's result, then how the run ended (with --json: one object of both).
+    const thenWait = async (m: AsyncMigrator, result: AsyncActionResult, name: string) => {
+      if (!values.wait) return report(result, formatAction);
+      if (!json) print(formatAction(result));
+      const final = await m.wait(name);
+      return report({ ...result, final }, (waited) => formatFinal(waited.final));
     };
     switch (command) {
       case 'list':
         expectArgs('async list', args, 0);
-        return report(await migrator().status(), 'list');
+        return report(await migrator().status(), formatList);
       case 'status':
         if (args.length > 1) throw new ConfigError('usage: lockstep async status [name]');
-        return report(await migrator().status(args[0]), args[0] ? 'status-one' : 'list');
+        return report(await migrator().status(args[0]), args[0] ? formatOne : formatList);
       case 'trigger': {
         expectArgs('async trigger', args, 1, '<name> [--param name=value ...] [--queue] [--wait]');
         const m = migrator();
@@ -124,7 +126,7 @@ export async function asyncMain(command: string, args: string[], values: Values)
       }
       case 'stop':
         expectArgs('async stop', args, 1, '<name> [--force]');
-        return report(await migrator().stop(args[0] as string, { force: values.force }), 'stop');
+        return report(await migrator().stop(args[0] as string, { force: values.force }), formatAction);
       case 'resume':
       case 'rollback': {
         expectArgs(`async ${command}`, args, 1, '<name> [--wait]');
@@ -143,7 +145,7 @@ export async function asyncMain(command: string, args: string[], values: Values)
           args[0] as string,
           values.ts ?? false,
         );
-        return report({ created: file }, 'new');
+        return report({ created: file }, formatCreated);
       }
       default:
         throw new ConfigError(

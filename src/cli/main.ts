@@ -26,7 +26,7 @@ import {
   parseCommandLine,
   type Values,
 } from './options.js';
-import { formatEvent, formatResult } from './output.js';
+import { formatCreated, formatDown, formatEvent, formatResolve, formatStatus, formatUp } from './output.js';
 
 /** Each command's entry in the help: its usage and what it does, as `lockstep --help` lists it. */
 const COMMAND_HELP: Record<(typeof CORE_COMMANDS)[number], string> = {
@@ -184,20 +184,20 @@ async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'up':
         expectArgs(command, args, 0);
-        return report(await untilFinished(migrator().up()), 'up', json, print);
+        return report(await untilFinished(migrator().up()), formatUp, json, print);
       case 'down':
         expectArgs(command, args, 0);
         return report(
           await untilFinished(
             migrator().down({ steps: intOption('--steps', values.steps, DEFAULT_DOWN_STEPS) }),
           ),
-          'down',
+          formatDown,
           json,
           print,
         );
       case 'status':
         expectArgs(command, args, 0);
-        return report(await migrator().status(), 'status', json, print);
+        return report(await migrator().status(), formatStatus, json, print);
       case 'resolve': {
         expectArgs(command, args, 1, '<version> --applied | --rolled-back [--force]');
         if (values.applied === values['rolled-back']) {
@@ -208,7 +208,7 @@ async function main(argv: string[]): Promise<number> {
           values.applied ? 'applied' : 'rolled-back',
           { force: values.force },
         );
-        return report(result, 'resolve', json, print);
+        return report(result, formatResolve, json, print);
       }
       case 'new': {
         expectArgs(command, args, 1, '<name>');
@@ -217,7 +217,7 @@ async function main(argv: string[]): Promise<number> {
           args[0] as string,
           values.ts ?? false,
         );
-        return report({ created: file }, 'new', json, print);
+        return report({ created: file }, formatCreated, json, print);
       }
       default:
         throw new ConfigError(`unknown command "${command}". See --help.`);
@@ -278,8 +278,14 @@ async function untilFinished<T>(run: Promise<T>): Promise<T> {
   }
 }
 
-function report(result: object, command: string, json: boolean, print: (text: string) => void): number {
-  print(json ? JSON.stringify(result, null, 2) : formatResult(command, result));
+/** Prints a command's result: as JSON with --json, else as its `format` says. */
+function report<R>(
+  result: R,
+  format: (result: R) => string,
+  json: boolean,
+  print: (text: string) => void,
+): number {
+  print(json ? JSON.stringify(result, null, 2) : format(result));
   return ExitCode.ok;
 }
 
