@@ -29,6 +29,8 @@ export abstract class LockstepError extends Error {
   abstract readonly exitCode: number;
   /** Not part of the facts: `toJSON()` leaves it out. */
   abstract readonly httpStatus: number;
+  // A subclass with more than two facts takes them as one object and declares each as a field
+  // (`readonly version!: string`), in the order JSON shows them; its constructor Object.assigns them.
 
   /**
    * Every field, with the credentials of any URL in them hidden. (The runner has already scrubbed
@@ -117,9 +119,9 @@ export function describeHolder(holder: LockHolder | null): string {
 }
 
 export class LockTimeoutError extends LockstepError {
-  readonly lock: string;
-  readonly waitedMs: number;
-  readonly holder: LockHolder | null;
+  readonly lock!: string;
+  readonly waitedMs!: number;
+  readonly holder!: LockHolder | null;
   readonly code = 'LOCK_TIMEOUT';
   readonly exitCode = ExitCode.lockTimeout;
   readonly httpStatus = HttpStatus.unavailable;
@@ -134,9 +136,7 @@ export class LockTimeoutError extends LockstepError {
         `it is held by ${describeHolder(holder)}. Nothing was changed. ` +
         `Wait for that run to finish, or raise --lock-timeout.`,
     );
-    this.lock = lock;
-    this.waitedMs = waitedMs;
-    this.holder = holder;
+    Object.assign(this, facts);
   }
 }
 
@@ -171,17 +171,17 @@ export interface MigrationFailure {
 
 /** A migration's statement failed. */
 export class MigrationError extends LockstepError implements MigrationFailure {
-  readonly version: string;
-  readonly file: string;
-  readonly line: number | undefined;
-  readonly statementIndex: number | undefined;
-  readonly statementCount: number | undefined;
-  readonly statement: string | undefined;
-  readonly dbMessage: string;
-  readonly dbCode: string | undefined;
-  readonly stateLeft: StateLeft;
-  readonly direction: 'up' | 'down';
-  readonly fix: string | undefined;
+  readonly version!: string;
+  readonly file!: string;
+  readonly line!: number | undefined;
+  readonly statementIndex!: number | undefined;
+  readonly statementCount!: number | undefined;
+  readonly statement!: string | undefined;
+  readonly dbMessage!: string;
+  readonly dbCode!: string | undefined;
+  readonly stateLeft!: StateLeft;
+  readonly direction!: 'up' | 'down';
+  readonly fix!: string | undefined;
   readonly code: string = 'MIGRATION_FAILED';
   readonly exitCode = ExitCode.migrationFailed;
   readonly httpStatus = HttpStatus.internal;
@@ -198,17 +198,7 @@ export class MigrationError extends LockstepError implements MigrationFailure {
         `${dbCode ? ` [${dbCode}]` : ''}${statement ? `\n  statement: ${abbreviate(statement)}` : ''}` +
         `\n  state: ${stateLeft}${fix ? `\n  fix: ${fix}` : ''}`,
     );
-    this.version = version;
-    this.file = file;
-    this.line = line;
-    this.statementIndex = statementIndex;
-    this.statementCount = statementCount;
-    this.statement = statement;
-    this.dbMessage = dbMessage;
-    this.dbCode = dbCode;
-    this.stateLeft = stateLeft;
-    this.direction = direction;
-    this.fix = fix;
+    Object.assign(this, facts);
   }
 }
 
@@ -233,13 +223,13 @@ export class MigrationTimeoutError extends MigrationError {
  * must not run a broken migration twenty times.
  */
 export class FailedWhileWaitingError extends LockstepError {
-  readonly version: string;
-  readonly file: string;
+  readonly version!: string;
+  readonly file!: string;
   /** The runner that failed it, and when. */
-  readonly by: string;
-  readonly at: string;
-  readonly recordedError: string;
-  readonly retryAfterMs: number;
+  readonly by!: string;
+  readonly at!: string;
+  readonly recordedError!: string;
+  readonly retryAfterMs!: number;
   readonly code = 'FAILED_WHILE_WAITING';
   readonly exitCode = ExitCode.migrationFailed;
   readonly httpStatus = HttpStatus.internal;
@@ -258,12 +248,7 @@ export class FailedWhileWaitingError extends LockstepError {
         `  state: rolled back; \`lockstep up\` retries it once the file has changed, or ` +
         `${Math.round(retryAfterMs / 1000)}s after the failure.`,
     );
-    this.version = version;
-    this.file = file;
-    this.by = by;
-    this.at = at;
-    this.recordedError = recordedError;
-    this.retryAfterMs = retryAfterMs;
+    Object.assign(this, facts);
   }
 }
 
@@ -287,17 +272,17 @@ export interface DirtyState {
 
 /** The ledger says a migration was interrupted or failed half-way: a person must decide. */
 export class DirtyStateError extends LockstepError implements DirtyState {
-  readonly version: string;
-  readonly file: string;
-  readonly state: 'running' | 'failed';
-  readonly direction: 'up' | 'down';
-  readonly statementsDone: number;
-  readonly statementCount: number | undefined;
-  readonly reachedLine: number | undefined;
-  readonly by: string;
-  readonly since: string;
-  readonly recordedError: string | undefined;
-  readonly leftovers: readonly string[];
+  readonly version!: string;
+  readonly file!: string;
+  readonly state!: 'running' | 'failed';
+  readonly direction!: 'up' | 'down';
+  readonly statementsDone!: number;
+  readonly statementCount!: number | undefined;
+  readonly reachedLine!: number | undefined;
+  readonly by!: string;
+  readonly since!: string;
+  readonly recordedError!: string | undefined;
+  readonly leftovers!: readonly string[];
   readonly code = 'DIRTY_STATE';
   readonly exitCode = ExitCode.dirtyState;
   readonly httpStatus = HttpStatus.internal;
@@ -324,17 +309,7 @@ export class DirtyStateError extends LockstepError implements DirtyState {
         `    lockstep resolve ${version} --applied       # its effects are in place\n` +
         `    lockstep resolve ${version} --rolled-back   # its effects are undone`,
     );
-    this.version = version;
-    this.file = file;
-    this.state = state;
-    this.direction = direction;
-    this.statementsDone = statementsDone;
-    this.statementCount = statementCount;
-    this.reachedLine = reachedLine;
-    this.by = by;
-    this.since = since;
-    this.recordedError = recordedError;
-    this.leftovers = leftovers;
+    Object.assign(this, facts, { leftovers });
   }
 }
 
@@ -343,10 +318,10 @@ export class DirtyStateError extends LockstepError implements DirtyState {
  * written something untrue into the ledger. Nothing was changed; the message says what to do instead.
  */
 export class ResolveRefusedError extends LockstepError {
-  readonly version: string;
+  readonly version!: string;
   /** applied | changed (applied, file edited since) | rolled_back | pending */
-  readonly state: string;
-  readonly requested: 'applied' | 'rolled-back';
+  readonly state!: string;
+  readonly requested!: 'applied' | 'rolled-back';
   readonly code = 'RESOLVE_REFUSED';
   readonly exitCode = ExitCode.refused;
   readonly httpStatus = HttpStatus.internal;
@@ -357,19 +332,18 @@ export class ResolveRefusedError extends LockstepError {
     /** Why, and what to do instead. */
     readonly message: string;
   }) {
-    super(facts.message);
-    this.version = facts.version;
-    this.state = facts.state;
-    this.requested = facts.requested;
+    const { message, ...fields } = facts;
+    super(message);
+    Object.assign(this, fields);
   }
 }
 
 /** A pending migration requires long-running migrations that are not completed. Nothing was changed. */
 export class AsyncRequiredError extends LockstepError {
-  readonly version: string;
-  readonly file: string;
+  readonly version!: string;
+  readonly file!: string;
   /** The long-running migrations it requires that are not completed. */
-  readonly required: readonly RequiredRun[];
+  readonly required!: readonly RequiredRun[];
   readonly code = 'ASYNC_REQUIRED';
   readonly exitCode = ExitCode.refused;
   readonly httpStatus = HttpStatus.internal;
@@ -385,9 +359,7 @@ export class AsyncRequiredError extends LockstepError {
         `to be completed first. Nothing was changed.\n` +
         `  fix: ${required.map((r) => (r.state === 'not_started' || r.state === 'rolled_back' || r.state === 'failed_at_startup' ? `lockstep async trigger ${r.name}` : `lockstep async status ${r.name}`)).join('; ')}, then lockstep up again`,
     );
-    this.version = version;
-    this.file = file;
-    this.required = required;
+    Object.assign(this, facts);
   }
 }
 
@@ -414,13 +386,13 @@ function abbreviate(sql: string): string {
  * migration lock was not exclusive. Nothing was overwritten.
  */
 export class LedgerConflictError extends LockstepError {
-  readonly version: string;
+  readonly version!: string;
   /** The row as described: what this runner expected, what it found, what it was about to write. */
-  readonly expected: string;
-  readonly found: string;
-  readonly wanted: string;
+  readonly expected!: string;
+  readonly found!: string;
+  readonly wanted!: string;
   /** What this runner's own attempt left in the database, when known. */
-  readonly stateLeft: string | undefined;
+  readonly stateLeft!: string | undefined;
   readonly code = 'LEDGER_CONFLICT';
   readonly exitCode = ExitCode.connection;
   readonly httpStatus = HttpStatus.internal;
@@ -440,11 +412,7 @@ export class LedgerConflictError extends LockstepError {
         'transaction-pooling proxy between lockstep and the database). Stop other runners, point lockstep at ' +
         'the database directly, and check `lockstep status` before running again.',
     );
-    this.version = version;
-    this.expected = expected;
-    this.found = found;
-    this.wanted = wanted;
-    this.stateLeft = stateLeft;
+    Object.assign(this, facts);
   }
 
   /** The same conflict, saying what this runner's attempt left in the database. */

@@ -6,12 +6,12 @@ import type { AsyncAction, AsyncState } from './states.js';
  * apply to the run's state. Nothing was changed.
  */
 export class AsyncRefusedError extends LockstepError {
-  readonly migration: string;
-  readonly action: AsyncAction;
-  readonly state: AsyncState;
+  readonly migration!: string;
+  readonly action!: AsyncAction;
+  readonly state!: AsyncState;
   /** The active run that blocks it, when that is the reason. */
-  readonly active: string | null;
-  readonly reason: string;
+  readonly active!: string | null;
+  readonly reason!: string;
   readonly code = 'ASYNC_REFUSED';
   readonly exitCode = ExitCode.refused;
   readonly httpStatus = HttpStatus.refused;
@@ -22,13 +22,9 @@ export class AsyncRefusedError extends LockstepError {
     readonly active?: string | null | undefined;
     readonly reason: string;
   }) {
-    const { migration, action, state, active = null, reason } = facts;
+    const { migration, action, active = null, reason } = facts;
     super(`cannot ${action} ${migration}: ${reason}. Nothing was changed.`);
-    this.migration = migration;
-    this.action = action;
-    this.state = state;
-    this.active = active;
-    this.reason = reason;
+    Object.assign(this, facts, { active });
   }
 }
 
@@ -47,10 +43,10 @@ export class AsyncUnknownError extends LockstepError {
 
 /** A run ended errored or failed_at_startup while this process waited for it. */
 export class AsyncRunError extends LockstepError {
-  readonly migration: string;
-  readonly state: AsyncState;
-  readonly recordedError: string;
-  readonly fix: string;
+  readonly migration!: string;
+  readonly state!: AsyncState;
+  readonly recordedError!: string;
+  readonly fix!: string;
   readonly code = 'ASYNC_FAILED';
   readonly exitCode = ExitCode.migrationFailed;
   readonly httpStatus = HttpStatus.internal;
@@ -62,10 +58,7 @@ export class AsyncRunError extends LockstepError {
   }) {
     const { migration, state, recordedError, fix } = facts;
     super(`long-running migration ${migration} is ${state}: ${recordedError}\n  fix: ${fix}`);
-    this.migration = migration;
-    this.state = state;
-    this.recordedError = recordedError;
-    this.fix = fix;
+    Object.assign(this, facts);
   }
 }
 
