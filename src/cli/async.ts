@@ -10,9 +10,8 @@ import {
 } from '../defaults.js';
 import { ConfigError, ExitCode } from '../errors.js';
 import { asWritten } from '../util/duration.js';
-import { printable, printableJson } from '../util/text.js';
 import { AsyncEventPrinter, formatAction, formatFinal, formatList, formatOne } from './async-output.js';
-import { databaseUrl, expectArgs, fail, writeStderr, writeStdout } from './common.js';
+import { databaseUrl, expectArgs, fail, writeResult, writeStderr } from './common.js';
 import type { Values } from './options.js';
 import { formatCreated } from './output.js';
 
@@ -89,11 +88,8 @@ export async function asyncMain(command: string, args: string[], values: Values)
     process.stdout.write(ASYNC_HELP);
     return ExitCode.badInput;
   }
-  const print = (text: string) => {
-    const shown = json ? printableJson(text) : printable(text);
-    if (!values.quiet || json) writeStdout(shown.endsWith('\n') ? shown : `${shown}\n`);
-  };
-  const events = new AsyncEventPrinter((line) => writeStderr(`${printable(line)}\n`), values.quiet ?? false);
+  const print = (text: string) => writeResult(text, { json, quiet: values.quiet ?? false });
+  const events = new AsyncEventPrinter((line) => writeStderr(`${line}\n`), values.quiet ?? false);
   try {
     const migrator = () => new AsyncMigrator(toOptions(values, events));
     const report = <R>(result: R, format: (result: R) => string) => {

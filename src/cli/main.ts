@@ -15,8 +15,7 @@ import {
 import { ConfigError, ExitCode } from '../errors.js';
 import { Migrator } from '../index.js';
 import { asWritten } from '../util/duration.js';
-import { printable, printableJson } from '../util/text.js';
-import { databaseUrl, expectArgs, fail, intOption, writeStderr, writeStdout } from './common.js';
+import { databaseUrl, expectArgs, fail, intOption, writeResult, writeStderr } from './common.js';
 import { createMigrationFile } from './new.js';
 import {
   COMMAND_OPTIONS,
@@ -174,11 +173,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const { command, args, values } = line;
   const json = values.json ?? false;
-  const print = (text: string) => {
-    // --quiet silences the human summary; a --json result is always printed.
-    const shown = json ? printableJson(text) : printable(text);
-    if (!values.quiet || json) writeStdout(shown.endsWith('\n') ? shown : `${shown}\n`);
-  };
+  const print = (text: string) => writeResult(text, { json, quiet: values.quiet ?? false });
   try {
     const migrator = () => new Migrator(toOptions(values));
     switch (command) {
@@ -252,7 +247,7 @@ function toOptions(values: Values): LockstepOptions {
     on: (event) => {
       if (quiet && event.type !== 'lock-waiting') return;
       const line = formatEvent(event);
-      if (line) writeStderr(`${printable(line)}\n`);
+      if (line) writeStderr(`${line}\n`);
     },
   };
 }

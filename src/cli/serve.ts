@@ -9,7 +9,6 @@ import {
 } from '../defaults.js';
 import { ConfigError, ExitCode } from '../errors.js';
 import { serve } from '../server/serve.js';
-import { printable } from '../util/text.js';
 import { AsyncEventPrinter } from './async-output.js';
 import { databaseUrl, expectArgs, fail, intOption, writeStderr, writeStdout } from './common.js';
 import type { Values } from './options.js';
@@ -58,10 +57,7 @@ export async function serveMain(positionals: string[], values: Values): Promise<
     expectArgs('serve', positionals, 0);
     const token = values.token ?? process.env.LOCKSTEP_TOKEN;
     checkToken(token, values.token !== undefined ? '--token' : 'LOCKSTEP_TOKEN');
-    const events = new AsyncEventPrinter(
-      (line) => writeStderr(`${printable(line)}\n`),
-      values.quiet ?? false,
-    );
+    const events = new AsyncEventPrinter((line) => writeStderr(`${line}\n`), values.quiet ?? false);
     const running = await serve({
       url: databaseUrl(values.url),
       dir: values.dir,

@@ -12,7 +12,7 @@ import { ASYNC_NAME } from '../async/sources.js';
 import { urlInUse } from '../defaults.js';
 import { ConfigError, ConnectionError, HttpStatus, LockstepError } from '../errors.js';
 import { Migrator } from '../index.js';
-import { redactUrlsIn, type Scrub, scrubDeep, secretScrubber } from '../util/secrets.js';
+import { redactUrlsIn, type Scrub, secretScrubber } from '../util/secrets.js';
 import { PAGE_CSS, PAGE_HTML, PAGE_JS } from './page.js';
 import {
   bodyProblem,
@@ -357,8 +357,15 @@ function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest();
 }
 
-/** The scrubber of the handler that answers a response: every body passes through it. */
+/**
+ * The server's one place where secrets are scrubbed: the scrubber of the handler that answers a
+ * response, which every body and every log line about it passes through.
+ */
 const scrubbers = new WeakMap<ServerResponse, Scrub>();
+
+function scrubberOf(res: ServerResponse): Scrub {
+  return scrubbers.get(res) ?? redactUrlsIn;
+}
 
 function send(
   res: ServerResponse,
@@ -366,8 +373,8 @@ function send(
   body: unknown,
   headers: Record<string, string> = {},
 ): void {
-  const scrub = scrubbers.get(res) ?? redactUrlsIn;
-  const text = scrub(JSON.stringify(scrubDeep(body, scrub)));
+  // The JSON text is scrubbed as a whole: the scrubber knows each secret's JSON-escaped spellings.
+  const text = scrubberOf(res)(JSON.stringify(body));
   res.writeHead(status, {
     ...SECURITY_HEADERS,
     ...headers,
@@ -404,5 +411,5 @@ function statusOf(error: unknown): number {
 
 function log(error: unknown, res: ServerResponse): void {
   const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  process.stderr.write(`lockstep serve: ${(scrubbers.get(res) ?? redactUrlsIn)(text)}\n`);
+  process.stderr.write(`lockstep serve: ${scrubberOf(res)(text)}\n`);
 }
