@@ -1,6 +1,7 @@
 /**
- * Every error lockstep raises is a LockstepError: the facts are fields, the message is built from
- * them, `exitCode` is what the CLI exits with and `toJSON()` is what `--json` prints.
+ * Every error lockstep raises is a LockstepError: the facts are fields (an error with more than
+ * two takes them as one object), the message is built from them, `exitCode` is what the CLI exits
+ * with, `httpStatus` what the status server answers with, and `toJSON()` is what `--json` prints.
  */
 import { redactUrlsIn, scrubDeep } from './util/secrets.js';
 
@@ -14,9 +15,22 @@ export const ExitCode = {
   refused: 6,
 } as const;
 
+/** The HTTP status the status server answers an error with (src/server/handler.ts). */
+export const HttpStatus = {
+  badInput: 400,
+  notFound: 404,
+  refused: 409,
+  internal: 500,
+  unavailable: 503,
+} as const;
+
 export abstract class LockstepError extends Error {
   abstract readonly code: string;
   abstract readonly exitCode: number;
+  /** Not part of the facts: `toJSON()` leaves it out. */
+  abstract readonly httpStatus: number;
+  // A subclass with more than two facts takes them as one object and declares each as a field
+  // (`readonly version!: string`), in the order JSON shows them; its constructor Object.assigns them.
 
   /**
    * Every field, with the credentials of any URL in them hidden. (The runner has already scrubbed
@@ -25,7 +39,7 @@ export abstract class LockstepError extends Error {
   toJSON(): Record<string, unknown> {
     const fields: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(this)) {
-      if (key !== 'cause') fields[key] = value;
+      if (key !== 'cause' && key !== 'httpStatus') fields[key] = value;
     }
     return scrubDeep({ error: this.code, message: this.message, ...fields }, redactUrlsIn);
   }
@@ -35,6 +49,7 @@ export abstract class LockstepError extends Error {
 export class ConfigError extends LockstepError {
   readonly code = 'CONFIG';
   readonly exitCode = ExitCode.badInput;
+  readonly httpStatus = HttpStatus.badInput;
 }
 
 export interface SourceProblem {
@@ -48,6 +63,7 @@ export interface SourceProblem {
 export class SourceError extends LockstepError {
   readonly code = 'INVALID_SOURCES';
   readonly exitCode = ExitCode.badInput;
+  readonly httpStatus = HttpStatus.badInput;
   constructor(readonly problems: readonly SourceProblem[]) {
     super(
       `invalid migration sources; nothing was changed:\n${problems
@@ -77,6 +93,7 @@ const historyFlag: Record<HistoryProblemKind, string> = {
 export class HistoryError extends LockstepError {
   readonly code = 'HISTORY_MISMATCH';
   readonly exitCode = ExitCode.badInput;
+  readonly httpStatus = HttpStatus.badInput;
   constructor(readonly problems: readonly HistoryProblem[]) {
     const kinds = [...new Set(problems.map((p) => historyFlag[p.kind]))];
     super(
@@ -102,18 +119,24 @@ export function describeHolder(holder: LockHolder | null): string {
 }
 
 export class LockTimeoutError extends LockstepError {
+  readonly lock!: string;
+  readonly waitedMs!: number;
+  readonly holder!: LockHolder | null;
   readonly code = 'LOCK_TIMEOUT';
   readonly exitCode = ExitCode.lockTimeout;
-  constructor(
-    readonly lock: string,
-    readonly waitedMs: number,
-    readonly holder: LockHolder | null,
-  ) {
+  readonly httpStatus = HttpStatus.unavailable;
+  constructor(facts: {
+    readonly lock: string;
+    readonly waitedMs: number;
+    readonly holder: LockHolder | null;
+  }) {
+    const { lock, waitedMs, holder } = facts;
     super(
       `gave up waiting for the migration lock on ${lock} after ${Math.round(waitedMs / 1000)}s; ` +
         `it is held by ${describeHolder(holder)}. Nothing was changed. ` +
         `Wait for that run to finish, or raise --lock-timeout.`,
     );
+    Object.assign(this, facts);
   }
 }
 
@@ -121,6 +144,7 @@ export class LockTimeoutError extends LockstepError {
 export class LockNotHeldError extends LockstepError {
   readonly code = 'LOCK_NOT_HELD';
   readonly exitCode = ExitCode.connection;
+  readonly httpStatus = HttpStatus.unavailable;
 }
 
 export type StateLeft =
@@ -128,23 +152,42 @@ export type StateLeft =
   | 'partially applied'
   | 'unknown: the connection was lost during a non-transactional migration';
 
+/** What a failed migration statement leaves to report. */
+export interface MigrationFailure {
+  readonly version: string;
+  readonly file: string;
+  /** The line in `file` where it failed, when known. */
+  readonly line?: number | undefined;
+  /** Which statement (0-based) of how many, when the failure was a statement. */
+  readonly statementIndex?: number | undefined;
+  readonly statementCount?: number | undefined;
+  readonly statement?: string | undefined;
+  readonly dbMessage: string;
+  readonly dbCode?: string | undefined;
+  readonly stateLeft: StateLeft;
+  readonly direction: 'up' | 'down';
+  readonly fix?: string | undefined;
+}
+
 /** A migration's statement failed. */
-export class MigrationError extends LockstepError {
+export class MigrationError extends LockstepError implements MigrationFailure {
+  readonly version!: string;
+  readonly file!: string;
+  readonly line!: number | undefined;
+  readonly statementIndex!: number | undefined;
+  readonly statementCount!: number | undefined;
+  readonly statement!: string | undefined;
+  readonly dbMessage!: string;
+  readonly dbCode!: string | undefined;
+  readonly stateLeft!: StateLeft;
+  readonly direction!: 'up' | 'down';
+  readonly fix!: string | undefined;
   readonly code: string = 'MIGRATION_FAILED';
   readonly exitCode = ExitCode.migrationFailed;
-  constructor(
-    readonly version: string,
-    readonly file: string,
-    readonly line: number | undefined,
-    readonly statementIndex: number | undefined,
-    readonly statementCount: number | undefined,
-    readonly statement: string | undefined,
-    readonly dbMessage: string,
-    readonly dbCode: string | undefined,
-    readonly stateLeft: StateLeft,
-    readonly direction: 'up' | 'down',
-    readonly fix: string | undefined,
-  ) {
+  readonly httpStatus = HttpStatus.internal;
+  constructor(facts: MigrationFailure) {
+    const { version, file, line, statementIndex, statementCount, statement, dbMessage, dbCode } = facts;
+    const { stateLeft, direction, fix } = facts;
     const where = `${file}${line ? `:${line}` : ''}`;
     const which =
       statementIndex !== undefined && statementCount !== undefined
@@ -155,6 +198,7 @@ export class MigrationError extends LockstepError {
         `${dbCode ? ` [${dbCode}]` : ''}${statement ? `\n  statement: ${abbreviate(statement)}` : ''}` +
         `\n  state: ${stateLeft}${fix ? `\n  fix: ${fix}` : ''}`,
     );
+    Object.assign(this, facts);
   }
 }
 
@@ -164,12 +208,12 @@ export class MigrationError extends LockstepError {
  * done) and the lock released.
  */
 export class MigrationTimeoutError extends MigrationError {
+  /** The limit it ran past. */
+  readonly limit: { readonly name: string; readonly ms: number; readonly scope: 'migration' | 'run' };
   override readonly code: string = 'MIGRATION_TIMEOUT';
-  constructor(
-    readonly limit: { readonly name: string; readonly ms: number; readonly scope: 'migration' | 'run' },
-    ...facts: ConstructorParameters<typeof MigrationError>
-  ) {
-    super(...facts);
+  constructor(facts: MigrationFailure & { readonly limit: MigrationTimeoutError['limit'] }) {
+    super(facts);
+    this.limit = { name: facts.limit.name, ms: facts.limit.ms, scope: facts.limit.scope };
   }
 }
 
@@ -179,42 +223,72 @@ export class MigrationTimeoutError extends MigrationError {
  * must not run a broken migration twenty times.
  */
 export class FailedWhileWaitingError extends LockstepError {
+  readonly version!: string;
+  readonly file!: string;
+  /** The runner that failed it, and when. */
+  readonly by!: string;
+  readonly at!: string;
+  readonly recordedError!: string;
+  readonly retryAfterMs!: number;
   readonly code = 'FAILED_WHILE_WAITING';
   readonly exitCode = ExitCode.migrationFailed;
-  constructor(
-    readonly version: string,
-    readonly file: string,
-    readonly by: string,
-    readonly at: string,
-    readonly recordedError: string,
-    readonly retryAfterMs: number,
-  ) {
+  readonly httpStatus = HttpStatus.internal;
+  constructor(facts: {
+    readonly version: string;
+    readonly file: string;
+    readonly by: string;
+    readonly at: string;
+    readonly recordedError: string;
+    readonly retryAfterMs: number;
+  }) {
+    const { version, file, by, at, recordedError, retryAfterMs } = facts;
     super(
       `migration ${version} (${file}) just failed in ${by} at ${at}, in this same wave of runners; ` +
         `not running it again. Recorded error: ${recordedError}\n` +
         `  state: rolled back; \`lockstep up\` retries it once the file has changed, or ` +
         `${Math.round(retryAfterMs / 1000)}s after the failure.`,
     );
+    Object.assign(this, facts);
   }
 }
 
+/** What the ledger says of a migration that was interrupted or failed half-way. */
+export interface DirtyState {
+  readonly version: string;
+  readonly file: string;
+  readonly state: 'running' | 'failed';
+  readonly direction: 'up' | 'down';
+  readonly statementsDone: number;
+  readonly statementCount?: number | undefined;
+  /** The line in `file` of the statement it reached, when known. */
+  readonly reachedLine?: number | undefined;
+  /** The runner that ran it, and when it started. */
+  readonly by: string;
+  readonly since: string;
+  readonly recordedError?: string | undefined;
+  /** What else the database holds of it (e.g. an invalid index). Default is none. */
+  readonly leftovers?: readonly string[] | undefined;
+}
+
 /** The ledger says a migration was interrupted or failed half-way: a person must decide. */
-export class DirtyStateError extends LockstepError {
+export class DirtyStateError extends LockstepError implements DirtyState {
+  readonly version!: string;
+  readonly file!: string;
+  readonly state!: 'running' | 'failed';
+  readonly direction!: 'up' | 'down';
+  readonly statementsDone!: number;
+  readonly statementCount!: number | undefined;
+  readonly reachedLine!: number | undefined;
+  readonly by!: string;
+  readonly since!: string;
+  readonly recordedError!: string | undefined;
+  readonly leftovers!: readonly string[];
   readonly code = 'DIRTY_STATE';
   readonly exitCode = ExitCode.dirtyState;
-  constructor(
-    readonly version: string,
-    readonly file: string,
-    readonly state: 'running' | 'failed',
-    readonly direction: 'up' | 'down',
-    readonly statementsDone: number,
-    readonly statementCount: number | undefined,
-    readonly reachedLine: number | undefined,
-    readonly by: string,
-    readonly since: string,
-    readonly recordedError: string | undefined,
-    readonly leftovers: readonly string[] = [],
-  ) {
+  readonly httpStatus = HttpStatus.internal;
+  constructor(facts: DirtyState) {
+    const { version, file, state, direction, statementsDone, statementCount, reachedLine } = facts;
+    const { by, since, recordedError, leftovers = [] } = facts;
     const what =
       state === 'running'
         ? `was interrupted (its runner ${by} died or lost its connection; started ${since})`
@@ -235,6 +309,7 @@ export class DirtyStateError extends LockstepError {
         `    lockstep resolve ${version} --applied       # its effects are in place\n` +
         `    lockstep resolve ${version} --rolled-back   # its effects are undone`,
     );
+    Object.assign(this, facts, { leftovers });
   }
 }
 
@@ -243,45 +318,62 @@ export class DirtyStateError extends LockstepError {
  * written something untrue into the ledger. Nothing was changed; the message says what to do instead.
  */
 export class ResolveRefusedError extends LockstepError {
+  readonly version!: string;
+  /** applied | changed (applied, file edited since) | rolled_back | pending */
+  readonly state!: string;
+  readonly requested!: 'applied' | 'rolled-back';
   readonly code = 'RESOLVE_REFUSED';
   readonly exitCode = ExitCode.refused;
-  constructor(
-    readonly version: string,
-    /** applied | changed (applied, file edited since) | rolled_back | pending */
-    readonly state: string,
-    readonly requested: 'applied' | 'rolled-back',
-    message: string,
-  ) {
+  readonly httpStatus = HttpStatus.internal;
+  constructor(facts: {
+    readonly version: string;
+    readonly state: string;
+    readonly requested: 'applied' | 'rolled-back';
+    /** Why, and what to do instead. */
+    readonly message: string;
+  }) {
+    const { message, ...fields } = facts;
     super(message);
+    Object.assign(this, fields);
   }
 }
 
 /** A pending migration requires long-running migrations that are not completed. Nothing was changed. */
 export class AsyncRequiredError extends LockstepError {
+  readonly version!: string;
+  readonly file!: string;
+  /** The long-running migrations it requires that are not completed. */
+  readonly required!: readonly RequiredRun[];
   readonly code = 'ASYNC_REQUIRED';
   readonly exitCode = ExitCode.refused;
-  constructor(
-    readonly version: string,
-    readonly file: string,
-    readonly required: readonly {
-      readonly name: string;
-      readonly state: string;
-      readonly progress: number;
-    }[],
-  ) {
+  readonly httpStatus = HttpStatus.internal;
+  constructor(facts: {
+    readonly version: string;
+    readonly file: string;
+    readonly required: readonly RequiredRun[];
+  }) {
+    const { version, file, required } = facts;
     super(
       `migration ${version} (${file}) requires long-running migration${required.length === 1 ? '' : 's'} ` +
         `${required.map((r) => `${r.name} (${r.state}${r.state === 'not_started' ? '' : `, ${r.progress}%`})`).join(', ')} ` +
         `to be completed first. Nothing was changed.\n` +
         `  fix: ${required.map((r) => (r.state === 'not_started' || r.state === 'rolled_back' || r.state === 'failed_at_startup' ? `lockstep async trigger ${r.name}` : `lockstep async status ${r.name}`)).join('; ')}, then lockstep up again`,
     );
+    Object.assign(this, facts);
   }
+}
+
+export interface RequiredRun {
+  readonly name: string;
+  readonly state: string;
+  readonly progress: number;
 }
 
 /** The database could not be reached, or the session died during the run. */
 export class ConnectionError extends LockstepError {
   readonly code = 'CONNECTION';
   readonly exitCode = ExitCode.connection;
+  readonly httpStatus = HttpStatus.unavailable;
 }
 
 function abbreviate(sql: string): string {
@@ -294,16 +386,24 @@ function abbreviate(sql: string): string {
  * migration lock was not exclusive. Nothing was overwritten.
  */
 export class LedgerConflictError extends LockstepError {
+  readonly version!: string;
+  /** The row as described: what this runner expected, what it found, what it was about to write. */
+  readonly expected!: string;
+  readonly found!: string;
+  readonly wanted!: string;
+  /** What this runner's own attempt left in the database, when known. */
+  readonly stateLeft!: string | undefined;
   readonly code = 'LEDGER_CONFLICT';
   readonly exitCode = ExitCode.connection;
-  constructor(
-    readonly version: string,
-    readonly expected: string,
-    readonly found: string,
-    readonly wanted: string,
-    /** What this runner's own attempt left in the database, when known. */
-    readonly stateLeft?: string,
-  ) {
+  readonly httpStatus = HttpStatus.internal;
+  constructor(facts: {
+    readonly version: string;
+    readonly expected: string;
+    readonly found: string;
+    readonly wanted: string;
+    readonly stateLeft?: string | undefined;
+  }) {
+    const { version, expected, found, wanted, stateLeft } = facts;
     super(
       `the ledger row of migration ${version} changed under this runner: it expected ${expected}, ` +
         `found ${found}, and did not overwrite it (it was about to record ${wanted}). ` +
@@ -312,5 +412,12 @@ export class LedgerConflictError extends LockstepError {
         'transaction-pooling proxy between lockstep and the database). Stop other runners, point lockstep at ' +
         'the database directly, and check `lockstep status` before running again.',
     );
+    Object.assign(this, facts);
+  }
+
+  /** The same conflict, saying what this runner's attempt left in the database. */
+  withStateLeft(stateLeft: string): LedgerConflictError {
+    const { version, expected, found, wanted } = this;
+    return new LedgerConflictError({ version, expected, found, wanted, stateLeft });
   }
 }

@@ -3,7 +3,6 @@ import type { MigrationFunction, MigrationSettings } from './core/migration.js';
 import { Migrator as CoreMigrator, type RequirementStates, type UpResult } from './core/runner.js';
 
 export type { LockstepOptions } from './core/config.js';
-export { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL } from './core/config.js';
 export type { EventHandler, LockstepEvent } from './core/events.js';
 export type { MigrationContext, MigrationFunction } from './core/migration.js';
 export type { MigrationStatus, StatusEntry } from './core/plan.js';
@@ -15,6 +14,7 @@ export type {
   StatusResult,
   UpResult,
 } from './core/runner.js';
+export { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL } from './defaults.js';
 export { redactUrl } from './drivers/registry.js';
 export * from './errors.js';
 

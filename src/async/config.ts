@@ -1,19 +1,16 @@
 import { hostname } from 'node:os';
+import { databaseOption, durationOption, TABLE_NAME } from '../core/config.js';
 import {
+  DEFAULT_ASYNC_DIR,
   DEFAULT_ASYNC_TABLE,
+  DEFAULT_LOCK_TIMEOUT_MS,
+  DEFAULT_POLL_MS,
   DEFAULT_TABLE,
-  databaseOption,
-  durationOption,
-  TABLE_NAME,
-} from '../core/config.js';
+} from '../defaults.js';
 import type { CallerClient, CallerHandle } from '../drivers/caller.js';
 import { ConfigError } from '../errors.js';
 import { scrubbingHandler } from '../util/secrets.js';
 import type { AsyncEventHandler } from './events.js';
-
-export { DEFAULT_ASYNC_TABLE };
-
-export const DEFAULT_ASYNC_DIR = 'db/async-migrations';
 
 export interface AsyncOptions {
   /** Database URL, as for `migrate()`. Default is `DATABASE_URL`, else `sqlite:db/lockstep.sqlite3`. */
@@ -86,8 +83,8 @@ export function resolveAsyncConfig(options: AsyncOptions): AsyncConfig {
     ledgerTable: options.ledgerTable ?? DEFAULT_TABLE,
     onDeadWorker: choice('onDeadWorker', options.onDeadWorker, ['error', 'resume'] as const),
     orphans: choice('orphans', options.orphans, ['wait', 'cancel'] as const),
-    pollMs: durationOption('poll interval', options.pollInterval, 1_000),
-    lockTimeoutMs: durationOption('lock timeout', options.lockTimeout, 15 * 60_000),
+    pollMs: durationOption('poll interval', options.pollInterval, DEFAULT_POLL_MS),
+    lockTimeoutMs: durationOption('lock timeout', options.lockTimeout, DEFAULT_LOCK_TIMEOUT_MS),
     // Events leave the process: the handler sees them scrubbed.
     on: options.on ? scrubbingHandler(options.on, url) : () => {},
     cwd: options.cwd ?? process.cwd(),

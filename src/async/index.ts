@@ -2,8 +2,8 @@
 import type { AsyncOptions } from './config.js';
 import { AsyncMigrator } from './migrator.js';
 
+export { DEFAULT_ASYNC_DIR, DEFAULT_ASYNC_TABLE } from '../defaults.js';
 export type { AsyncOptions } from './config.js';
-export { DEFAULT_ASYNC_DIR, DEFAULT_ASYNC_TABLE } from './config.js';
 export type {
   AsyncBatchedOperation,
   AsyncCheck,

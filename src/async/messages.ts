@@ -26,7 +26,7 @@ export function unknownName(name: string, files: DefinitionFile[], dir: string):
 
 /** `action` does not apply to a run in `state`. */
 export function refusedInState(name: string, action: AsyncAction, state: AsyncState): AsyncRefusedError {
-  return new AsyncRefusedError(name, action, state, null, stateReason(state, action));
+  return new AsyncRefusedError({ migration: name, action, state, reason: stateReason(state, action) });
 }
 
 function stateReason(state: AsyncState, action: AsyncAction): string {
@@ -42,13 +42,12 @@ export function refusedForDependency(
   dependency: string,
   state: AsyncState,
 ): AsyncRefusedError {
-  return new AsyncRefusedError(
-    run.name,
-    'trigger',
-    run.state,
-    null,
-    `it depends on ${dependency}, which is ${state}; run that first${state === 'not_started' ? ` (lockstep async trigger ${dependency})` : ''}`,
-  );
+  return new AsyncRefusedError({
+    migration: run.name,
+    action: 'trigger',
+    state: run.state,
+    reason: `it depends on ${dependency}, which is ${state}; run that first${state === 'not_started' ? ` (lockstep async trigger ${dependency})` : ''}`,
+  });
 }
 
 /** `active` runs, and one runs at a time: a trigger says how to go on, resume and rollback do not. */
@@ -57,7 +56,13 @@ export function refusedForActive(action: AsyncAction, run: AsyncRun, active: Asy
     action === 'trigger'
       ? `${active.name} is ${active.state}${active.worker ? ` (worker ${active.worker})` : ''}, and one long-running migration runs at a time. Wait for it, stop it (lockstep async stop ${active.name}), or queue this one with --queue`
       : `${active.name} is ${active.state}, and one long-running migration runs at a time`;
-  return new AsyncRefusedError(run.name, action, run.state, active.name, reason);
+  return new AsyncRefusedError({
+    migration: run.name,
+    action,
+    state: run.state,
+    active: active.name,
+    reason,
+  });
 }
 
 /** What to do about a run that ended errored or failed_at_startup. */

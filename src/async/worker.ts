@@ -73,12 +73,12 @@ export async function waitFor(
         false,
       );
       if (view.state === 'errored' || view.state === 'failed_at_startup') {
-        throw new AsyncRunError(
-          name,
-          view.state,
-          view.error ?? 'no error recorded',
-          fixFor(name, view.state),
-        );
+        throw new AsyncRunError({
+          migration: name,
+          state: view.state,
+          recordedError: view.error ?? 'no error recorded',
+          fix: fixFor(name, view.state),
+        });
       }
       return view;
     }

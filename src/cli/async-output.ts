@@ -44,36 +44,30 @@ export class AsyncEventPrinter {
   }
 }
 
-export function formatAsyncResult(kind: string, result: object): string {
-  switch (kind) {
-    case 'list':
-      return formatList(result as AsyncStatusResult);
-    case 'status-one':
-      return formatOne(result as AsyncStatusResult);
-    case 'final':
-      return `${(result as AsyncRunView).name}: ${describeState(result as AsyncRunView)}`;
-    case 'new':
-      return `created ${(result as { created: string }).created}`;
-    default: {
-      const r = result as AsyncActionResult;
-      const lines = [
-        r.state === r.previous
-          ? `${r.name}: ${r.state}`
-          : `${r.name}: ${r.previous} → ${r.state}${r.action === 'queue' ? ' (behind the active one)' : ''}`,
-      ];
-      if (r.reaped) lines.push(`note: ${r.reaped}'s worker was gone (its lock was free): marked errored`);
-      if (r.cancelled !== undefined)
-        lines.push(`cancelled ${r.cancelled} running statement${r.cancelled === 1 ? '' : 's'}`);
-      if (r.note) lines.push(`note: ${r.note}`);
-      if (r.state === 'starting' || r.state === 'running' || r.state === 'rolling_back') {
-        lines.push(`a worker executes it (lockstep async worker), or run it here with --wait`);
-      }
-      return lines.join('\n');
-    }
+/** What trigger, stop, resume and rollback did: the transition, and what comes next. */
+export function formatAction(r: AsyncActionResult): string {
+  const lines = [
+    r.state === r.previous
+      ? `${r.name}: ${r.state}`
+      : `${r.name}: ${r.previous} → ${r.state}${r.action === 'queue' ? ' (behind the active one)' : ''}`,
+  ];
+  if (r.reaped) lines.push(`note: ${r.reaped}'s worker was gone (its lock was free): marked errored`);
+  if (r.cancelled !== undefined)
+    lines.push(`cancelled ${r.cancelled} running statement${r.cancelled === 1 ? '' : 's'}`);
+  if (r.note) lines.push(`note: ${r.note}`);
+  if (r.state === 'starting' || r.state === 'running' || r.state === 'rolling_back') {
+    lines.push(`a worker executes it (lockstep async worker), or run it here with --wait`);
   }
+  return lines.join('\n');
 }
 
-function formatList(status: AsyncStatusResult): string {
+/** How a run that this process waited for (--wait) ended. */
+export function formatFinal(view: AsyncRunView): string {
+  return `${view.name}: ${describeState(view)}`;
+}
+
+/** `async list`, and `async status` without a name. */
+export function formatList(status: AsyncStatusResult): string {
   const lines = [`target: ${status.target}`, ''];
   if (status.runs.length === 0) {
     lines.push('(no long-running migrations: add definitions with `lockstep async new <name>`)');
@@ -103,7 +97,8 @@ function formatList(status: AsyncStatusResult): string {
   return lines.join('\n');
 }
 
-function formatOne(status: AsyncStatusResult): string {
+/** `async status <name>`. */
+export function formatOne(status: AsyncStatusResult): string {
   const r = status.runs[0] as AsyncRunView;
   const lines = [`${r.name}${r.description ? ` — ${r.description}` : ''}`];
   const field = (label: string, value: string | null | undefined) => {

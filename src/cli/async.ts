@@ -1,11 +1,19 @@
-import { type AsyncOptions, DEFAULT_ASYNC_DIR, DEFAULT_ASYNC_TABLE } from '../async/config.js';
-import { AsyncMigrator } from '../async/migrator.js';
+import type { AsyncOptions } from '../async/config.js';
+import { type AsyncActionResult, AsyncMigrator } from '../async/migrator.js';
 import { createDefinitionFile } from '../async/new.js';
+import {
+  DEFAULT_ASYNC_DIR,
+  DEFAULT_ASYNC_TABLE,
+  DEFAULT_POLL_MS,
+  DEFAULT_TABLE,
+  DEFAULT_URL,
+} from '../defaults.js';
 import { ConfigError, ExitCode } from '../errors.js';
-import { printable, printableJson } from '../util/text.js';
-import { AsyncEventPrinter, formatAsyncResult } from './async-output.js';
-import { databaseUrl, expectArgs, fail, writeStderr, writeStdout } from './common.js';
+import { asWritten } from '../util/duration.js';
+import { AsyncEventPrinter, formatAction, formatFinal, formatList, formatOne } from './async-output.js';
+import { databaseUrl, expectArgs, fail, writeResult, writeStderr } from './common.js';
 import type { Values } from './options.js';
+import { formatCreated } from './output.js';
 
 export const ASYNC_HELP = `lockstep async — long-running migrations: backfills, table rewrites, index builds that cannot
 run inside a deploy. They run in the background with progress, stop, resume and rollback, and at
@@ -33,7 +41,7 @@ Commands:
   worker                    Execute triggered runs in the background, one at a time; run several
                             for availability: exactly one executes each run.
       --once                Execute what is waiting, then exit.
-      --poll <dur>          How often an idle worker looks for work. Default: 1s
+      --poll <dur>          How often an idle worker looks for work. Default: ${asWritten(DEFAULT_POLL_MS)}
       --on-dead <error|resume>
                             A run whose worker died (its lock is free): mark it errored (default),
                             or resume it here.
@@ -47,11 +55,11 @@ Commands:
 
 Options:
   -u, --url <url>           Database URL (as for \`lockstep up\`). Default: $DATABASE_URL, ./.env,
-                            else sqlite:db/lockstep.sqlite3
+                            else ${DEFAULT_URL}
       --async-dir <dir>     Definitions directory. Default: ${DEFAULT_ASYNC_DIR}
       --async-table <name>  State table (errors in <name>_errors). Default: ${DEFAULT_ASYNC_TABLE}
   -t, --table <name>        The migration ledger, whose lock guards creating the state tables.
-                            Default: lockstep_migrations
+                            Default: ${DEFAULT_TABLE}
       --json                Print the result, or the error, as one JSON object on stdout
   -q, --quiet               Print only errors
   -h, --help                Show this help
@@ -80,30 +88,28 @@ export async function asyncMain(command: string, args: string[], values: Values)
     process.stdout.write(ASYNC_HELP);
     return ExitCode.badInput;
   }
-  const print = (text: string) => {
-    const shown = json ? printableJson(text) : printable(text);
-    if (!values.quiet || json) writeStdout(shown.endsWith('\n') ? shown : `${shown}\n`);
-  };
-  const events = new AsyncEventPrinter((line) => writeStderr(`${printable(line)}\n`), values.quiet ?? false);
+  const print = (text: string) => writeResult(text, { json, quiet: values.quiet ?? false });
+  const events = new AsyncEventPrinter((line) => writeStderr(`${line}\n`), values.quiet ?? false);
   try {
     const migrator = () => new AsyncMigrator(toOptions(values, events));
-    const report = (result: object, kind: string) => {
-      print(json ? JSON.stringify(result, null, 2) : formatAsyncResult(kind, result));
+    const report = <R>(result: R, format: (result: R) => string) => {
+      print(json ? JSON.stringify(result, null, 2) : format(result));
       return ExitCode.ok;
     };
-    const thenWait = async (m: AsyncMigrator, result: object, name: string) => {
-      if (!values.wait) return report(result, command);
-      if (!json) print(formatAsyncResult(command, result));
-      const view = await m.wait(name);
-      return report(json ? { ...result, final: view } : view, 'final');
+    // With --wait: the transition's result, then how the run ended (with --json: one object of both).
+    const thenWait = async (m: AsyncMigrator, result: AsyncActionResult, name: string) => {
+      if (!values.wait) return report(result, formatAction);
+      if (!json) print(formatAction(result));
+      const final = await m.wait(name);
+      return report({ ...result, final }, (waited) => formatFinal(waited.final));
     };
     switch (command) {
       case 'list':
         expectArgs('async list', args, 0);
-        return report(await migrator().status(), 'list');
+        return report(await migrator().status(), formatList);
       case 'status':
         if (args.length > 1) throw new ConfigError('usage: lockstep async status [name]');
-        return report(await migrator().status(args[0]), args[0] ? 'status-one' : 'list');
+        return report(await migrator().status(args[0]), args[0] ? formatOne : formatList);
       case 'trigger': {
         expectArgs('async trigger', args, 1, '<name> [--param name=value ...] [--queue] [--wait]');
         const m = migrator();
@@ -116,7 +122,7 @@ export async function asyncMain(command: string, args: string[], values: Values)
       }
       case 'stop':
         expectArgs('async stop', args, 1, '<name> [--force]');
-        return report(await migrator().stop(args[0] as string, { force: values.force }), 'stop');
+        return report(await migrator().stop(args[0] as string, { force: values.force }), formatAction);
       case 'resume':
       case 'rollback': {
         expectArgs(`async ${command}`, args, 1, '<name> [--wait]');
@@ -135,7 +141,7 @@ export async function asyncMain(command: string, args: string[], values: Values)
           args[0] as string,
           values.ts ?? false,
         );
-        return report({ created: file }, 'new');
+        return report({ created: file }, formatCreated);
       }
       default:
         throw new ConfigError(

@@ -1,21 +1,34 @@
 import { readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 import { ConfigError, ExitCode, LockstepError } from '../errors.js';
-import { redactUrlsIn, type Scrub, scrubDeep, secretScrubber } from '../util/secrets.js';
+import { redactUrlsIn, type Scrub, secretScrubber } from '../util/secrets.js';
 import { printable, printableJson } from '../util/text.js';
 
 /**
- * Everything the CLI prints goes through `scrub`: once the database URL is known, its secrets;
+ * The CLI's one place where secrets are scrubbed: everything it prints (but help and version)
+ * goes through writeStdout / writeStderr, which scrub it, then make it printable (a control
+ * character is shown, never obeyed). Once the database URL is known, its secrets are hidden;
  * before, the credentials of any URL in the text (`lockstep up postgres://u:pw@h/db` is echoed).
  */
 let scrub: Scrub = redactUrlsIn;
 
-export function writeStdout(text: string): void {
-  process.stdout.write(scrub(text));
+/** Text, or (`json`) JSON text, on stdout. */
+export function writeStdout(text: string, json = false): void {
+  const scrubbed = scrub(text);
+  process.stdout.write(json ? printableJson(scrubbed) : printable(scrubbed));
 }
 
 export function writeStderr(text: string): void {
-  process.stderr.write(scrub(text));
+  process.stderr.write(printable(scrub(text)));
+}
+
+/** A command's result: --quiet silences the human summary; a --json result is always printed. */
+export function writeResult(
+  text: string,
+  options: { readonly json: boolean; readonly quiet: boolean },
+): void {
+  if (options.quiet && !options.json) return;
+  writeStdout(text.endsWith('\n') ? text : `${text}\n`, options.json);
 }
 /** `--url`, else $DATABASE_URL, else DATABASE_URL in ./.env; undefined leaves the default to the library. */
 export function databaseUrl(url: string | undefined): string | undefined {
@@ -67,15 +80,12 @@ export function expectArgs(command: string, args: string[], count: number, usage
 /** Prints an error (and its JSON with --json); returns the exit code. */
 export function fail(error: unknown, json: boolean): number {
   if (error instanceof LockstepError) {
-    if (json) writeStdout(`${printableJson(JSON.stringify(scrubDeep(error.toJSON(), scrub), null, 2))}\n`);
-    writeStderr(`lockstep: ${printable(scrub(error.message))}\n`);
+    if (json) writeStdout(`${JSON.stringify(error.toJSON(), null, 2)}\n`, true);
+    writeStderr(`lockstep: ${error.message}\n`);
     return error.exitCode;
   }
   const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  if (json)
-    writeStdout(
-      `${printableJson(JSON.stringify({ error: 'INTERNAL', message: scrub(String(error)) }, null, 2))}\n`,
-    );
-  writeStderr(`lockstep: unexpected error (please report it): ${printable(scrub(message))}\n`);
+  if (json) writeStdout(`${JSON.stringify({ error: 'INTERNAL', message: String(error) }, null, 2)}\n`, true);
+  writeStderr(`lockstep: unexpected error (please report it): ${message}\n`);
   return ExitCode.migrationFailed;
 }

@@ -1,10 +1,21 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import type { LockstepOptions } from '../core/config.js';
+import {
+  DEFAULT_ASYNC_TABLE,
+  DEFAULT_DDL_LOCK_RETRIES,
+  DEFAULT_DDL_LOCK_TIMEOUT_MS,
+  DEFAULT_DIR,
+  DEFAULT_DOWN_STEPS,
+  DEFAULT_LOCK_TIMEOUT_MS,
+  DEFAULT_MIGRATION_TIMEOUT_MS,
+  DEFAULT_TABLE,
+  DEFAULT_URL,
+} from '../defaults.js';
 import { ConfigError, ExitCode } from '../errors.js';
 import { Migrator } from '../index.js';
-import { printable, printableJson } from '../util/text.js';
-import { databaseUrl, expectArgs, fail, intOption, writeStderr, writeStdout } from './common.js';
+import { asWritten } from '../util/duration.js';
+import { databaseUrl, expectArgs, fail, intOption, writeResult, writeStderr } from './common.js';
 import { createMigrationFile } from './new.js';
 import {
   COMMAND_OPTIONS,
@@ -14,14 +25,14 @@ import {
   parseCommandLine,
   type Values,
 } from './options.js';
-import { formatEvent, formatResult } from './output.js';
+import { formatCreated, formatDown, formatEvent, formatResolve, formatStatus, formatUp } from './output.js';
 
 /** Each command's entry in the help: its usage and what it does, as `lockstep --help` lists it. */
 const COMMAND_HELP: Record<(typeof CORE_COMMANDS)[number], string> = {
   up: `  up                     Apply every pending migration (the default command). Safe to run from
                          many processes at once: one applies, the others wait, then exit 0 and
                          say who applied what.`,
-  down: `  down [--steps N]       Roll back the newest N applied migrations (default 1).`,
+  down: `  down [--steps N]       Roll back the newest N applied migrations (default ${DEFAULT_DOWN_STEPS}).`,
   status: `  status                 List every migration with its state, when and by whom it was applied,
                          and the current lock holder. Takes no lock.`,
   new: `  new <name> [--ts]      Create <dir>/<UTC timestamp>_<name>.sql (or .ts with --ts).`,
@@ -35,29 +46,29 @@ const COMMAND_HELP: Record<(typeof CORE_COMMANDS)[number], string> = {
 /** Each option's entry in the help, in the order shown. */
 const OPTION_HELP: Partial<Record<OptionName, string>> = {
   url: `  -u, --url <url>            Database URL. Default: $DATABASE_URL (also read from ./.env),
-                             else sqlite:db/lockstep.sqlite3. Schemes: postgres://, postgresql://,
+                             else ${DEFAULT_URL}. Schemes: postgres://, postgresql://,
                              mysql://, mariadb://, sqlite:relative/path.db, sqlite:///absolute/path.db`,
-  dir: `  -d, --dir <dir>            Migrations directory. Default: db/migrations`,
-  table: `  -t, --table <name>         Ledger table. Default: lockstep_migrations (schema.table on Postgres;
+  dir: `  -d, --dir <dir>            Migrations directory. Default: ${DEFAULT_DIR}`,
+  table: `  -t, --table <name>         Ledger table. Default: ${DEFAULT_TABLE} (schema.table on Postgres;
                              unqualified means public; on MySQL it lives in the URL's database)`,
-  'lock-timeout': `      --lock-timeout <dur>   How long to wait for another runner's lock, e.g. 30s, 15m. Default: 15m`,
+  'lock-timeout': `      --lock-timeout <dur>   How long to wait for another runner's lock, e.g. 30s, 15m. Default: ${asWritten(DEFAULT_LOCK_TIMEOUT_MS)}`,
   'ddl-lock-timeout': `      --ddl-lock-timeout <dur|off>
                              Table-lock wait limit for statements of transactional migrations
                              (Postgres lock_timeout, MySQL lock_wait_timeout), so DDL never
-                             queues production traffic behind it. Default: 5s`,
-  'ddl-lock-retries': `      --ddl-lock-retries <n> Retries (with backoff) after a DDL lock timeout. Default: 5`,
+                             queues production traffic behind it. Default: ${asWritten(DEFAULT_DDL_LOCK_TIMEOUT_MS)}`,
+  'ddl-lock-retries': `      --ddl-lock-retries <n> Retries (with backoff) after a DDL lock timeout. Default: ${DEFAULT_DDL_LOCK_RETRIES}`,
   'migration-timeout': `      --migration-timeout <dur|off>
                              How long one migration may run before its statement is cancelled,
                              the migration rolled back (or recorded failed) and the lock
-                             released. A migration's timeout:<dur> overrides it. Default: 1h`,
+                             released. A migration's timeout:<dur> overrides it. Default: ${asWritten(DEFAULT_MIGRATION_TIMEOUT_MS)}`,
   'run-timeout': `      --run-timeout <dur|off>
                              How long a run may hold the lock applying migrations. Default: off`,
   'async-table': `      --async-table <name>   Where up reads the state of long-running migrations, when a
-                             migration says requires:<name>. Default: lockstep_async`,
+                             migration says requires:<name>. Default: ${DEFAULT_ASYNC_TABLE}`,
   'allow-out-of-order': `      --allow-out-of-order   Apply pending migrations older than the newest applied one`,
   'allow-changed': `      --allow-changed        Accept applied migrations whose file changed since`,
   'allow-missing': `      --allow-missing        Accept applied migrations whose file is gone`,
-  steps: `      --steps <n>            With down: how many migrations to roll back. Default: 1`,
+  steps: `      --steps <n>            With down: how many migrations to roll back. Default: ${DEFAULT_DOWN_STEPS}`,
   applied: `      --applied              With resolve: its changes are in place (the row becomes applied)`,
   'rolled-back': `      --rolled-back          With resolve: its changes are not in place (the row is removed)`,
   force: `      --force                With resolve: write the record whatever the state: --applied marks a
@@ -162,28 +173,26 @@ async function main(argv: string[]): Promise<number> {
   }
   const { command, args, values } = line;
   const json = values.json ?? false;
-  const print = (text: string) => {
-    // --quiet silences the human summary; a --json result is always printed.
-    const shown = json ? printableJson(text) : printable(text);
-    if (!values.quiet || json) writeStdout(shown.endsWith('\n') ? shown : `${shown}\n`);
-  };
+  const print = (text: string) => writeResult(text, { json, quiet: values.quiet ?? false });
   try {
     const migrator = () => new Migrator(toOptions(values));
     switch (command) {
       case 'up':
         expectArgs(command, args, 0);
-        return report(await untilFinished(migrator().up()), 'up', json, print);
+        return report(await untilFinished(migrator().up()), formatUp, json, print);
       case 'down':
         expectArgs(command, args, 0);
         return report(
-          await untilFinished(migrator().down({ steps: intOption('--steps', values.steps, 1) })),
-          'down',
+          await untilFinished(
+            migrator().down({ steps: intOption('--steps', values.steps, DEFAULT_DOWN_STEPS) }),
+          ),
+          formatDown,
           json,
           print,
         );
       case 'status':
         expectArgs(command, args, 0);
-        return report(await migrator().status(), 'status', json, print);
+        return report(await migrator().status(), formatStatus, json, print);
       case 'resolve': {
         expectArgs(command, args, 1, '<version> --applied | --rolled-back [--force]');
         if (values.applied === values['rolled-back']) {
@@ -194,16 +203,16 @@ async function main(argv: string[]): Promise<number> {
           values.applied ? 'applied' : 'rolled-back',
           { force: values.force },
         );
-        return report(result, 'resolve', json, print);
+        return report(result, formatResolve, json, print);
       }
       case 'new': {
         expectArgs(command, args, 1, '<name>');
         const file = await createMigrationFile(
-          values.dir ?? 'db/migrations',
+          values.dir ?? DEFAULT_DIR,
           args[0] as string,
           values.ts ?? false,
         );
-        return report({ created: file }, 'new', json, print);
+        return report({ created: file }, formatCreated, json, print);
       }
       default:
         throw new ConfigError(`unknown command "${command}". See --help.`);
@@ -228,7 +237,7 @@ function toOptions(values: Values): LockstepOptions {
     table: values.table,
     lockTimeout: values['lock-timeout'],
     ddlLockTimeout: ddlLockTimeout === 'off' ? null : ddlLockTimeout,
-    ddlLockRetries: intOption('--ddl-lock-retries', values['ddl-lock-retries'], 5, 0),
+    ddlLockRetries: intOption('--ddl-lock-retries', values['ddl-lock-retries'], DEFAULT_DDL_LOCK_RETRIES, 0),
     migrationTimeout: values['migration-timeout'],
     runTimeout: values['run-timeout'],
     asyncTable: values['async-table'],
@@ -238,7 +247,7 @@ function toOptions(values: Values): LockstepOptions {
     on: (event) => {
       if (quiet && event.type !== 'lock-waiting') return;
       const line = formatEvent(event);
-      if (line) writeStderr(`${printable(line)}\n`);
+      if (line) writeStderr(`${line}\n`);
     },
   };
 }
@@ -264,8 +273,14 @@ async function untilFinished<T>(run: Promise<T>): Promise<T> {
   }
 }
 
-function report(result: object, command: string, json: boolean, print: (text: string) => void): number {
-  print(json ? JSON.stringify(result, null, 2) : formatResult(command, result));
+/** Prints a command's result: as JSON with --json, else as its `format` says. */
+function report<R>(
+  result: R,
+  format: (result: R) => string,
+  json: boolean,
+  print: (text: string) => void,
+): number {
+  print(json ? JSON.stringify(result, null, 2) : format(result));
   return ExitCode.ok;
 }
 

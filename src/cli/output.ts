@@ -28,41 +28,39 @@ export function formatEvent(event: LockstepEvent): string | undefined {
   }
 }
 
-/** The human result of a command, for stdout. */
-export function formatResult(command: string, result: object): string {
-  switch (command) {
-    case 'up': {
-      const r = result as UpResult;
-      if (r.applied.length > 0) {
-        const total = r.applied.reduce((sum, m) => sum + m.durationMs, 0);
-        return `applied ${plural(r.applied.length, 'migration')} in ${formatDuration(total)}; ${r.total} applied in all`;
-      }
-      if (r.appliedByOthers.length > 0) {
-        const by = [...new Set(r.appliedByOthers.map((m) => m.by))].join(', ');
-        return `up to date: ${plural(r.appliedByOthers.length, 'migration')} applied by ${by} while this runner waited; ${r.total} applied in all`;
-      }
-      return `up to date: ${plural(r.total, 'migration')} applied, nothing pending`;
-    }
-    case 'down': {
-      const r = result as DownResult;
-      return r.rolledBack.length === 0
-        ? 'nothing to roll back: no migration is applied'
-        : `rolled back ${r.rolledBack.map((m) => `${m.version} ${printableName(m.name)}`).join(', ')}`;
-    }
-    case 'resolve': {
-      const r = result as ResolveResult;
-      return `migration ${r.version} recorded as ${r.resolvedAs} (was ${r.previousState ?? 'not in the ledger'})`;
-    }
-    case 'new':
-      return `created ${(result as { created: string }).created}`;
-    case 'status':
-      return formatStatus(result as StatusResult);
-    default:
-      return JSON.stringify(result);
-  }
+/** What `new` (and `async new`) returns: the file it created. */
+export interface CreatedFile {
+  readonly created: string;
 }
 
-function formatStatus(status: StatusResult): string {
+/** The human result of `up`, for stdout; each formatX below takes its command's result type. */
+export function formatUp(r: UpResult): string {
+  if (r.applied.length > 0) {
+    const total = r.applied.reduce((sum, m) => sum + m.durationMs, 0);
+    return `applied ${plural(r.applied.length, 'migration')} in ${formatDuration(total)}; ${r.total} applied in all`;
+  }
+  if (r.appliedByOthers.length > 0) {
+    const by = [...new Set(r.appliedByOthers.map((m) => m.by))].join(', ');
+    return `up to date: ${plural(r.appliedByOthers.length, 'migration')} applied by ${by} while this runner waited; ${r.total} applied in all`;
+  }
+  return `up to date: ${plural(r.total, 'migration')} applied, nothing pending`;
+}
+
+export function formatDown(r: DownResult): string {
+  return r.rolledBack.length === 0
+    ? 'nothing to roll back: no migration is applied'
+    : `rolled back ${r.rolledBack.map((m) => `${m.version} ${printableName(m.name)}`).join(', ')}`;
+}
+
+export function formatResolve(r: ResolveResult): string {
+  return `migration ${r.version} recorded as ${r.resolvedAs} (was ${r.previousState ?? 'not in the ledger'})`;
+}
+
+export function formatCreated(r: CreatedFile): string {
+  return `created ${r.created}`;
+}
+
+export function formatStatus(status: StatusResult): string {
   const lines = [
     `target: ${status.target}`,
     `lock:   ${status.lockHolder ? `held by ${describeHolder(status.lockHolder)}` : 'free'}`,

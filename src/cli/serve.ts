@@ -1,7 +1,14 @@
-import { DEFAULT_ASYNC_DIR, DEFAULT_ASYNC_TABLE } from '../async/config.js';
+import {
+  DEFAULT_ASYNC_DIR,
+  DEFAULT_ASYNC_TABLE,
+  DEFAULT_DIR,
+  DEFAULT_HOST,
+  DEFAULT_PORT,
+  DEFAULT_TABLE,
+  DEFAULT_URL,
+} from '../defaults.js';
 import { ConfigError, ExitCode } from '../errors.js';
 import { serve } from '../server/serve.js';
-import { printable } from '../util/text.js';
 import { AsyncEventPrinter } from './async-output.js';
 import { databaseUrl, expectArgs, fail, intOption, writeStderr, writeStdout } from './common.js';
 import type { Values } from './options.js';
@@ -15,8 +22,8 @@ holder, and the long-running migrations with live progress; with a token, it als
 stops, resumes and rolls them back — through the same atomic transitions as \`lockstep async\`.
 
 Options:
-      --host <address>      Address to listen on. Default: 127.0.0.1 (this machine only)
-      --port <n>            Default: 4600 (0: any free port)
+      --host <address>      Address to listen on. Default: ${DEFAULT_HOST} (this machine only)
+      --port <n>            Default: ${DEFAULT_PORT} (0: any free port)
       --token <token>       Bearer token that actions require. Better: the LOCKSTEP_TOKEN
                             environment variable (a flag shows in the process list). Without a
                             token the server only shows.
@@ -25,9 +32,9 @@ Options:
                             0.0.0.0, a name behind a proxy; name (any port) or name:port (repeatable)
       --allow-any-host      Answer whatever the Host header says (turns off DNS rebinding
                             protection; only behind a proxy that checks Host itself)
-  -u, --url <url>           Database URL. Default: $DATABASE_URL, ./.env, else sqlite:db/lockstep.sqlite3
-  -d, --dir <dir>           Migrations directory. Default: db/migrations
-  -t, --table <name>        Migration ledger. Default: lockstep_migrations
+  -u, --url <url>           Database URL. Default: $DATABASE_URL, ./.env, else ${DEFAULT_URL}
+  -d, --dir <dir>           Migrations directory. Default: ${DEFAULT_DIR}
+  -t, --table <name>        Migration ledger. Default: ${DEFAULT_TABLE}
       --async-dir <dir>     Long-running migrations. Default: ${DEFAULT_ASYNC_DIR}
       --async-table <name>  Their state table. Default: ${DEFAULT_ASYNC_TABLE}
   -q, --quiet               Print only errors
@@ -50,10 +57,7 @@ export async function serveMain(positionals: string[], values: Values): Promise<
     expectArgs('serve', positionals, 0);
     const token = values.token ?? process.env.LOCKSTEP_TOKEN;
     checkToken(token, values.token !== undefined ? '--token' : 'LOCKSTEP_TOKEN');
-    const events = new AsyncEventPrinter(
-      (line) => writeStderr(`${printable(line)}\n`),
-      values.quiet ?? false,
-    );
+    const events = new AsyncEventPrinter((line) => writeStderr(`${line}\n`), values.quiet ?? false);
     const running = await serve({
       url: databaseUrl(values.url),
       dir: values.dir,
@@ -61,7 +65,7 @@ export async function serveMain(positionals: string[], values: Values): Promise<
       asyncDir: values['async-dir'],
       asyncTable: values['async-table'],
       host: values.host,
-      port: intOption('--port', values.port, 4600, 0),
+      port: intOption('--port', values.port, DEFAULT_PORT, 0),
       token,
       worker: values.worker,
       allowHosts: values['allow-host'],

@@ -1,4 +1,14 @@
 import { hostname } from 'node:os';
+import {
+  DEFAULT_ASYNC_TABLE,
+  DEFAULT_DDL_LOCK_RETRIES,
+  DEFAULT_DDL_LOCK_TIMEOUT_MS,
+  DEFAULT_DIR,
+  DEFAULT_LOCK_TIMEOUT_MS,
+  DEFAULT_MIGRATION_TIMEOUT_MS,
+  DEFAULT_TABLE,
+  urlInUse,
+} from '../defaults.js';
 import { type CallerClient, type CallerHandle, describeCaller } from '../drivers/caller.js';
 import { ConfigError } from '../errors.js';
 import { durationMs } from '../util/duration.js';
@@ -69,14 +79,6 @@ export interface ResolvedConfig extends HistoryPolicy {
 /** A table name, optionally `schema.table`: letters, digits, _ and $. */
 export const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$/;
 
-export const DEFAULT_URL = 'sqlite:db/lockstep.sqlite3';
-export const DEFAULT_DIR = 'db/migrations';
-export const DEFAULT_TABLE = 'lockstep_migrations';
-/** The state table of long-running migrations (src/async), which `up` reads for `requires`. */
-export const DEFAULT_ASYNC_TABLE = 'lockstep_async';
-/** Long enough for any migration that belongs in `up` (longer work belongs in `lockstep async`). */
-export const DEFAULT_MIGRATION_TIMEOUT_MS = 60 * 60_000;
-
 export function resolveConfig(options: LockstepOptions): ResolvedConfig {
   const table = options.table ?? DEFAULT_TABLE;
   if (!TABLE_NAME.test(table) || table.length > 127) {
@@ -84,7 +86,7 @@ export function resolveConfig(options: LockstepOptions): ResolvedConfig {
       `invalid ledger table name "${table}": use letters, digits and _ (optionally schema.table)`,
     );
   }
-  const ddlLockRetries = options.ddlLockRetries ?? 5;
+  const ddlLockRetries = options.ddlLockRetries ?? DEFAULT_DDL_LOCK_RETRIES;
   if (!Number.isInteger(ddlLockRetries) || ddlLockRetries < 0) {
     throw new ConfigError(`invalid DDL lock retries "${options.ddlLockRetries}": expected a whole number`);
   }
@@ -94,11 +96,11 @@ export function resolveConfig(options: LockstepOptions): ResolvedConfig {
     caller,
     dir: options.dir ?? DEFAULT_DIR,
     table,
-    lockTimeoutMs: durationOption('lock timeout', options.lockTimeout, 15 * 60_000),
+    lockTimeoutMs: durationOption('lock timeout', options.lockTimeout, DEFAULT_LOCK_TIMEOUT_MS),
     ddlLockTimeoutMs:
       options.ddlLockTimeout === null
         ? null
-        : durationOption('DDL lock timeout', options.ddlLockTimeout, 5_000),
+        : durationOption('DDL lock timeout', options.ddlLockTimeout, DEFAULT_DDL_LOCK_TIMEOUT_MS),
     ddlLockRetries,
     migrationTimeoutMs: timeLimitOption(
       'migration timeout',
@@ -122,7 +124,7 @@ export function databaseOption(options: {
   readonly url?: string | undefined;
   readonly client?: CallerClient | undefined;
 }): { url: string; caller?: CallerHandle } {
-  if (options.client === undefined) return { url: options.url || process.env.DATABASE_URL || DEFAULT_URL };
+  if (options.client === undefined) return { url: urlInUse(options.url) };
   if (options.url) throw new ConfigError('give either url or client, not both');
   const caller = describeCaller(options.client);
   return { url: caller.url, caller };

@@ -10,6 +10,7 @@ import {
   ConnectionError,
   LedgerConflictError,
   MigrationError,
+  type MigrationFailure,
   MigrationTimeoutError,
   type StateLeft,
 } from '../errors.js';
@@ -19,6 +20,7 @@ import { asWritten } from '../util/duration.js';
 import { scrubSecrets } from '../util/secrets.js';
 import type { ResolvedConfig } from './config.js';
 import { guardProcessExit } from './exit-guard.js';
+import { type AttemptEnd, finishedRow, rollingBackRow, startedRow } from './ledger-rows.js';
 import type { Migration, MigrationContext, Step } from './migration.js';
 import { inTransaction, refusal, runsInTransaction, StatementFailed } from './statements.js';
 
@@ -83,27 +85,17 @@ export async function runMigration(
   const started = new Date();
   const t0 = performance.now();
   const count = step.kind === 'sql' ? step.statements.length : null;
-  const base: LedgerRow = {
-    version: migration.version,
-    name: migration.name,
-    checksum: migration.checksum,
-    state: 'running',
+  const base = startedRow(migration, {
     direction,
-    statementsDone: 0,
     statementCount: count,
     startedAt: started.toISOString(),
-    finishedAt: null,
-    durationMs: null,
-    appliedBy: run.config.runnerId,
-    error: null,
-  };
-  const finished = (): Pick<LedgerRow, 'finishedAt' | 'durationMs'> => ({
+    by: run.config.runnerId,
+  });
+  const finished = (): AttemptEnd => ({
     finishedAt: new Date().toISOString(),
     durationMs: Math.round(performance.now() - t0),
   });
-  // `down` keeps the row's original record until the row is removed.
-  const downBase =
-    direction === 'down' && previous ? { ...previous, state: 'running' as const, direction } : base;
+  const downBase = direction === 'down' && previous ? rollingBackRow(previous) : base;
 
   // Every ledger write states the row it expects (SPEC guarantee 1): what was read under the lock.
   const expected = previous ?? null;
@@ -112,7 +104,7 @@ export async function runMigration(
     await runTransactional(run, migration, step, direction, expected, limit, async (done) => {
       if (direction === 'up')
         await run.session.ledger.write(
-          { ...base, state: 'applied', statementsDone: done, ...finished() },
+          finishedRow(base, { state: 'applied', statementsDone: done, ...finished() }),
           expected,
         );
       else await run.session.ledger.delete(previous as LedgerRow);
@@ -162,7 +154,7 @@ async function runNonTransactional(
   limit: TimeLimit | undefined,
   start: LedgerRow,
   expected: LedgerRow | null,
-  finished: () => Pick<LedgerRow, 'finishedAt' | 'durationMs'>,
+  finished: () => AttemptEnd,
 ): Promise<void> {
   const count = start.statementCount;
   const row = { ...start, statementsDone: 0, appliedBy: run.config.runnerId };
@@ -205,9 +197,13 @@ async function runNonTransactional(
         : `statement ${error.index + 1} failed at ${where(error.line)}`;
     const message = `${applied}${rolledBack}${failed}: ${error.info.message}`;
     // The driver rolls an open transaction back before it writes a `failed` row.
-    const failedRow = { ...row, state: 'failed' as const, statementsDone: recorded, ...finished() };
+    const ended = finished();
     const unrecorded = await recordFailure(
-      (text) => run.session.ledger.write({ ...failedRow, error: text }, row),
+      (text) =>
+        run.session.ledger.write(
+          finishedRow(row, { state: 'failed', statementsDone: recorded, ...ended, error: text }),
+          row,
+        ),
       message,
       stateLeft(recorded),
     );
@@ -229,7 +225,10 @@ async function runNonTransactional(
   }
   const recordedEnd =
     direction === 'up'
-      ? run.session.ledger.write({ ...row, state: 'applied', statementsDone: done, ...finished() }, row)
+      ? run.session.ledger.write(
+          finishedRow(row, { state: 'applied', statementsDone: done, ...finished() }),
+          row,
+        )
       : run.session.ledger.delete(row);
   await inState(recordedEnd, stateLeft(done));
 }
@@ -289,28 +288,30 @@ async function runTransactional(
       },
     );
   } catch (error) {
-    if (error instanceof LedgerConflictError) throw withState(error, ROLLED_BACK);
+    if (error instanceof LedgerConflictError) throw error.withStateLeft(ROLLED_BACK);
     const failure = error instanceof StatementFailure ? error : asFailure(run.session, error);
     if (failure.info.connectionLost) throw lostConnection(migration, failure, true);
     const message = `${failure.line ? `line ${failure.line}: ` : ''}${failure.info.message}`;
     const unrecorded: string[] = [];
     if (direction === 'up') {
       const at = new Date().toISOString();
-      const rolledBack: LedgerRow = {
-        version: migration.version,
-        name: migration.name,
-        checksum: migration.checksum,
-        state: 'rolled_back',
+      const started = startedRow(migration, {
         direction,
-        statementsDone: 0,
         statementCount: count,
         startedAt: at,
-        finishedAt: at,
-        durationMs: null,
-        appliedBy: run.config.runnerId,
-        error: message,
-      };
-      const record = (text: string) => run.session.ledger.write({ ...rolledBack, error: text }, expected);
+        by: run.config.runnerId,
+      });
+      const record = (text: string) =>
+        run.session.ledger.write(
+          finishedRow(started, {
+            state: 'rolled_back',
+            statementsDone: 0,
+            finishedAt: at,
+            durationMs: null,
+            error: text,
+          }),
+          expected,
+        );
       unrecorded.push(...(await recordFailure(record, message, ROLLED_BACK)));
     }
     const retried = attempt > 0 ? ` after ${attempt} DDL lock retries` : '';
@@ -582,7 +583,7 @@ async function recordFailure(
       await write(text ?? `${message.slice(0, 1000)} … [the full error could not be stored: ${trouble}]`);
       return [];
     } catch (error) {
-      if (error instanceof LedgerConflictError) throw withState(error, stateLeft);
+      if (error instanceof LedgerConflictError) throw error.withStateLeft(stateLeft);
       trouble = (error as Error).message.slice(0, 500);
     }
   }
@@ -596,12 +597,8 @@ async function inState(write: Promise<void>, stateLeft: string): Promise<void> {
   try {
     await write;
   } catch (error) {
-    throw error instanceof LedgerConflictError ? withState(error, stateLeft) : error;
+    throw error instanceof LedgerConflictError ? error.withStateLeft(stateLeft) : error;
   }
-}
-
-function withState(error: LedgerConflictError, stateLeft: string): LedgerConflictError {
-  return new LedgerConflictError(error.version, error.expected, error.found, error.wanted, stateLeft);
 }
 
 function asFailure(session: Session, error: unknown): StatementFailure {
@@ -616,23 +613,21 @@ function migrationError(
   stateLeft: StateLeft,
   fix: string[],
 ): MigrationError {
-  const facts: ConstructorParameters<typeof MigrationError> = [
-    migration.version,
-    migration.file,
-    failure.line,
-    failure.sql ? failure.index : undefined,
-    failure.sql ? (count ?? undefined) : undefined,
-    failure.sql || undefined,
-    failure.info.message,
-    failure.info.code,
+  const facts: MigrationFailure = {
+    version: migration.version,
+    file: migration.file,
+    line: failure.line,
+    statementIndex: failure.sql ? failure.index : undefined,
+    statementCount: failure.sql ? (count ?? undefined) : undefined,
+    statement: failure.sql || undefined,
+    dbMessage: failure.info.message,
+    dbCode: failure.info.code,
     stateLeft,
     direction,
-    fix.join(' '),
-  ];
+    fix: fix.join(' '),
+  };
   const limit = failure.timedOut;
-  return limit
-    ? new MigrationTimeoutError({ name: limit.name, ms: limit.ms, scope: limit.scope }, ...facts)
-    : new MigrationError(...facts);
+  return limit ? new MigrationTimeoutError({ ...facts, limit }) : new MigrationError(facts);
 }
 
 function lostConnection(

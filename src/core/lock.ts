@@ -35,7 +35,11 @@ export async function acquireLock(
   for (;;) {
     const waited = performance.now() - started;
     if (waited >= options.timeoutMs) {
-      throw new LockTimeoutError(options.target, waited, await lock.holder());
+      throw new LockTimeoutError({
+        lock: options.target,
+        waitedMs: waited,
+        holder: await lock.holder(),
+      });
     }
     if (waited >= nextReport) {
       options.on({ type: 'lock-waiting', holder: await lock.holder(), waitedMs: waited });

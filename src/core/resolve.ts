@@ -26,7 +26,12 @@ export function planResolve(
   }
   const what = `migration ${version}${source ? ` (${source.file})` : ''}`;
   const refuse = (state: string, message: string) => {
-    throw new ResolveRefusedError(version, state, as, `${message} Nothing was changed.`);
+    throw new ResolveRefusedError({
+      version,
+      state,
+      requested: as,
+      message: `${message} Nothing was changed.`,
+    });
   };
   if (!row) {
     if (as === 'applied' && force) return action;

@@ -1,3 +1,4 @@
+import { DEFAULT_DOWN_STEPS } from '../defaults.js';
 import type { Dialect, Driver, LedgerRow, Session } from '../drivers/driver.js';
 import {
   AsyncRequiredError,
@@ -14,6 +15,7 @@ import { asWritten } from '../util/duration.js';
 import { type LockstepOptions, type ResolvedConfig, resolveConfig } from './config.js';
 import { type Deadline, runMigration, stepRunsInTransaction } from './execute.js';
 import { guardProcessExit } from './exit-guard.js';
+import { resolvedRow } from './ledger-rows.js';
 import { compareVersions, type Migration, type Step } from './migration.js';
 import {
   describeStatus,
@@ -153,14 +155,14 @@ export class Migrator {
               row &&
               failedInThisWave(row, previousRows.get(migration.version), migration.checksum, Date.now())
             ) {
-              throw new FailedWhileWaitingError(
-                migration.version,
-                migration.file,
-                row.appliedBy,
-                row.finishedAt ?? row.startedAt,
-                row.error ?? 'unknown error',
-                WAVE_WINDOW_MS,
-              );
+              throw new FailedWhileWaitingError({
+                version: migration.version,
+                file: migration.file,
+                by: row.appliedBy,
+                at: row.finishedAt ?? row.startedAt,
+                recordedError: row.error ?? 'unknown error',
+                retryAfterMs: WAVE_WINDOW_MS,
+              });
             }
             const step = steps.get(migration.version) as Step;
             const durationMs = await runMigration(run, migration, step, 'up', row);
@@ -181,7 +183,7 @@ export class Migrator {
   /** Rolls back the newest `steps` applied migrations (default 1), newest first, under the lock. */
   down(options: { readonly steps?: number } = {}): Promise<DownResult> {
     return this.#scope.command(async () => {
-      const steps = options.steps ?? 1;
+      const steps = options.steps ?? DEFAULT_DOWN_STEPS;
       if (!Number.isInteger(steps) || steps < 1)
         throw new ConfigError(`--steps must be a whole number ≥ 1, got ${steps}`);
       const config = this.#config;
@@ -275,24 +277,9 @@ export class Migrator {
           const action = planResolve(version, row, source, as, options.force ?? false);
           if (action === 'write-applied') {
             if (!rows) await session.ledger.create();
+            const by = `${config.runnerId} (resolve --applied${options.force ? ' --force' : ''})`;
             const now = new Date().toISOString();
-            await session.ledger.write(
-              {
-                version: row?.version ?? source?.version ?? version,
-                name: source?.name ?? row?.name ?? '',
-                checksum: source?.checksum ?? row?.checksum ?? '',
-                state: 'applied',
-                direction: 'up',
-                statementsDone: row?.statementsDone ?? 0,
-                statementCount: row?.statementCount ?? null,
-                startedAt: row?.startedAt ?? now,
-                finishedAt: now,
-                durationMs: row?.durationMs ?? null,
-                appliedBy: `${config.runnerId} (resolve --applied${options.force ? ' --force' : ''})`,
-                error: row?.error ?? null,
-              },
-              row ?? null,
-            );
+            await session.ledger.write(resolvedRow(version, row, source, by, now), row ?? null);
           } else if (row) {
             await session.ledger.delete(row);
           }
@@ -437,7 +424,8 @@ async function checkRequirements(
     const unmet = (steps.get(migration.version)?.settings.requires ?? [])
       .map((name) => ({ name, state: 'not_started', progress: 0, ...states.get(name) }))
       .filter((r) => r.state !== 'completed');
-    if (unmet.length > 0) throw new AsyncRequiredError(migration.version, migration.file, unmet);
+    if (unmet.length > 0)
+      throw new AsyncRequiredError({ version: migration.version, file: migration.file, required: unmet });
   }
 }
 
@@ -483,19 +471,19 @@ async function dirtyError(
     const step = await migration.load(row.direction, driver.dialect.syntax).catch(() => undefined);
     if (step?.kind === 'sql') reachedLine = step.statements[row.statementsDone]?.line;
   }
-  return new DirtyStateError(
-    row.version,
-    migration?.file ?? `${row.version}_${row.name}`,
-    row.state === 'failed' ? 'failed' : 'running',
-    row.direction,
-    row.statementsDone,
-    row.statementCount ?? undefined,
+  return new DirtyStateError({
+    version: row.version,
+    file: migration?.file ?? `${row.version}_${row.name}`,
+    state: row.state === 'failed' ? 'failed' : 'running',
+    direction: row.direction,
+    statementsDone: row.statementsDone,
+    statementCount: row.statementCount ?? undefined,
     reachedLine,
-    row.appliedBy,
-    row.startedAt,
-    row.error ?? undefined,
-    (await session.leftovers?.().catch(() => [])) ?? [],
-  );
+    by: row.appliedBy,
+    since: row.startedAt,
+    recordedError: row.error ?? undefined,
+    leftovers: (await session.leftovers?.().catch(() => [])) ?? [],
+  });
 }
 
 export { LockstepError };

@@ -1,3 +1,4 @@
+import { DEFAULT_TABLE } from '../defaults.js';
 import { ConfigError, LedgerConflictError } from '../errors.js';
 import type { Scrub } from '../util/secrets.js';
 import type { ColumnTypes, Connection, Dialect, Ledger, LedgerRow, LedgerState } from './driver.js';
@@ -122,7 +123,7 @@ function createLedgerSql(table: string, t: ColumnTypes): string {
 function notALedger(table: string, dbMessage: string): ConfigError {
   return new ConfigError(
     `table ${table} exists but is not a lockstep ledger (${dbMessage}); nothing was changed. ` +
-      "Pass --table a table of lockstep's own, or a new name (default: lockstep_migrations).",
+      `Pass --table a table of lockstep's own, or a new name (default: ${DEFAULT_TABLE}).`,
   );
 }
 
@@ -203,12 +204,12 @@ function ledgerConflict(
     row.state === 'deleted'
       ? 'its removal'
       : `"${row.state}"${row.error ? ` with the error: ${row.error.slice(0, 500)}` : ''}`;
-  return new LedgerConflictError(
-    row.version,
-    describeRow(expected),
-    found === undefined ? 'a different row' : describeRow(found),
+  return new LedgerConflictError({
+    version: row.version,
+    expected: describeRow(expected),
+    found: found === undefined ? 'a different row' : describeRow(found),
     wanted,
-  );
+  });
 }
 
 function describeRow(row: LedgerRow | null): string {

@@ -6,22 +6,14 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AsyncRefusedError, AsyncUnknownError } from '../async/errors.js';
 import type { AsyncEventHandler } from '../async/events.js';
 import { AsyncMigrator } from '../async/migrator.js';
 import { ASYNC_NAME } from '../async/sources.js';
 import { ASYNC_ACTIONS, type AsyncAction } from '../async/transitions.js';
-import {
-  ConfigError,
-  ConnectionError,
-  HistoryError,
-  LockNotHeldError,
-  LockstepError,
-  LockTimeoutError,
-  SourceError,
-} from '../errors.js';
+import { urlInUse } from '../defaults.js';
+import { ConfigError, ConnectionError, HttpStatus, LockstepError } from '../errors.js';
 import { Migrator } from '../index.js';
-import { redactUrlsIn, type Scrub, scrubDeep, secretScrubber } from '../util/secrets.js';
+import { redactUrlsIn, type Scrub, secretScrubber } from '../util/secrets.js';
 import { PAGE_CSS, PAGE_HTML, PAGE_JS } from './page.js';
 import {
   bodyProblem,
@@ -124,8 +116,7 @@ export function createStatusHandler(options: StatusServerOptions = {}): StatusHa
   const base = (options.basePath ?? '/').replace(/\/+$/, '');
   const maxBody = options.maxBodyBytes ?? 16 * 1024;
   const allowedHosts = options.allowedHosts?.map(allowedHost);
-  // The default URL (SQLite) has no secrets, so this is the URL's secrets whatever the default.
-  const scrub = secretScrubber(options.url || process.env.DATABASE_URL);
+  const scrub = secretScrubber(urlInUse(options.url));
 
   // Never throws, whatever the request: anything that goes wrong is an answer (see `fail`).
   const handler = (req: IncomingMessage, res: ServerResponse, next?: () => void) => {
@@ -368,8 +359,15 @@ function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest();
 }
 
-/** The scrubber of the handler that answers a response: every body passes through it. */
+/**
+ * The server's one place where secrets are scrubbed: the scrubber of the handler that answers a
+ * response, which every body and every log line about it passes through.
+ */
 const scrubbers = new WeakMap<ServerResponse, Scrub>();
+
+function scrubberOf(res: ServerResponse): Scrub {
+  return scrubbers.get(res) ?? redactUrlsIn;
+}
 
 function send(
   res: ServerResponse,
@@ -377,8 +375,8 @@ function send(
   body: unknown,
   headers: Record<string, string> = {},
 ): void {
-  const scrub = scrubbers.get(res) ?? redactUrlsIn;
-  const text = scrub(JSON.stringify(scrubDeep(body, scrub)));
+  // The JSON text is scrubbed as a whole: the scrubber knows each secret's JSON-escaped spellings.
+  const text = scrubberOf(res)(JSON.stringify(body));
   res.writeHead(status, {
     ...SECURITY_HEADERS,
     ...headers,
@@ -400,7 +398,7 @@ function fail(res: ServerResponse, error: unknown): void {
     else if (error instanceof HttpError) send(res, error.status, error.body, error.headers);
     else {
       const status = statusOf(error);
-      if (status === 500) log(error, res);
+      if (status === HttpStatus.internal) log(error, res);
       send(res, status, describe(error));
     }
   } catch (secondary) {
@@ -410,20 +408,10 @@ function fail(res: ServerResponse, error: unknown): void {
 }
 
 function statusOf(error: unknown): number {
-  if (error instanceof AsyncRefusedError) return 409;
-  if (error instanceof AsyncUnknownError) return 404;
-  if (error instanceof ConfigError || error instanceof SourceError || error instanceof HistoryError)
-    return 400;
-  if (
-    error instanceof ConnectionError ||
-    error instanceof LockTimeoutError ||
-    error instanceof LockNotHeldError
-  )
-    return 503;
-  return 500;
+  return error instanceof LockstepError ? error.httpStatus : HttpStatus.internal;
 }
 
 function log(error: unknown, res: ServerResponse): void {
   const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  process.stderr.write(`lockstep serve: ${(scrubbers.get(res) ?? redactUrlsIn)(text)}\n`);
+  process.stderr.write(`lockstep serve: ${scrubberOf(res)(text)}\n`);
 }

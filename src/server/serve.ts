@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AsyncEventHandler } from '../async/events.js';
 import { AsyncMigrator } from '../async/migrator.js';
+import { DEFAULT_HOST, DEFAULT_PORT } from '../defaults.js';
 import { ConfigError } from '../errors.js';
 import { createStatusHandler, type StatusServerOptions } from './handler.js';
 import { LOOPBACK_NAMES, parseHost } from './request.js';
@@ -35,7 +36,7 @@ export interface RunningServer {
 
 /** `lockstep serve`: the status page and JSON API for one database. */
 export async function serve(options: ServeOptions = {}): Promise<RunningServer> {
-  const host = options.host ?? '127.0.0.1';
+  const host = options.host ?? DEFAULT_HOST;
   const shown = host.includes(':') ? `[${host}]` : host;
   for (const name of options.allowHosts ?? []) {
     if (!parseHost(name)) {
@@ -57,7 +58,7 @@ export async function serve(options: ServeOptions = {}): Promise<RunningServer> 
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port ?? 4600, host, () => resolve());
+    server.listen(options.port ?? DEFAULT_PORT, host, () => resolve());
   });
   // After listening, an error (e.g. out of file descriptors on accept) is one failed connection.
   server.removeAllListeners('error');

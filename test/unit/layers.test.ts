@@ -11,6 +11,7 @@ import { test } from 'node:test';
 const LAYERS: readonly (readonly [string, number])[] = [
   ['util/', 0],
   ['errors.ts', 1],
+  ['defaults.ts', 1],
   ['sql/', 1],
   ['drivers/', 2],
   ['core/', 3],

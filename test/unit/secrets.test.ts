@@ -149,19 +149,18 @@ describe('errors and events', () => {
 
   it('withoutSecrets scrubs every field of an error, its stack and its cause, keeping its class', async () => {
     const cause = new Error(`inner ${PASSWORD}`);
-    const thrown = new MigrationError(
-      '001',
-      '001_a.sql',
-      3,
-      0,
-      1,
-      `SELECT '${PASSWORD}'`,
-      `cannot reach ${url}`,
-      undefined,
-      'rolled back',
-      'up',
-      `check ${PASSWORD}`,
-    );
+    const thrown = new MigrationError({
+      version: '001',
+      file: '001_a.sql',
+      line: 3,
+      statementIndex: 0,
+      statementCount: 1,
+      statement: `SELECT '${PASSWORD}'`,
+      dbMessage: `cannot reach ${url}`,
+      stateLeft: 'rolled back',
+      direction: 'up',
+      fix: `check ${PASSWORD}`,
+    });
     Object.defineProperty(thrown, 'cause', { value: cause });
     const error = await withoutSecrets(url, async () => {
       throw thrown;

@@ -1,0 +1,93 @@
+/**
+ * Every ledger row the runner writes is built here: the row of an attempt it starts, the row that
+ * attempt ends with, and the row `resolve --applied` records.
+ */
+import type { LedgerRow, LedgerState } from '../drivers/driver.js';
+import type { Migration } from './migration.js';
+
+/** What names a migration in the ledger. */
+export type LedgerIdentity = Pick<Migration, 'version' | 'name' | 'checksum'>;
+
+/** An attempt this runner starts: `running`, no statement done yet. */
+export function startedRow(
+  migration: LedgerIdentity,
+  start: {
+    readonly direction: 'up' | 'down';
+    readonly statementCount: number | null;
+    readonly startedAt: string;
+    /** `host:pid` of this runner. */
+    readonly by: string;
+  },
+): LedgerRow {
+  return {
+    version: migration.version,
+    name: migration.name,
+    checksum: migration.checksum,
+    state: 'running',
+    direction: start.direction,
+    statementsDone: 0,
+    statementCount: start.statementCount,
+    startedAt: start.startedAt,
+    finishedAt: null,
+    durationMs: null,
+    appliedBy: start.by,
+    error: null,
+  };
+}
+
+/** A rollback this runner starts: the applied row keeps its record until the row is removed. */
+export function rollingBackRow(applied: LedgerRow): LedgerRow {
+  return { ...applied, state: 'running', direction: 'down' };
+}
+
+/** When an attempt ended, and how long it took. */
+export interface AttemptEnd {
+  readonly finishedAt: string;
+  readonly durationMs: number | null;
+}
+
+/** How an attempt ended: its state, the statements done, when and how long; an error replaces the row's. */
+export function finishedRow(
+  row: LedgerRow,
+  end: AttemptEnd & {
+    readonly state: Exclude<LedgerState, 'running'>;
+    readonly statementsDone: number;
+    readonly error?: string | undefined;
+  },
+): LedgerRow {
+  return {
+    ...row,
+    state: end.state,
+    statementsDone: end.statementsDone,
+    finishedAt: end.finishedAt,
+    durationMs: end.durationMs,
+    error: end.error ?? row.error,
+  };
+}
+
+/**
+ * What `resolve --applied` records: the migration as applied by a person, keeping what the
+ * ledger knew of its attempt; the file (when there is one) names it.
+ */
+export function resolvedRow(
+  version: string,
+  row: LedgerRow | undefined,
+  source: LedgerIdentity | undefined,
+  by: string,
+  now: string,
+): LedgerRow {
+  return {
+    version: row?.version ?? source?.version ?? version,
+    name: source?.name ?? row?.name ?? '',
+    checksum: source?.checksum ?? row?.checksum ?? '',
+    state: 'applied',
+    direction: 'up',
+    statementsDone: row?.statementsDone ?? 0,
+    statementCount: row?.statementCount ?? null,
+    startedAt: row?.startedAt ?? now,
+    finishedAt: now,
+    durationMs: row?.durationMs ?? null,
+    appliedBy: by,
+    error: row?.error ?? null,
+  };
+}
