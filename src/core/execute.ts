@@ -16,13 +16,20 @@ import {
 } from '../errors.js';
 import { fileLine, splitStatements } from '../sql/split.js';
 import { transactionControl } from '../sql/transaction-control.js';
-import { asWritten } from '../util/duration.js';
 import { scrubSecrets } from '../util/secrets.js';
 import type { ResolvedConfig } from './config.js';
 import { guardProcessExit } from './exit-guard.js';
 import { type AttemptEnd, finishedRow, rollingBackRow, startedRow } from './ledger-rows.js';
 import type { Migration, MigrationContext, Step } from './migration.js';
 import { inTransaction, refusal, runsInTransaction, StatementFailed } from './statements.js';
+import {
+  type Deadline,
+  fasterOrLonger,
+  TIME_RAN_OUT,
+  type TimeLimit,
+  timeLimit,
+  Watchdog,
+} from './time-limits.js';
 
 /** A statement that the database refused, with where it came from. */
 class StatementFailure extends StatementFailed {
@@ -46,19 +53,6 @@ export interface RunContext {
   readonly config: ResolvedConfig;
   /** When the whole run must end (`--run-timeout`), if it is limited. */
   readonly runDeadline?: Deadline | undefined;
-}
-
-/** A point in time (`performance.now()`) set by a limit of `ms`. */
-export interface Deadline {
-  readonly at: number;
-  readonly ms: number;
-}
-
-/** The time limit a migration runs under: the earlier of its own and the run's. */
-export interface TimeLimit extends Deadline {
-  /** The limit as the user set it, for messages: `--migration-timeout 1h`, `--run-timeout 2h`. */
-  readonly name: string;
-  readonly scope: 'migration' | 'run';
 }
 
 /**
@@ -99,7 +93,7 @@ export async function runMigration(
 
   // Every ledger write states the row it expects (SPEC guarantee 1): what was read under the lock.
   const expected = previous ?? null;
-  const limit = timeLimit(run, step, t0);
+  const limit = timeLimit(step.settings.timeoutMs, run.config.migrationTimeoutMs, run.runDeadline, t0);
   if (transactional) {
     await runTransactional(run, migration, step, direction, expected, limit, async (done) => {
       if (direction === 'up')
@@ -459,64 +453,6 @@ function moduleFailure(error: unknown, migration: Migration, done: number): Stat
   );
 }
 
-/** What `Watchdog.expired` rejects with. */
-const TIME_RAN_OUT = Symbol('time ran out');
-
-/**
- * Ends a migration that runs past its time limit: once the limit passes, the statement in flight is
- * cancelled on the server, and `expired` rejects once the session is free again (for a module that
- * awaits something that never settles). Statements after that are not sent.
- */
-class Watchdog {
-  readonly expired: Promise<never>;
-  #fired = false;
-  #timer: NodeJS.Timeout | undefined;
-  #inFlight: Promise<unknown> | undefined;
-  #cancelled: Promise<void> = Promise.resolve();
-
-  constructor(
-    readonly limit: TimeLimit | undefined,
-    cancel: () => Promise<void>,
-  ) {
-    let reject: (reason: unknown) => void = () => {};
-    this.expired = new Promise<never>((_, r) => {
-      reject = r;
-    });
-    this.expired.catch(() => {});
-    if (!limit) return;
-    this.#timer = setTimeout(
-      () => {
-        this.#fired = true;
-        if (this.#inFlight) this.#cancelled = cancel().catch(() => {});
-        // After the in-flight statement's own failure (with its line) has had its turn to propagate.
-        void Promise.allSettled([this.#inFlight, this.#cancelled]).then(() =>
-          setImmediate(() => reject(TIME_RAN_OUT)),
-        );
-      },
-      Math.max(0, limit.at - performance.now()),
-    );
-  }
-
-  get fired(): boolean {
-    return this.#fired;
-  }
-
-  /** Tracks the statement in flight; once it settles after the limit, waits until its cancel is sent. */
-  async watch<T>(statement: Promise<T>): Promise<T> {
-    this.#inFlight = statement;
-    try {
-      return await statement;
-    } finally {
-      this.#inFlight = undefined;
-      if (this.#fired) await this.#cancelled;
-    }
-  }
-
-  stop(): void {
-    clearTimeout(this.#timer);
-  }
-}
-
 /** Cancels what the session runs now, from a second session: the statement that ran out of time. */
 async function cancelRunningStatement(run: RunContext): Promise<void> {
   const id = run.session.connection.serverId?.();
@@ -527,31 +463,6 @@ async function cancelRunningStatement(run: RunContext): Promise<void> {
   } finally {
     await side.connection.close().catch(() => {});
   }
-}
-
-/** The earlier of the migration's own limit (or the run's default for one) and the run's end. */
-function timeLimit(run: RunContext, step: Step, now: number): TimeLimit | undefined {
-  const own = step.settings.timeoutMs;
-  const ms = own !== undefined ? own : run.config.migrationTimeoutMs;
-  const limits: TimeLimit[] = [];
-  if (ms !== null) {
-    const name =
-      own !== undefined ? `its own timeout of ${asWritten(ms)}` : `--migration-timeout ${asWritten(ms)}`;
-    limits.push({ at: now + ms, ms, name, scope: 'migration' });
-  }
-  const end = run.runDeadline;
-  if (end) limits.push({ ...end, name: `--run-timeout ${asWritten(end.ms)}`, scope: 'run' });
-  return limits.sort((a, b) => a.at - b.at)[0];
-}
-
-function fasterOrLonger(limit: TimeLimit, migration: Migration): string {
-  const raise =
-    limit.scope === 'run'
-      ? 'raise --run-timeout (runTimeout), or apply fewer migrations per run'
-      : migration.kind === 'sql'
-        ? 'raise its limit (timeout:<duration> on its -- migrate:up line, or --migration-timeout)'
-        : 'raise its limit (export const timeout = "2h", or --migration-timeout)';
-  return `Make it faster, move long work into a long-running migration (lockstep async), or ${raise}`;
 }
 
 /**

@@ -13,7 +13,7 @@ import {
 import { transactionControl } from '../sql/transaction-control.js';
 import { asWritten } from '../util/duration.js';
 import { type LockstepOptions, type ResolvedConfig, resolveConfig } from './config.js';
-import { type Deadline, runMigration, stepRunsInTransaction } from './execute.js';
+import { runMigration, stepRunsInTransaction } from './execute.js';
 import { guardProcessExit } from './exit-guard.js';
 import { resolvedRow } from './ledger-rows.js';
 import { compareVersions, type Migration, type Step } from './migration.js';
@@ -29,6 +29,7 @@ import {
 import { planResolve, type ResolveAs } from './resolve.js';
 import { SessionScope, whileLocked } from './scope.js';
 import { readMigrations } from './sources.js';
+import { type Deadline, deadline } from './time-limits.js';
 
 export interface AppliedMigration {
   readonly version: string;
@@ -97,6 +98,7 @@ export class Migrator {
       url: config.url,
       table: config.table,
       runnerId: config.runnerId,
+      caller: config.caller,
       onQuery: options.on === undefined ? undefined : (sql) => config.on({ type: 'query', sql }),
     });
   }
@@ -385,11 +387,6 @@ async function withinLimit<T>(loading: Promise<T>, migration: Migration, limit: 
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** When a limit of `ms` from now ends, or undefined for no limit. */
-function deadline(ms: number | null): Deadline | undefined {
-  return ms === null ? undefined : { at: performance.now() + ms, ms };
 }
 
 /** The state of each long-running migration in a store table, read on the run's session. */

@@ -24,8 +24,30 @@ import {
 const MIGRATIONS = {
   '001_first.sql': '-- migrate:up\nCREATE TABLE first_table (id integer);\n',
   // A migration that changes its session: lockstep settles it, and the caller gets its own back.
-  '002_settings.sql': "-- migrate:up\nSET lock_timeout = '3s';\nCREATE TABLE second_table (id integer);\n",
+  '002_settings.sql':
+    "-- migrate:up\nSET lock_timeout = '3s';\nCREATE TABLE second_table (id integer);\nCREATE TABLE ran_on AS SELECT pg_backend_pid() AS pid;\n",
 };
+
+/** Which connection (server pid / connection id) the migrations ran on: the caller's, not one of lockstep's own. */
+async function ranOn(db: TestDatabase): Promise<number> {
+  return Number((await db.query('SELECT pid FROM ran_on'))[0]?.pid);
+}
+
+/** Counts calls of `method` on `handle` from now on: which handle a run used. */
+function countCalls(handle: object, method: string): { readonly calls: number } {
+  const target = handle as Record<string, (...args: unknown[]) => unknown>;
+  const original = target[method] as (...args: unknown[]) => unknown;
+  let calls = 0;
+  target[method] = function (this: unknown, ...args: unknown[]) {
+    calls++;
+    return original.apply(this, args);
+  };
+  return {
+    get calls() {
+      return calls;
+    },
+  };
+}
 const ASYNC_DEFINITION =
   "-- async:description a\n-- async:operation\nINSERT INTO trace (name, ev) VALUES ('a', 'op1');\n-- async:rollback\nDELETE FROM trace;\n";
 const FAILING = {
@@ -97,6 +119,7 @@ describe("the caller's connection: postgres", () => {
         ['001', '002'],
       );
       assert.deepEqual(await pgState(client), before);
+      assert.equal(await ranOn(db), before.pid, "the migrations ran on the caller's client");
       assert.equal(
         (await client.query({ name: 'app_query', text: 'SELECT $1::int AS n', values: [2] })).rows[0].n,
         2,
@@ -120,6 +143,7 @@ describe("the caller's connection: postgres", () => {
         const dir = writeMigrations(db.dir, { ...MIGRATIONS, ...FAILING });
         await assert.rejects(migrate({ client: pool, dir, cwd: db.dir }), MigrationError);
         assert.deepEqual(await ledger(db), ['001:applied', '002:applied', '003:rolled_back']);
+        assert.equal(await ranOn(db), before.pid, "the migrations ran on the pool's connection");
         assert.equal(pool.totalCount, 1, 'the connection went back to the pool');
         assert.equal(pool.idleCount, 1);
         const again = await pool.connect();
@@ -149,11 +173,13 @@ describe("the caller's connection: postgres", () => {
           sent.push(String(typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string }).text));
           return (query as (...a: unknown[]) => unknown).apply(this, args);
         } as typeof query;
+        const checkouts = countCalls(pool, 'connect');
         try {
           assert.equal((await migrate({ client: pool, dir, cwd: db.dir })).upToDate, true);
         } finally {
           pg.Client.prototype.query = query;
         }
+        assert.equal(checkouts.calls, 1, "the run checked its connection out of the caller's pool");
         assert.equal(sent.length, 1, sent.join('\n'));
         assert.match(sent[0] ?? '', /^SELECT version/);
       },
@@ -219,7 +245,9 @@ describe("the caller's connection: postgres", () => {
           'a.sql': ASYNC_DEFINITION,
         });
         const migrator = createAsyncMigrator({ client: pool, dir, cwd: db.dir, pollInterval: 50 });
+        const checkouts = countCalls(pool, 'connect');
         assert.equal((await migrator.status()).runs[0]?.state, 'not_started');
+        assert.equal(checkouts.calls, 1, "status ran on the caller's pool");
         await migrator.trigger('a');
         assert.equal((await migrator.wait('a')).state, 'completed');
         assert.deepEqual(await readTrace(db), ['a:op1']);
@@ -235,7 +263,9 @@ describe("the caller's connection: postgres", () => {
       const before = await pgState(client);
       const dir = writeDefinitions(db.dir, { 'a.sql': ASYNC_DEFINITION });
       const migrator = createAsyncMigrator({ client, dir, cwd: db.dir, pollInterval: 50 });
+      const sent = countCalls(client, 'query');
       await migrator.trigger('a');
+      assert.ok(sent.calls > 0, "the trigger ran on the caller's client");
       assert.equal((await migrator.wait('a')).state, 'completed');
       assert.deepEqual(await readTrace(db), ['a:op1']);
       assert.deepEqual(await pgState(client), before);
@@ -255,7 +285,7 @@ async function mysqlState(connection: mysql.Connection | mysql.PoolConnection) {
 const MYSQL_MIGRATIONS = {
   '001_first.sql': '-- migrate:up\nCREATE TABLE first_table (id integer);\n',
   '002_settings.sql':
-    "-- migrate:up\nSET foreign_key_checks = 0;\nSET time_zone = '+05:00';\nCREATE TABLE second_table (id integer);\n",
+    "-- migrate:up\nSET foreign_key_checks = 0;\nSET time_zone = '+05:00';\nCREATE TABLE second_table (id integer);\nCREATE TABLE ran_on AS SELECT CONNECTION_ID() AS pid;\n",
 };
 
 /** Transactional on MySQL too (no DDL): rolled back. */
@@ -276,6 +306,7 @@ describe("the caller's connection: mysql", () => {
       const dir = writeMigrations(db.dir, MYSQL_MIGRATIONS);
       assert.equal((await migrate({ client: connection, dir, cwd: db.dir })).applied.length, 2);
       assert.deepEqual(await mysqlState(connection), before);
+      assert.equal(await ranOn(db), Number(before?.id), "the migrations ran on the caller's connection");
       writeMigrations(db.dir, MYSQL_FAILING);
       await assert.rejects(migrate({ client: connection, dir, cwd: db.dir }), MigrationError);
       assert.deepEqual(await mysqlState(connection), before);
@@ -284,8 +315,10 @@ describe("the caller's connection: mysql", () => {
       const warm = await promisePool.getConnection();
       const poolBefore = await mysqlState(warm);
       warm.release();
+      const checkouts = countCalls(pool, 'getConnection');
       // Within 10 s of its failure a migration is not retried: this run fails without running it.
       await assert.rejects(migrate({ client: pool, dir, cwd: db.dir }), /just failed/);
+      assert.equal(checkouts.calls, 1, "the run checked its connection out of the caller's pool");
       const again = await promisePool.getConnection();
       try {
         assert.deepEqual(await mysqlState(again), poolBefore, 'the same connection, as it was');
@@ -325,7 +358,9 @@ describe("the caller's connection: sqlite", () => {
           '-- migrate:up transaction:false\nPRAGMA foreign_keys = OFF;\nCREATE TABLE second_table (id integer);\n',
         ...FAILING,
       });
+      const prepared = countCalls(database, 'prepare');
       await assert.rejects(migrate({ client: database, dir, cwd: db.dir }), MigrationError);
+      assert.ok(prepared.calls > 0, "the migrations ran on the caller's Database");
       assert.deepEqual(state(), before);
       assert.deepEqual(await ledger(db), ['001:applied', '002:applied', '003:rolled_back']);
       assert.equal((database.prepare('SELECT count(*) AS n FROM first_table').get() as { n: number }).n, 0);
