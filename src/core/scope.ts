@@ -11,8 +11,12 @@ export interface ScopeOptions {
   readonly runnerId: string;
   /** Sees every statement sent (the `query` event); none when nobody listens. */
   readonly onQuery?: ((sql: string) => void) | undefined;
-  /** The application's own client or pool, when it was given instead of a URL (`url` is then its settings). */
-  readonly caller?: CallerHandle | undefined;
+  /**
+   * The application's own client or pool, when it was given instead of a URL (`url` is then its
+   * settings). Required, even when undefined: a scope built without it would quietly open
+   * connections of its own.
+   */
+  readonly caller: CallerHandle | undefined;
 }
 
 /**

@@ -11,7 +11,12 @@ for (const target of TARGETS) {
     it('releases the lock when the work throws, and never runs work while another holds it', async () => {
       const db = await target.create();
       try {
-        const scope = new SessionScope({ url: db.url, table: 'lockstep_migrations', runnerId: 'test:1' });
+        const scope = new SessionScope({
+          url: db.url,
+          table: 'lockstep_migrations',
+          runnerId: 'test:1',
+          caller: undefined,
+        });
         await scope.withSession(async (session, driver) => {
           const lock = { timeoutMs: 5_000, target: driver.target, on: noEvents };
           await assert.rejects(
@@ -35,7 +40,12 @@ for (const target of TARGETS) {
     it('gives the result for the work when the wait ends with nothing left to do', async () => {
       const db = await target.create();
       try {
-        const scope = new SessionScope({ url: db.url, table: 'lockstep_migrations', runnerId: 'test:1' });
+        const scope = new SessionScope({
+          url: db.url,
+          table: 'lockstep_migrations',
+          runnerId: 'test:1',
+          caller: undefined,
+        });
         await scope.withSession(async (holder, driver) => {
           assert.equal(await holder.lock.tryLock(), true);
           await scope.withSession(async (waiter) => {
@@ -61,7 +71,12 @@ for (const target of TARGETS) {
 describe('session scope', () => {
   it('shows the target without its password, and scrubs it from what a command throws', async () => {
     const url = 'postgres://app:s3cret-pass@127.0.0.1:1/nowhere';
-    const scope = new SessionScope({ url, table: 'lockstep_migrations', runnerId: 'test:1' });
+    const scope = new SessionScope({
+      url,
+      table: 'lockstep_migrations',
+      runnerId: 'test:1',
+      caller: undefined,
+    });
     assert.doesNotMatch(scope.target, /s3cret-pass/);
     await assert.rejects(
       scope.command(async () => {

@@ -13,9 +13,10 @@ export function ownConnection(connection: Connection): Lease<Connection> {
 
 /**
  * How lockstep reads results, whatever the caller's connection was configured with: dates as
- * text in UTC, 64-bit integers whole. mysql2 takes these per query.
+ * text in UTC, 64-bit integers whole. Its own connections are opened with them; on the caller's,
+ * mysql2 takes them per query.
  */
-const READ_AS = {
+export const READ_AS = {
   dateStrings: true,
   timezone: 'Z',
   supportBigNumbers: true,

@@ -3,7 +3,7 @@ import { ConfigError, ConnectionError } from '../../errors.js';
 import { redactUrl } from '../../util/secrets.js';
 import type { CallerHandle } from '../caller.js';
 import type { Database, DriverOptions } from '../driver.js';
-import { callerConnections, ownConnection } from './client.js';
+import { callerConnections, ownConnection, READ_AS } from './client.js';
 import { MysqlConnection } from './connection.js';
 import { mysqlDialect } from './dialect.js';
 import { MysqlLink } from './link.js';
@@ -45,10 +45,7 @@ export function createMysqlDriver(url: string, options: DriverOptions, caller?: 
         try {
           return await mysql.createConnection({
             uri: parsed.href,
-            dateStrings: true,
-            timezone: 'Z',
-            supportBigNumbers: true,
-            bigNumberStrings: true,
+            ...READ_AS,
             enableKeepAlive: true,
             keepAliveInitialDelay: 10_000,
             connectTimeout: 10_000,

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { ConfigError } from '../../errors.js';
 import { CallerSlot, isLedgerRead, type Lease, withQuery } from '../caller.js';
 import { quoteIdentifier } from '../sql-helpers.js';
+import { transactionStatus } from './link.js';
 
 /** Opens a new connection with lockstep's settings (keepalives, name) over these connection settings. */
 export type OpenClient = (connection: pg.ClientConfig) => Promise<pg.Client>;
@@ -122,9 +123,4 @@ async function restore(client: pg.Client, snapshot: Snapshot): Promise<void> {
   for (const name of Object.keys(parsed ?? {})) {
     if (!left.prepared.includes(name)) delete parsed?.[name];
   }
-}
-
-/** The server's last transaction status: I idle, T in a transaction, E in a failed one. */
-function transactionStatus(client: pg.Client): string | null {
-  return (client as unknown as { getTransactionStatus?(): string | null }).getTransactionStatus?.() ?? null;
 }

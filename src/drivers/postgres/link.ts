@@ -28,10 +28,13 @@ export class PostgresLink {
 
   /** The server's last transaction status: I idle, T in a transaction, E in a failed one (pg ≥ 8.12). */
   transactionStatus(): string | null {
-    return (
-      (this.client as unknown as { getTransactionStatus?(): string | null }).getTransactionStatus?.() ?? null
-    );
+    return transactionStatus(this.client);
   }
+}
+
+/** A pg client's last transaction status from the server: I idle, T in a transaction, E in a failed one. */
+export function transactionStatus(client: pg.Client): string | null {
+  return (client as unknown as { getTransactionStatus?(): string | null }).getTransactionStatus?.() ?? null;
 }
 
 /** What pg_stat_activity shows for a lockstep session; Postgres keeps 63 bytes of it. */
