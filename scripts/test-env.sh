@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # What the test suite needs on this kind of machine (Debian, PostgreSQL and MariaDB installed), set up
 # when missing: both servers started if they are down, Debian's chromium installed for the browser
-# test. Anything that cannot be set up fails the run here, loudly: database tests never skip.
+# test, Debian's pgbouncer installed for the pooler tests (which start their own instances). Anything that cannot be set up fails the run here, loudly: database tests never skip.
 # `npm test` runs this first; LOCKSTEP_TEST_PG_URL / LOCKSTEP_TEST_MYSQL_URL point the tests at
-# other servers (then those are only checked, never started).
+# other servers (then those are only checked, never started); LOCKSTEP_TEST_CHROMIUM and
+# LOCKSTEP_TEST_PGBOUNCER to other binaries (then those are only checked, never installed).
 set -euo pipefail
 
 say() { echo "test-env: $*" >&2; }
@@ -58,4 +59,15 @@ if [ ! -x "$chromium" ]; then
       as_root apt-get install -y --no-install-recommends chromium >/dev/null 2>&1; }; } || true
   [ -x "$chromium" ] || fatal "$chromium is missing and could not be installed (apt-get install chromium, as root)"
 fi
-say "PostgreSQL, MariaDB and chromium are ready"
+# The pooler tests start their own PgBouncer instances (test/helpers/pgbouncer.ts); only the binary
+# is needed here.
+pgbouncer=${LOCKSTEP_TEST_PGBOUNCER:-/usr/sbin/pgbouncer}
+if [ ! -x "$pgbouncer" ]; then
+  [ -z "${LOCKSTEP_TEST_PGBOUNCER:-}" ] || fatal "\$LOCKSTEP_TEST_PGBOUNCER ($pgbouncer) is not executable"
+  say "installing Debian's pgbouncer for the pooler tests"
+  { as_root apt-get install -y --no-install-recommends pgbouncer >/dev/null 2>&1 ||
+    { as_root apt-get update >/dev/null 2>&1 &&
+      as_root apt-get install -y --no-install-recommends pgbouncer >/dev/null 2>&1; }; } || true
+  [ -x "$pgbouncer" ] || fatal "$pgbouncer is missing and could not be installed (apt-get install pgbouncer, as root)"
+fi
+say "PostgreSQL, MariaDB, chromium and pgbouncer are ready"

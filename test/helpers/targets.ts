@@ -33,7 +33,7 @@ export interface Target {
 }
 
 const ALL_TARGETS: readonly Target[] = [
-  { kind: 'postgres', create: createPostgresDatabase },
+  { kind: 'postgres', create: () => createPostgresDatabase() },
   { kind: 'mysql', create: createMysqlDatabase },
   { kind: 'sqlite', create: createSqliteDatabase },
 ];
@@ -54,21 +54,32 @@ function scratchDir(): string {
   return mkdtempSync(path.join(tmpdir(), 'lockstep-test-'));
 }
 
-export async function createPostgresDatabase(): Promise<TestDatabase> {
+/** PG_ADMIN_URL with its database replaced by `database`. */
+export function directPostgresUrl(database: string): string {
+  const url = new URL(PG_ADMIN_URL);
+  url.pathname = `/${database}`;
+  return url.href;
+}
+
+/**
+ * A fresh database created directly on PostgreSQL; `query()` and `cleanup()` go direct, while the
+ * `url` handed to lockstep is `urlFor(name)` (a pooler's, say).
+ */
+export async function createPostgresDatabase(
+  urlFor: (database: string) => string = directPostgresUrl,
+): Promise<TestDatabase> {
   const name = `lockstep_t_${process.pid}_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
   await admin.end();
-  const url = new URL(PG_ADMIN_URL);
-  url.pathname = `/${name}`;
   const dir = scratchDir();
-  const client = new pg.Client({ connectionString: url.href });
+  const client = new pg.Client({ connectionString: directPostgresUrl(name) });
   await client.connect();
   client.on('error', () => {});
   return {
     kind: 'postgres',
-    url: url.href,
+    url: urlFor(name),
     dir,
     async query(sql, params) {
       return (await client.query(sql, params)).rows;
