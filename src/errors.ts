@@ -338,6 +338,33 @@ export class ResolveRefusedError extends LockstepError {
   }
 }
 
+/**
+ * What sits between lockstep and PostgreSQL makes the command unsafe as asked: a pooler found
+ * where none was declared, or work that needs a session of its own (a non-transactional
+ * migration, long-running migrations) through a transaction-mode pooler. Nothing was changed;
+ * the message says what to do instead.
+ */
+export class PoolerRefusedError extends LockstepError {
+  readonly reason!: 'pooler-detected' | 'not-transactional' | 'long-running';
+  /** The migration that cannot run through the pooler (not-transactional). */
+  readonly version?: string;
+  readonly file?: string;
+  readonly code = 'POOLER_REFUSED';
+  readonly exitCode = ExitCode.refused;
+  readonly httpStatus = HttpStatus.refused;
+  constructor(facts: {
+    readonly reason: 'pooler-detected' | 'not-transactional' | 'long-running';
+    readonly version?: string;
+    readonly file?: string;
+    /** Why, and what to do instead. */
+    readonly message: string;
+  }) {
+    const { message, ...fields } = facts;
+    super(message);
+    Object.assign(this, fields);
+  }
+}
+
 /** A pending migration requires long-running migrations that are not completed. Nothing was changed. */
 export class AsyncRequiredError extends LockstepError {
   readonly version!: string;

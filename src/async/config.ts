@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { databaseOption, durationOption, TABLE_NAME } from '../core/config.js';
+import { databaseOption, durationOption, poolerOption, TABLE_NAME } from '../core/config.js';
 import {
   DEFAULT_ASYNC_DIR,
   DEFAULT_ASYNC_TABLE,
@@ -8,6 +8,7 @@ import {
   DEFAULT_TABLE,
 } from '../defaults.js';
 import type { CallerClient, CallerHandle } from '../drivers/caller.js';
+import type { PoolerMode } from '../drivers/driver.js';
 import { ConfigError } from '../errors.js';
 import { scrubbingHandler } from '../util/secrets.js';
 import type { AsyncEventHandler } from './events.js';
@@ -21,6 +22,11 @@ export interface AsyncOptions {
    * when the client is a single connection.
    */
   readonly client?: CallerClient | undefined;
+  /**
+   * What sits between lockstep and PostgreSQL, as for `migrate()`. Long-running migrations need a
+   * session of their own: through a transaction-mode pooler every command is refused.
+   */
+  readonly pooler?: PoolerMode | undefined;
   /** Directory of long-running migration definitions. Default is `db/async-migrations`. */
   readonly dir?: string | undefined;
   /** State table (its errors go to `<table>_errors`). Default is `lockstep_async`. */
@@ -49,6 +55,7 @@ export interface AsyncOptions {
 export interface AsyncConfig {
   readonly url: string;
   readonly caller?: CallerHandle | undefined;
+  readonly pooler: PoolerMode | undefined;
   readonly dir: string;
   readonly table: string;
   readonly ledgerTable: string;
@@ -78,6 +85,7 @@ export function resolveAsyncConfig(options: AsyncOptions): AsyncConfig {
   return {
     url,
     caller,
+    pooler: poolerOption(options.pooler),
     dir: options.dir ?? DEFAULT_ASYNC_DIR,
     table,
     ledgerTable: options.ledgerTable ?? DEFAULT_TABLE,

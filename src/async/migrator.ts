@@ -7,6 +7,7 @@
 
 import { SessionScope } from '../core/scope.js';
 import type { Driver } from '../drivers/driver.js';
+import { PoolerRefusedError } from '../errors.js';
 import { type AsyncConfig, type AsyncOptions, resolveAsyncConfig } from './config.js';
 import { checkName, unknownName } from './messages.js';
 import { ensureStore, type Opened } from './open.js';
@@ -33,8 +34,8 @@ export class AsyncMigrator {
 
   constructor(options: AsyncOptions = {}) {
     this.#config = resolveAsyncConfig(options);
-    const { url, table, runnerId, caller } = this.#config;
-    this.#scope = new SessionScope({ url, table, runnerId, caller });
+    const { url, table, runnerId, caller, pooler } = this.#config;
+    this.#scope = new SessionScope({ url, table, runnerId, caller, pooler });
   }
 
   /** The store's location, password hidden. */
@@ -158,18 +159,29 @@ export class AsyncMigrator {
   }
 
   #withSession<T>(work: (o: Opened) => Promise<T>, opened?: Driver): Promise<T> {
-    return this.#scope.withSession(
-      (session, driver) =>
-        work({
-          driver,
-          session,
-          store: new AsyncStore(session.connection, driver.dialect, this.#config.table),
-        }),
-      opened,
-    );
+    return this.#scope.withSession((session, driver) => {
+      if (session.lock.heldUntil === 'commit') throw throughTransactionPooler(this.#scope.target);
+      return work({
+        driver,
+        session,
+        store: new AsyncStore(session.connection, driver.dialect, this.#config.table),
+      });
+    }, opened);
   }
 
   #guard<T>(work: () => Promise<T>): Promise<T> {
     return this.#scope.command(work);
   }
+}
+
+/** A worker's liveness is its session's lock, and state transitions take session locks too. */
+function throughTransactionPooler(target: string): PoolerRefusedError {
+  return new PoolerRefusedError({
+    reason: 'long-running',
+    message:
+      `long-running migrations need a database session of their own, which a transaction-mode pooler ` +
+      `(pooler=transaction) does not keep: ${target}. Nothing was changed.\n` +
+      '  fix: run lockstep async commands (and workers) with a URL that reaches PostgreSQL itself, or a ' +
+      'session-mode pooler (pooler=session)',
+  });
 }

@@ -24,6 +24,7 @@ export async function ensureStore(o: Opened, config: AsyncConfig): Promise<void>
     table: config.ledgerTable,
     runnerId: config.runnerId,
     caller: config.caller,
+    pooler: config.pooler,
   });
   await ledger.withSession((session, driver) =>
     whileLocked(session.lock, { timeoutMs: config.lockTimeoutMs, target: driver.target, on: config.on }, () =>

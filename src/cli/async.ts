@@ -1,6 +1,7 @@
 import type { AsyncOptions } from '../async/config.js';
 import { type AsyncActionResult, AsyncMigrator } from '../async/migrator.js';
 import { createDefinitionFile } from '../async/new.js';
+import { poolerOption } from '../core/config.js';
 import {
   DEFAULT_ASYNC_DIR,
   DEFAULT_ASYNC_TABLE,
@@ -160,6 +161,7 @@ function toOptions(values: Values, events: AsyncEventPrinter): AsyncOptions {
   }
   return {
     url: databaseUrl(values.url),
+    pooler: poolerOption(values.pooler),
     dir: values['async-dir'],
     table: values['async-table'],
     ledgerTable: values.table,

@@ -37,8 +37,15 @@ export function databaseUrl(url: string | undefined): string | undefined {
     throw new ConfigError('--url is empty: pass a database URL, or leave --url out to use $DATABASE_URL');
   }
   const found = url ?? process.env.DATABASE_URL ?? readDotEnvUrl();
-  scrub = secretScrubber(found);
+  scrubAlso(found);
   return found;
+}
+
+/** Adds a URL whose secrets nothing the CLI prints may show (the database URL, --direct-url). */
+export function scrubAlso(url: string | undefined): void {
+  const before = scrub;
+  const secrets = secretScrubber(url);
+  scrub = before === redactUrlsIn ? secrets : (text) => secrets(before(text));
 }
 
 function readDotEnvUrl(): string | undefined {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import type { LockstepOptions } from '../core/config.js';
+import { type LockstepOptions, poolerOption } from '../core/config.js';
 import {
   DEFAULT_ASYNC_TABLE,
   DEFAULT_DDL_LOCK_RETRIES,
@@ -15,7 +15,7 @@ import {
 import { ConfigError, ExitCode } from '../errors.js';
 import { Migrator } from '../index.js';
 import { asWritten } from '../util/duration.js';
-import { databaseUrl, expectArgs, fail, intOption, writeResult, writeStderr } from './common.js';
+import { databaseUrl, expectArgs, fail, intOption, scrubAlso, writeResult, writeStderr } from './common.js';
 import { createMigrationFile } from './new.js';
 import {
   COMMAND_OPTIONS,
@@ -48,6 +48,15 @@ const OPTION_HELP: Partial<Record<OptionName, string>> = {
   url: `  -u, --url <url>            Database URL. Default: $DATABASE_URL (also read from ./.env),
                              else ${DEFAULT_URL}. Schemes: postgres://, postgresql://,
                              mysql://, mariadb://, sqlite:relative/path.db, sqlite:///absolute/path.db`,
+  pooler: `      --pooler <mode>        What is between lockstep and PostgreSQL (or ?pooler= in the URL):
+                             transaction (PgBouncer pool_mode=transaction, a managed "pooled"
+                             URL: each migration commits under a transaction lock; migrations
+                             outside a transaction need --direct-url), session (pool_mode=
+                             session), none (PostgreSQL itself; a pooler found is refused).
+                             Default: none`,
+  'direct-url': `      --direct-url <url>     With --pooler transaction: a URL to the same database that reaches
+                             PostgreSQL itself (or a session-mode pooler); a run with a
+                             migration to run outside a transaction goes through it instead`,
   dir: `  -d, --dir <dir>            Migrations directory. Default: ${DEFAULT_DIR}`,
   table: `  -t, --table <name>         Ledger table. Default: ${DEFAULT_TABLE} (schema.table on Postgres;
                              unqualified means public; on MySQL it lives in the URL's database)`,
@@ -231,8 +240,14 @@ function printHelp(text: string): number {
 function toOptions(values: Values): LockstepOptions {
   const quiet = values.quiet ?? false;
   const ddlLockTimeout = values['ddl-lock-timeout'];
+  const directUrl = values['direct-url'];
+  if (directUrl !== undefined && directUrl.trim() === '')
+    throw new ConfigError('--direct-url is empty: pass a URL, or leave it out');
+  scrubAlso(directUrl);
   return {
     url: databaseUrl(values.url),
+    pooler: poolerOption(values.pooler),
+    directUrl,
     dir: values.dir,
     table: values.table,
     lockTimeout: values['lock-timeout'],

@@ -7,6 +7,8 @@ import { ConfigError } from '../errors.js';
  */
 export const OPTIONS = {
   url: { type: 'string', short: 'u' },
+  pooler: { type: 'string' },
+  'direct-url': { type: 'string' },
   dir: { type: 'string', short: 'd' },
   table: { type: 'string', short: 't' },
   'lock-timeout': { type: 'string' },
@@ -55,7 +57,7 @@ const OUTPUT = ['json', 'quiet', 'help'] as const;
  * them), so one wrapper script (`lockstep -u "$URL" -d db/migrations "$@"`) serves every command.
  * They name a place, never change what a command does.
  */
-const WHERE = ['url', 'dir', 'table', 'async-dir', 'async-table'] as const;
+const WHERE = ['url', 'pooler', 'dir', 'table', 'async-dir', 'async-table'] as const;
 const RUN = [
   'lock-timeout',
   'ddl-lock-timeout',
@@ -67,8 +69,8 @@ const ASYNC = [...WHERE, ...OUTPUT] as const;
 
 /** The options each command takes; any other is an error that names the commands taking it. */
 export const COMMAND_OPTIONS: Readonly<Record<string, readonly OptionName[]>> = {
-  up: [...WHERE, ...RUN, 'allow-out-of-order', 'allow-changed', 'allow-missing', ...OUTPUT],
-  down: [...WHERE, ...RUN, 'steps', ...OUTPUT],
+  up: [...WHERE, 'direct-url', ...RUN, 'allow-out-of-order', 'allow-changed', 'allow-missing', ...OUTPUT],
+  down: [...WHERE, 'direct-url', ...RUN, 'steps', ...OUTPUT],
   status: [...WHERE, ...OUTPUT],
   resolve: [...WHERE, 'lock-timeout', 'applied', 'rolled-back', 'force', ...OUTPUT],
   new: [...WHERE, 'ts', ...OUTPUT],

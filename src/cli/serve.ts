@@ -1,3 +1,4 @@
+import { poolerOption } from '../core/config.js';
 import {
   DEFAULT_ASYNC_DIR,
   DEFAULT_ASYNC_TABLE,
@@ -60,6 +61,7 @@ export async function serveMain(positionals: string[], values: Values): Promise<
     const events = new AsyncEventPrinter((line) => writeStderr(`${line}\n`), values.quiet ?? false);
     const running = await serve({
       url: databaseUrl(values.url),
+      pooler: poolerOption(values.pooler),
       dir: values.dir,
       table: values.table,
       asyncDir: values['async-dir'],

@@ -10,6 +10,7 @@ import {
   urlInUse,
 } from '../defaults.js';
 import { type CallerClient, type CallerHandle, describeCaller } from '../drivers/caller.js';
+import { POOLER_MODES, type PoolerMode } from '../drivers/driver.js';
 import { ConfigError } from '../errors.js';
 import { durationMs } from '../util/duration.js';
 import { scrubbingHandler } from '../util/secrets.js';
@@ -29,6 +30,20 @@ export interface LockstepOptions extends HistoryPolicy {
    * connection for the lock and the work and gives it back as it found it; lockstep never ends it.
    */
   readonly client?: CallerClient | undefined;
+  /**
+   * What sits between lockstep and PostgreSQL (also the URL's `pooler=` parameter):
+   * `transaction` for a transaction-mode pooler such as PgBouncer's pool_mode=transaction or a
+   * managed "pooled" URL (each migration commits under a transaction lock; migrations that cannot
+   * run in a transaction are refused, or run through `directUrl`), `session` for a session-mode
+   * one, `none` for PostgreSQL itself. Default: none, checked: a pooler found there is refused.
+   */
+  readonly pooler?: PoolerMode | undefined;
+  /**
+   * A URL to the same database that reaches PostgreSQL itself (or a session-mode pooler), for what
+   * a transaction-mode pooler cannot carry: a run that has a migration to apply (or roll back)
+   * outside a transaction runs through it instead, as a whole.
+   */
+  readonly directUrl?: string | undefined;
   /** Migrations directory. Default is `db/migrations`. */
   readonly dir?: string | undefined;
   /** Ledger table; `schema.table` on Postgres. Default is `lockstep_migrations` (Postgres: in `public`). */
@@ -62,6 +77,8 @@ export interface ResolvedConfig extends HistoryPolicy {
   /** The database URL; with `caller`, the caller's client settings as one (for target and scrubbing). */
   readonly url: string;
   readonly caller?: CallerHandle | undefined;
+  readonly pooler: PoolerMode | undefined;
+  readonly directUrl: string | undefined;
   readonly dir: string;
   readonly table: string;
   readonly lockTimeoutMs: number;
@@ -94,6 +111,8 @@ export function resolveConfig(options: LockstepOptions): ResolvedConfig {
   return {
     url,
     caller,
+    pooler: poolerOption(options.pooler),
+    directUrl: options.directUrl || undefined,
     dir: options.dir ?? DEFAULT_DIR,
     table,
     lockTimeoutMs: durationOption('lock timeout', options.lockTimeout, DEFAULT_LOCK_TIMEOUT_MS),
@@ -128,6 +147,18 @@ export function databaseOption(options: {
   if (options.url) throw new ConfigError('give either url or client, not both');
   const caller = describeCaller(options.client);
   return { url: caller.url, caller };
+}
+
+/** The pooler option, checked (the driver reads the URL's and compares). */
+export function poolerOption(value: string | undefined): PoolerMode | undefined {
+  if (value === undefined) return undefined;
+  if (!POOLER_MODES.includes(value as PoolerMode)) {
+    throw new ConfigError(
+      `invalid pooler "${value}": use transaction (a transaction-mode pooler such as PgBouncer pool_mode=transaction), ` +
+        'session (a session-mode pooler) or none (PostgreSQL itself)',
+    );
+  }
+  return value as PoolerMode;
 }
 
 /** An option given in ms or as `30s`/`15m`, checked. */

@@ -8,6 +8,7 @@ import {
   HistoryError,
   type LockHolder,
   LockstepError,
+  PoolerRefusedError,
   SourceError,
 } from '../errors.js';
 import { transactionControl } from '../sql/transaction-control.js';
@@ -30,6 +31,9 @@ import { planResolve, type ResolveAs } from './resolve.js';
 import { SessionScope, whileLocked } from './scope.js';
 import { readMigrations } from './sources.js';
 import { type Deadline, deadline } from './time-limits.js';
+
+/** A command that a transaction-mode pooler cannot carry goes through the direct URL instead. */
+const HAND_OFF = Symbol('hand off to the direct URL');
 
 export interface AppliedMigration {
   readonly version: string;
@@ -84,6 +88,7 @@ export class Migrator {
   readonly #scope: SessionScope;
 
   readonly #requirements: RequirementStates | undefined;
+  readonly #options: LockstepOptions;
 
   /**
    * `requirements` reads the long-running migrations a migration `requires`; the public entry
@@ -92,6 +97,7 @@ export class Migrator {
    */
   constructor(options: LockstepOptions = {}, requirements?: RequirementStates) {
     this.#config = resolveConfig(options);
+    this.#options = options;
     this.#requirements = requirements;
     const config = this.#config;
     this.#scope = new SessionScope({
@@ -99,6 +105,7 @@ export class Migrator {
       table: config.table,
       runnerId: config.runnerId,
       caller: config.caller,
+      pooler: config.pooler,
       onQuery: options.on === undefined ? undefined : (sql) => config.on({ type: 'query', sql }),
     });
   }
@@ -108,81 +115,153 @@ export class Migrator {
     return this.#scope.command(async () => {
       const config = this.#config;
       const migrations = await readMigrations(config.dir, config.cwd);
-      return this.#scope.withSession(async (session, driver) => {
+      const outcome = await this.#scope.withSession(async (session, driver) => {
         // Fast path: one query, no lock, when nothing is pending (SPEC "The run", step 2).
         const before = await session.ledger.read();
         const first = planUp(migrations, before ?? [], config);
         if (first.problems.length > 0) throw new HistoryError(first.problems);
         if (nothingToDo(before, first)) return upToDate(config, before, before, 0);
-
-        let latest = before;
-        const lock = {
-          ...this.#lock(driver),
-          nothingLeft: async () => {
-            latest = await session.ledger.read();
-            return nothingToDo(latest, planUp(migrations, latest ?? [], config));
-          },
-          // Another runner applied everything while this one waited: done, without the lock.
-          doneElsewhere: (waitedMs: number) => upToDate(config, before, latest, waitedMs),
-        };
-        return whileLocked(session.lock, lock, async (waitedMs) => {
-          const runDeadline = deadline(config.runTimeoutMs);
-          const found = await session.ledger.read();
-          const rows = found ?? [];
-          const plan = planUp(migrations, rows, config);
-          if (plan.dirty) throw await dirtyError(plan.dirty, migrations, driver, session);
-          if (plan.problems.length > 0) throw new HistoryError(plan.problems);
-          if (plan.pending.length === 0) return upToDate(config, before, rows, waitedMs);
-          // Load (modules: import) everything pending before changing anything, so a bad file
-          // changes nothing; after locking, so runners that find the work done never pay for it.
-          const steps = await loadSteps(plan.pending, 'up', driver, importLimit(config, runDeadline));
-          await checkRequirements(
-            plan.pending,
-            steps,
-            this.#requirements,
-            session,
-            driver,
-            config.asyncTable,
-          );
-          if (!found) await session.ledger.create();
-          const appliedByOthers = newlyApplied(before ?? [], rows);
-          for (const other of appliedByOthers) config.on({ type: 'applied-by-other', ...other });
-
-          const run = { session, driver, config, runDeadline };
-          const applied: AppliedMigration[] = [];
-          const previousRows = new Map((before ?? []).map((r) => [r.version, r]));
-          for (const migration of plan.pending) {
-            const row = rows.find((r) => r.version === migration.version);
-            if (
-              row &&
-              failedInThisWave(row, previousRows.get(migration.version), migration.checksum, Date.now())
-            ) {
-              throw new FailedWhileWaitingError({
-                version: migration.version,
-                file: migration.file,
-                by: row.appliedBy,
-                at: row.finishedAt ?? row.startedAt,
-                recordedError: row.error ?? 'unknown error',
-                retryAfterMs: WAVE_WINDOW_MS,
-              });
-            }
-            const step = steps.get(migration.version) as Step;
-            const durationMs = await runMigration(run, migration, step, 'up', row);
-            applied.push({ version: migration.version, name: migration.name, durationMs });
-          }
-          return {
-            applied,
-            appliedByOthers,
-            upToDate: false,
-            waitedMs,
-            total: countApplied(rows) + applied.length,
-          };
-        });
+        return this.#applyPending(session, driver, migrations, before);
       });
+      return outcome === HAND_OFF ? this.#direct().up() : outcome;
     });
   }
 
-  /** Rolls back the newest `steps` applied migrations (default 1), newest first, under the lock. */
+  /**
+   * Takes the lock and applies what is pending, as decided under it. A lock held until the
+   * commit (a transaction-mode pooler) is taken again for each migration, and everything
+   * decided again under it; HAND_OFF when such a lock cannot carry a pending migration and a
+   * direct URL can, before anything was changed.
+   */
+  async #applyPending(
+    session: Session,
+    driver: Driver,
+    migrations: readonly Migration[],
+    before: readonly LedgerRow[] | null,
+  ): Promise<UpResult | typeof HAND_OFF> {
+    const config = this.#config;
+    const perMigration = session.lock.heldUntil === 'commit';
+    const previousRows = new Map((before ?? []).map((r) => [r.version, r]));
+    const applied: AppliedMigration[] = [];
+    const appliedByOthers: AppliedElsewhere[] = [];
+    const steps = new Map<string, Step>();
+    let runDeadline: Deadline | undefined;
+    let waited = 0;
+    let total = 0;
+    /** Applied migrations in `rows` that neither this runner applied nor were reported yet. */
+    const reportOthers = (rows: readonly LedgerRow[]) => {
+      const known = new Set([...applied, ...appliedByOthers].map((m) => m.version));
+      for (const other of newlyApplied(before ?? [], rows).filter((m) => !known.has(m.version))) {
+        config.on({ type: 'applied-by-other', ...other });
+        appliedByOthers.push(other);
+      }
+      total = countApplied(rows);
+    };
+    for (;;) {
+      const lock = {
+        ...this.#lock(driver),
+        nothingLeft: async () => {
+          const latest = await session.ledger.read();
+          if (!nothingToDo(latest, planUp(migrations, latest ?? [], config))) return false;
+          reportOthers(latest ?? []);
+          return true;
+        },
+        // Another runner applied everything while this one waited: done, without the lock.
+        doneElsewhere: (waitedMs: number) => {
+          waited += waitedMs;
+          return 'done' as const;
+        },
+      };
+      const unit = await whileLocked(session.lock, lock, async (waitedMs) => {
+        waited += waitedMs;
+        runDeadline ??= deadline(config.runTimeoutMs);
+        const found = await session.ledger.read();
+        const rows = found ?? [];
+        const plan = planUp(migrations, rows, config);
+        if (plan.dirty) throw await dirtyError(plan.dirty, migrations, driver, session);
+        if (plan.problems.length > 0) throw new HistoryError(plan.problems);
+        reportOthers(rows);
+        if (plan.pending.length === 0) return 'done';
+        // Load (modules: import) everything pending before changing anything, so a bad file
+        // changes nothing; after locking, so runners that find the work done never pay for it.
+        const unloaded = plan.pending.filter((m) => !steps.has(m.version));
+        if (unloaded.length > 0) {
+          const loaded = await loadSteps(unloaded, 'up', driver, importLimit(config, runDeadline));
+          await checkRequirements(unloaded, loaded, this.#requirements, session, driver, config.asyncTable);
+          for (const [version, step] of loaded) steps.set(version, step);
+        }
+        if (perMigration && this.#needsSession(plan.pending, steps, driver, 'up', applied.length === 0))
+          return HAND_OFF;
+        if (!found) await session.ledger.create();
+
+        const run = { session, driver, config, runDeadline };
+        for (const migration of perMigration ? plan.pending.slice(0, 1) : plan.pending) {
+          const row = rows.find((r) => r.version === migration.version);
+          if (
+            row &&
+            failedInThisWave(row, previousRows.get(migration.version), migration.checksum, Date.now())
+          ) {
+            throw new FailedWhileWaitingError({
+              version: migration.version,
+              file: migration.file,
+              by: row.appliedBy,
+              at: row.finishedAt ?? row.startedAt,
+              recordedError: row.error ?? 'unknown error',
+              retryAfterMs: WAVE_WINDOW_MS,
+            });
+          }
+          const step = steps.get(migration.version) as Step;
+          const durationMs = await runMigration(run, migration, step, 'up', row);
+          applied.push({ version: migration.version, name: migration.name, durationMs });
+          total++;
+        }
+        return perMigration && plan.pending.length > 1 ? 'more' : 'done';
+      });
+      if (unit === HAND_OFF) return HAND_OFF;
+      if (unit === 'done') break;
+    }
+    if (applied.length === 0) config.on({ type: 'up-to-date', applied: total });
+    return { applied, appliedByOthers, upToDate: applied.length === 0, waitedMs: waited, total };
+  }
+
+  /**
+   * Under a lock held until the commit, a migration that cannot run in a transaction is refused,
+   * before anything is changed; true when the direct URL is there to run the whole command instead
+   * (`unchanged`: this command has changed nothing yet).
+   */
+  #needsSession(
+    pending: readonly Migration[],
+    steps: ReadonlyMap<string, Step>,
+    driver: Driver,
+    direction: 'up' | 'down',
+    unchanged: boolean,
+  ): boolean {
+    const outside = pending.find((m) => !stepRunsInTransaction(driver, steps.get(m.version) as Step));
+    if (!outside) return false;
+    if (this.#config.directUrl && unchanged) return true;
+    throw new PoolerRefusedError({
+      reason: 'not-transactional',
+      version: outside.version,
+      file: outside.file,
+      message:
+        `migration ${outside.version} (${outside.file}) runs outside a transaction (${direction}), and through a ` +
+        'transaction-mode pooler (pooler=transaction) nothing can hold the lock across its statements. ' +
+        `${unchanged ? 'Nothing was changed' : 'The migrations before it that this command applied stay applied'}.\n` +
+        `  fix: give a URL that reaches PostgreSQL itself (or a session-mode pooler) as --direct-url (directUrl): ` +
+        `lockstep then runs the command through it; or run lockstep ${direction} once with --url set to such a URL`,
+    });
+  }
+
+  /** The same command through the direct URL: a session lock, which excludes the pooled runners' too. */
+  #direct(): Migrator {
+    const { client: _client, pooler: _pooler, directUrl, ...options } = this.#options;
+    return new Migrator({ ...options, url: directUrl }, this.#requirements);
+  }
+
+  /**
+   * Rolls back the newest `steps` applied migrations (default 1), newest first, under the lock
+   * (a lock held until the commit: taken again for each).
+   */
   down(options: { readonly steps?: number } = {}): Promise<DownResult> {
     return this.#scope.command(async () => {
       const steps = options.steps ?? DEFAULT_DOWN_STEPS;
@@ -191,50 +270,53 @@ export class Migrator {
       const config = this.#config;
       const migrations = await readMigrations(config.dir, config.cwd);
       const sources = new Map(migrations.map((m) => [m.version, m]));
-      return this.#scope.withSession(async (session, driver) => {
-        return whileLocked(session.lock, this.#lock(driver), async (waitedMs) => {
-          const runDeadline = deadline(config.runTimeoutMs);
-          const rows = (await session.ledger.read()) ?? [];
-          const dirty = planUp(migrations, rows, {
-            allowChanged: true,
-            allowMissing: true,
-            allowOutOfOrder: true,
-          }).dirty;
-          if (dirty) throw await dirtyError(dirty, migrations, driver, session);
-          const targets = planDown(rows, steps);
-          const missing = targets.filter((r) => !sources.get(r.version)?.hasDown);
-          if (missing.length > 0) {
-            throw new SourceError(
-              missing.map((r) => ({
-                file: sources.get(r.version)?.file ?? `${r.version}_${r.name}`,
-                problem: sources.has(r.version)
-                  ? 'has no down section: it cannot be rolled back'
-                  : 'is applied but its file is missing: it cannot be rolled back',
-              })),
-            );
-          }
-          const loaded = await loadSteps(
-            targets.map((r) => sources.get(r.version) as Migration),
-            'down',
-            driver,
-            importLimit(config, runDeadline),
-          );
-          const run = { session, driver, config, runDeadline };
-          const rolledBack: AppliedMigration[] = [];
-          for (const row of targets) {
-            const migration = sources.get(row.version) as Migration;
-            const durationMs = await runMigration(
-              run,
-              migration,
-              loaded.get(row.version) as Step,
-              'down',
-              row,
-            );
-            rolledBack.push({ version: row.version, name: row.name, durationMs });
-          }
-          return { rolledBack, waitedMs };
-        });
+      const rolledBack: AppliedMigration[] = [];
+      let waited = 0;
+      const outcome = await this.#scope.withSession(async (session, driver) => {
+        const perMigration = session.lock.heldUntil === 'commit';
+        let runDeadline: Deadline | undefined;
+        while (rolledBack.length < steps) {
+          const unit = await whileLocked(session.lock, this.#lock(driver), async (waitedMs) => {
+            waited += waitedMs;
+            runDeadline ??= deadline(config.runTimeoutMs);
+            const rows = (await session.ledger.read()) ?? [];
+            const dirty = planUp(migrations, rows, {
+              allowChanged: true,
+              allowMissing: true,
+              allowOutOfOrder: true,
+            }).dirty;
+            if (dirty) throw await dirtyError(dirty, migrations, driver, session);
+            const targets = planDown(rows, perMigration ? 1 : steps - rolledBack.length);
+            const missing = targets.filter((r) => !sources.get(r.version)?.hasDown);
+            if (missing.length > 0) {
+              throw new SourceError(
+                missing.map((r) => ({
+                  file: sources.get(r.version)?.file ?? `${r.version}_${r.name}`,
+                  problem: sources.has(r.version)
+                    ? 'has no down section: it cannot be rolled back'
+                    : 'is applied but its file is missing: it cannot be rolled back',
+                })),
+              );
+            }
+            const chosen = targets.map((r) => sources.get(r.version) as Migration);
+            const loaded = await loadSteps(chosen, 'down', driver, importLimit(config, runDeadline));
+            if (perMigration && this.#needsSession(chosen, loaded, driver, 'down', rolledBack.length === 0))
+              return HAND_OFF;
+            const run = { session, driver, config, runDeadline };
+            for (const row of targets) {
+              const migration = sources.get(row.version) as Migration;
+              const step = loaded.get(row.version) as Step;
+              const durationMs = await runMigration(run, migration, step, 'down', row);
+              rolledBack.push({ version: row.version, name: row.name, durationMs });
+            }
+            return perMigration && targets.length > 0 ? 'more' : 'done';
+          });
+          if (unit !== 'more') return unit;
+        }
+        return 'done';
       });
+      if (outcome === HAND_OFF) return this.#direct().down({ steps });
+      return { rolledBack, waitedMs: waited };
     });
   }
 

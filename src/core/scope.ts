@@ -1,5 +1,5 @@
 import type { CallerHandle } from '../drivers/caller.js';
-import type { Driver, MigrationLock, Session } from '../drivers/driver.js';
+import type { Driver, MigrationLock, PoolerMode, Session } from '../drivers/driver.js';
 import { openDriver, redactUrl, withoutSecrets } from '../drivers/registry.js';
 import { acquireLock, type LockOptions } from './lock.js';
 
@@ -17,6 +17,8 @@ export interface ScopeOptions {
    * connections of its own.
    */
   readonly caller: CallerHandle | undefined;
+  /** What sits between lockstep and the database, as the user said (PostgreSQL). */
+  readonly pooler?: PoolerMode | undefined;
 }
 
 /**
@@ -42,8 +44,8 @@ export class SessionScope {
   }
 
   openDriver(): Promise<Driver> {
-    const { url, table, runnerId, onQuery, caller } = this.#options;
-    return openDriver(url, { table, runnerId, onQuery }, caller);
+    const { url, table, runnerId, onQuery, caller, pooler } = this.#options;
+    return openDriver(url, { table, runnerId, onQuery, pooler }, caller);
   }
 
   /**
@@ -82,11 +84,17 @@ export async function whileLocked<T>(
     if (!lock.doneElsewhere) throw new Error('whileLocked: nothingLeft needs doneElsewhere');
     return lock.doneElsewhere(waitedMs);
   }
+  let result: T;
   try {
-    return await work(waitedMs);
-  } finally {
+    result = await work(waitedMs);
+  } catch (error) {
     await migrationLock.release().catch(() => {});
+    throw error;
   }
+  // A transaction's lock commits what was written under it: the work is done only if that holds.
+  if (migrationLock.heldUntil === 'commit') await migrationLock.release();
+  else await migrationLock.release().catch(() => {});
+  return result;
 }
 
 /**

@@ -103,6 +103,15 @@ export interface Connection {
 
 /** The migration lock: the primitive and nothing else. */
 export interface MigrationLock {
+  /**
+   * `release`: held by the session until released, across transactions (a session advisory lock,
+   * GET_LOCK, a file lock). `commit`: held by one transaction (pg_advisory_xact_lock, for a
+   * transaction-mode pooler): `tryLock` opens that transaction, the commit of the one migration
+   * run under it ends it (and so the lock), and `release` commits whatever else was written
+   * under it. The runner then re-takes the lock, and decides again, for each migration, and
+   * runs no migration under it that cannot run in a transaction.
+   */
+  readonly heldUntil: 'release' | 'commit';
   /** Takes the migration lock if it is free; never waits and holds no snapshot. */
   tryLock(): Promise<boolean>;
   /**
@@ -291,4 +300,13 @@ export interface DriverOptions {
   readonly runnerId: string;
   /** Called with the text of every query the driver sends (counting round trips). */
   readonly onQuery?: ((sql: string) => void) | undefined;
+  /**
+   * What sits between lockstep and a PostgreSQL server, as the user said (else the URL's
+   * `pooler=` parameter; else nothing, which is checked): `transaction` for a transaction-mode
+   * pooler (the lock is a transaction's), `session` for a session-mode one.
+   */
+  readonly pooler?: PoolerMode | undefined;
 }
+
+export type PoolerMode = 'transaction' | 'session' | 'none';
+export const POOLER_MODES: readonly PoolerMode[] = ['transaction', 'session', 'none'];

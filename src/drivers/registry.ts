@@ -35,6 +35,14 @@ export async function openDriver(
       `unsupported database URL "${redactUrl(url)}": expected postgres://, postgresql://, mysql://, mariadb://, sqlite:path or sqlite:///absolute/path`,
     );
   }
+  if (
+    options.pooler !== undefined &&
+    options.pooler !== 'none' &&
+    scheme !== 'postgres' &&
+    scheme !== 'postgresql'
+  ) {
+    throw new ConfigError(`the pooler option applies to PostgreSQL only, not to ${redactUrl(url)}`);
+  }
   checkPercentEncoding(url);
   return withLedger((await load())(url, options, caller), secretScrubber(url));
 }

@@ -11,6 +11,7 @@ import { AsyncMigrator } from '../async/migrator.js';
 import { ASYNC_NAME } from '../async/sources.js';
 import { ASYNC_ACTIONS, type AsyncAction } from '../async/transitions.js';
 import { urlInUse } from '../defaults.js';
+import type { PoolerMode } from '../drivers/driver.js';
 import { ConfigError, ConnectionError, HttpStatus, LockstepError } from '../errors.js';
 import { Migrator } from '../index.js';
 import { redactUrlsIn, type Scrub, secretScrubber } from '../util/secrets.js';
@@ -31,6 +32,8 @@ import {
 export interface StatusServerOptions {
   /** Database URL. Default is `DATABASE_URL`, else `sqlite:db/lockstep.sqlite3`. */
   readonly url?: string | undefined;
+  /** What sits between lockstep and PostgreSQL, as for `migrate()`. */
+  readonly pooler?: PoolerMode | undefined;
   /** Migrations directory. Default is `db/migrations`. */
   readonly dir?: string | undefined;
   /** Migration ledger table. Default is `lockstep_migrations`. */
@@ -101,9 +104,11 @@ class HttpError extends Error {
 
 export function createStatusHandler(options: StatusServerOptions = {}): StatusHandler {
   const url = options.url;
-  const migrator = new Migrator({ url, dir: options.dir, table: options.table, cwd: options.cwd });
+  const { pooler } = options;
+  const migrator = new Migrator({ url, pooler, dir: options.dir, table: options.table, cwd: options.cwd });
   const lrm = new AsyncMigrator({
     url,
+    pooler,
     dir: options.asyncDir,
     table: options.asyncTable,
     ledgerTable: options.table,

@@ -70,6 +70,7 @@ export async function serve(options: ServeOptions = {}): Promise<RunningServer> 
   const worker = options.worker
     ? new AsyncMigrator({
         url: options.url,
+        pooler: options.pooler,
         dir: options.asyncDir,
         table: options.asyncTable,
         ledgerTable: options.table,

@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { createPostgresDatabase, PG_ADMIN_URL, type TestDatabase } from './targets.js';
+import { createPostgresDatabase, PG_ADMIN_URL, type Target, type TestDatabase } from './targets.js';
 
 export const PGBOUNCER_BINARY = process.env.LOCKSTEP_TEST_PGBOUNCER ?? '/usr/sbin/pgbouncer';
 
@@ -22,6 +22,8 @@ export interface PgBouncer {
   stop(): Promise<void>;
   /** What it logged so far (kept after stop()). */
   log(): string;
+  /** Lets the test process end while it runs (it is killed when the process exits). */
+  unref(): void;
 }
 
 const READY_TIMEOUT_MS = 10_000;
@@ -44,6 +46,29 @@ export async function startPgBouncer(
 /** A fresh database made directly on PostgreSQL whose `url` goes through `bouncer` (plus `urlSuffix`). */
 export function createPooledPostgresDatabase(bouncer: PgBouncer, urlSuffix = ''): Promise<TestDatabase> {
   return createPostgresDatabase((database) => bouncer.url(database) + urlSuffix);
+}
+
+let sessionBouncer: Promise<PgBouncer> | undefined;
+
+/**
+ * PostgreSQL through a session-mode PgBouncer (started on first use, stopped when the test
+ * process exits): the race and crash suites run against it as against PostgreSQL itself.
+ */
+export const SESSION_POOLED_TARGET: Target = {
+  kind: 'postgres',
+  label: 'postgres through PgBouncer (session mode)',
+  async create() {
+    sessionBouncer ??= startPgBouncer('session', { poolSize: 40 }).then((bouncer) => {
+      bouncer.unref();
+      return bouncer;
+    });
+    return createPooledPostgresDatabase(await sessionBouncer, '?pooler=session');
+  },
+};
+
+/** The targets, with PostgreSQL through a session-mode pooler beside PostgreSQL itself. */
+export function withSessionPooler(targets: readonly Target[]): readonly Target[] {
+  return targets.some((t) => t.kind === 'postgres') ? [...targets, SESSION_POOLED_TARGET] : targets;
 }
 
 function freeLoopbackPort(): Promise<number> {
@@ -158,7 +183,12 @@ async function startOnce(
     url('postgres'),
     () => exit !== undefined || spawnError !== undefined,
   );
-  if (attempt.ready) return { mode, port, url, stop, log };
+  // A bouncer kept for the whole test process must not keep that process alive at its end.
+  const unref = () => {
+    child.unref();
+    for (const stream of [child.stdout, child.stderr]) (stream as { unref?(): void } | null)?.unref?.();
+  };
+  if (attempt.ready) return { mode, port, url, stop, log, unref };
 
   const endedByItself = exit !== undefined;
   await stop();

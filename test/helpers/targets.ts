@@ -29,6 +29,8 @@ export interface TestDatabase {
 
 export interface Target {
   readonly kind: DatabaseKind;
+  /** How the suites name it, when more than the kind (Postgres through a pooler). */
+  readonly label?: string;
   create(): Promise<TestDatabase>;
 }
 

@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { eventually, startCli } from '../helpers/process.js';
+import { withSessionPooler } from '../helpers/pgbouncer.js';
 import {
   CLEAN_ENV,
   createMysqlDatabase,
@@ -67,8 +68,8 @@ async function ledgerRow(db: TestDatabase, version: string) {
   return rows[0];
 }
 
-for (const target of TARGETS) {
-  describe(`crashes: ${target.kind}`, () => {
+for (const target of withSessionPooler(TARGETS)) {
+  describe(`crashes: ${target.label ?? target.kind}`, () => {
     it('SIGKILL during a transactional migration: the next runner applies it exactly once, no manual step', async () => {
       const db = await target.create();
       try {

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { withSessionPooler } from '../helpers/pgbouncer.js';
 import {
   CLEAN_ENV,
   type ProcessResult,
@@ -81,8 +82,8 @@ async function assertAppliedOnce(db: TestDatabase, results: ProcessResult[], rou
   );
 }
 
-for (const target of TARGETS) {
-  describe(`boot race: ${target.kind}, ${PROCESSES} processes × ${ROUNDS} rounds`, () => {
+for (const target of withSessionPooler(TARGETS)) {
+  describe(`boot race: ${target.label ?? target.kind}, ${PROCESSES} processes × ${ROUNDS} rounds`, () => {
     for (const via of ['cli', 'library'] as const) {
       it(`${via}: every process exits 0 and every migration runs exactly once`, async () => {
         for (let round = 1; round <= ROUNDS; round++) {

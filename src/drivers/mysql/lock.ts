@@ -19,6 +19,7 @@ export function mysqlLockName(database: string, table: string, prefix = 'lockste
 
 /** A GET_LOCK on the work connection: it lives and dies with the work (SPEC guarantee 3). */
 export class MysqlLock implements MigrationLock {
+  readonly heldUntil = 'release';
   readonly #link: MysqlLink;
   readonly #lockName: string;
   #held = false;

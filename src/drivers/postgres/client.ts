@@ -39,10 +39,15 @@ interface Snapshot {
   readonly channels: readonly string[];
 }
 
-/** The caller's `pg.Pool` or `pg.Client`, lent to one session at a time (see CallerSlot). */
+/**
+ * The caller's `pg.Pool` or `pg.Client`, lent to one session at a time (see CallerSlot). Its
+ * session is given back as it was; through a transaction-mode pooler (`keepsSession` false)
+ * there is no session to give back, and lockstep's statements leave none behind.
+ */
 export function callerConnections(
   caller: object,
   pool: boolean,
+  keepsSession: boolean,
 ): (open: OpenClient) => Promise<Lease<pg.Client>> {
   const slot = new CallerSlot(caller, pool, () => {
     const { idleCount, totalCount, options } = caller as pg.Pool;
@@ -62,7 +67,7 @@ export function callerConnections(
       const client = pool
         ? ((await (caller as pg.Pool).connect()) as unknown as pg.Client)
         : (caller as pg.Client);
-      return lend(client, pool, giveBack);
+      return lend(client, pool, giveBack, keepsSession);
     } catch (error) {
       giveBack();
       throw error;
@@ -70,7 +75,12 @@ export function callerConnections(
   };
 }
 
-function lend(client: pg.Client, pool: boolean, giveBack: () => void): Lease<pg.Client> {
+function lend(
+  client: pg.Client,
+  pool: boolean,
+  giveBack: () => void,
+  keepsSession: boolean,
+): Lease<pg.Client> {
   if (!pool && transactionStatus(client) !== 'I') {
     throw new ConfigError(
       'the pg.Client given as client is inside a transaction (or not connected): migrations run on an idle connection, outside any transaction of the application',
@@ -81,7 +91,7 @@ function lend(client: pg.Client, pool: boolean, giveBack: () => void): Lease<pg.
   // pending (one ledger read) costs no round trip more than on a connection of lockstep's own.
   let snapshot: Promise<Snapshot> | undefined;
   const query = (sql: string, values?: unknown[]) => {
-    if (!snapshot && isLedgerRead(sql)) return client.query(sql, values);
+    if (!keepsSession || (!snapshot && isLedgerRead(sql))) return client.query(sql, values);
     snapshot ??= client.query(SNAPSHOT).then((result) => result.rows[0] as Snapshot);
     return snapshot.then(() => client.query(sql, values));
   };

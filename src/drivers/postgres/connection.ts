@@ -25,7 +25,7 @@ const LEAVES_SESSION_AS_IS =
  * leave on its session (settings, role, cursors, prepared statements, temporary tables that
  * would shadow real ones), keeping the migration lock.
  */
-const RESET_SESSION =
+export const RESET_SESSION =
   'CLOSE ALL; RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL; DEALLOCATE ALL; DISCARD TEMP; DISCARD SEQUENCES';
 
 /** First key of the transaction locks of exclusive transactions ('LKSX'). */
@@ -140,29 +140,16 @@ export class PostgresConnection implements Connection {
   }
 
   async execute(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
-    if (!LEAVES_SESSION_AS_IS.test(sql)) this.#touched = true;
+    if (mayChangeSession(sql)) this.#touched = true;
     return this.#link.query(withoutPsqlRestrict(sql), params);
   }
 
   describeError(error: unknown): DbErrorInfo {
-    const e = error as { message?: string; code?: string; position?: string };
-    const message = e.message ?? String(error);
-    const lost =
-      this.#link.lost !== undefined ||
-      (e.code !== undefined && LOST_CONNECTION_CODES.has(e.code)) ||
-      /Connection terminated|not queryable|ECONNRESET|EPIPE/.test(message);
-    return {
-      message,
-      ...(e.code && /^[0-9A-Z]{5}$/.test(e.code) ? { code: e.code } : {}),
-      ...(e.position ? { position: Number(e.position) - 1 } : {}),
-      lockTimeout: e.code === '55P03',
-      connectionLost: lost,
-      undefinedTable: this.#dialect.isUndefinedTable(error),
-    };
+    return describePostgresError(this.#link, this.#dialect, error);
   }
 
   serverId(): string | undefined {
-    const pid = (this.#link.client as { processID?: number | null }).processID;
+    const pid = this.#lock.backend ?? (this.#link.client as { processID?: number | null }).processID;
     return pid ? String(pid) : undefined;
   }
 
@@ -172,6 +159,29 @@ export class PostgresConnection implements Connection {
     if (this.#lock.held) await this.#lock.release().catch(() => {});
     await this.#lease.release(this.#link.lost !== undefined);
   }
+}
+
+/** What the runner needs to know of an error of this link's server. */
+export function describePostgresError(link: PostgresLink, dialect: Dialect, error: unknown): DbErrorInfo {
+  const e = error as { message?: string; code?: string; position?: string };
+  const message = e.message ?? String(error);
+  const lost =
+    link.lost !== undefined ||
+    (e.code !== undefined && LOST_CONNECTION_CODES.has(e.code)) ||
+    /Connection terminated|not queryable|ECONNRESET|EPIPE/.test(message);
+  return {
+    message,
+    ...(e.code && /^[0-9A-Z]{5}$/.test(e.code) ? { code: e.code } : {}),
+    ...(e.position ? { position: Number(e.position) - 1 } : {}),
+    lockTimeout: e.code === '55P03',
+    connectionLost: lost,
+    undefinedTable: dialect.isUndefinedTable(error),
+  };
+}
+
+/** Whether a migration statement may have changed the session (settings, role, a transaction). */
+export function mayChangeSession(sql: string): boolean {
+  return !LEAVES_SESSION_AS_IS.test(sql);
 }
 
 /** psql's `\restrict <key>` / `\unrestrict <key>` at the start of a statement (after comments). */
@@ -184,7 +194,7 @@ const PSQL_RESTRICT =
  * They are blanked (same length, so error positions still map to the file); any other backslash
  * command still reaches the server and fails there.
  */
-function withoutPsqlRestrict(sql: string): string {
+export function withoutPsqlRestrict(sql: string): string {
   return sql.replace(
     PSQL_RESTRICT,
     (_, before: string, command: string) => before + ' '.repeat(command.length),

@@ -26,6 +26,16 @@ export class PostgresLink {
     return { rows: result.rows ?? [], rowCount: result.rowCount ?? 0 };
   }
 
+  /** Sends several statements in one round trip (the simple protocol: no parameters); one result each. */
+  async script(sql: string): Promise<QueryResult[]> {
+    this.options.onQuery?.(sql);
+    const results = (await this.client.query(sql)) as unknown as pg.QueryResult | pg.QueryResult[];
+    return (Array.isArray(results) ? results : [results]).map((r) => ({
+      rows: r.rows ?? [],
+      rowCount: r.rowCount ?? 0,
+    }));
+  }
+
   /** The server's last transaction status: I idle, T in a transaction, E in a failed one (pg ≥ 8.12). */
   transactionStatus(): string | null {
     return transactionStatus(this.client);

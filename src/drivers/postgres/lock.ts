@@ -1,10 +1,13 @@
-import { type LockHolder, LockNotHeldError } from '../../errors.js';
-import type { MigrationLock } from '../driver.js';
+import { type LockHolder, LockNotHeldError, PoolerRefusedError } from '../../errors.js';
+import type { MigrationLock, PoolerMode } from '../driver.js';
 import { quoteIdentifier } from '../sql-helpers.js';
 import { applicationName, CONNECTION_CHECK_INTERVAL, type PostgresLink } from './link.js';
 
 /** First key of every lockstep advisory lock ('LKST'), so other users of advisory locks never collide. */
-const LOCK_NAMESPACE = 0x4c4b5354;
+export const LOCK_NAMESPACE = 0x4c4b5354;
+/** The pg_locks row of a lockstep advisory lock ($1 namespace, $2 key; session or transaction). */
+const OUR_LOCK =
+  "locktype = 'advisory' AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 2";
 /** How often a waiter re-tries when no NOTIFY came (the holder died, or its notification was lost). */
 const FALLBACK_POLL_MS = 500;
 /** Names the lock holder in pg_stat_activity and sets the client check (parameters: name, interval). */
@@ -13,17 +16,22 @@ const NAME_HOLDER = `set_config('application_name', $1, false) AS name,
 
 /** A session advisory lock on the work connection: it lives and dies with the work (SPEC guarantee 3). */
 export class PostgresLock implements MigrationLock {
+  readonly heldUntil = 'release';
   readonly #link: PostgresLink;
   readonly #lockKey: number;
   readonly #channel: string;
+  readonly #pooler: PoolerMode | undefined;
+  /** The backend that took the lock: through a session-mode pooler not the pid the client was told. */
+  #backend: number | undefined;
   #listening = false;
   #held = false;
   #since: string | undefined;
   #wake: (() => void) | undefined;
 
-  constructor(link: PostgresLink, lockKey: number) {
+  constructor(link: PostgresLink, lockKey: number, pooler: PoolerMode | undefined) {
     this.#link = link;
     this.#lockKey = lockKey;
+    this.#pooler = pooler;
     this.#channel = `lockstep_${lockKey}`;
     link.client.on('error', () => this.#wake?.());
     link.client.on('notification', (message) => {
@@ -35,17 +43,39 @@ export class PostgresLock implements MigrationLock {
     return this.#held;
   }
 
+  /** The backend holding the lock (and running the work), while it is held. */
+  get backend(): number | undefined {
+    return this.#held ? this.#backend : undefined;
+  }
+
   async tryLock(): Promise<boolean> {
     // pg_try_advisory_lock, never pg_advisory_lock: a session blocked in the latter holds a
     // snapshot that a holder's CREATE INDEX CONCURRENTLY waits for, a deadlock (SPEC guarantee 6).
-    const result = await this.#link.query('SELECT pg_try_advisory_lock($1, $2) AS locked', [
-      LOCK_NAMESPACE,
-      this.#lockKey,
-    ]);
-    if (!result.rows[0]?.locked) return false;
+    // In the same statement, so on the same backend whatever sits in between: the lock is taken
+    // only by a backend that does not hold it already (advisory locks nest within a session, and
+    // a pooler may hand one backend to two runners), and, unless the user said a session-mode
+    // pooler is in between, only when the backend is the one this connection was opened to.
+    const result = await this.#link.query(
+      `SELECT pg_backend_pid() AS backend,
+              CASE WHEN ($3::int IS NULL OR pg_backend_pid() = $3::int)
+                    AND NOT EXISTS (SELECT 1 FROM pg_locks WHERE pid = pg_backend_pid() AND ${OUR_LOCK})
+                   THEN pg_try_advisory_lock($1::int, $2::int) END AS locked`,
+      [LOCK_NAMESPACE, this.#lockKey, this.#pooler === 'session' ? null : this.#connectedTo()],
+    );
+    const row = result.rows[0];
+    if (row?.locked === null && this.#pooler !== 'session' && row.backend !== this.#connectedTo()) {
+      throw poolerDetected(Number(row.backend), this.#connectedTo());
+    }
+    if (!row?.locked) return false;
     this.#held = true;
+    this.#backend = Number(row.backend);
     await this.#afterLock();
     return true;
+  }
+
+  /** The backend pid the server gave this connection when it opened (BackendKeyData). */
+  #connectedTo(): number | null {
+    return (this.#link.client as { processID?: number | null }).processID ?? null;
   }
 
   /**
@@ -69,9 +99,10 @@ export class PostgresLock implements MigrationLock {
         .query('SELECT pg_advisory_unlock($1, $2)', [LOCK_NAMESPACE, this.#lockKey])
         .catch(() => {});
       throw new LockNotHeldError(
-        "took the advisory lock, but it is not held by this session's backend: a transaction-pooling proxy " +
+        "took the advisory lock, but it is not held by this session's backend: a transaction-mode pooler " +
           '(e.g. PgBouncer with pool_mode=transaction) is between lockstep and PostgreSQL, and session locks do not ' +
-          'work through it. Nothing was changed. Point lockstep at PostgreSQL directly or at a session-pooling port.',
+          'work through it. Nothing was changed. Use pooler=transaction in the URL (not pooler=session), or point ' +
+          'lockstep at PostgreSQL directly.',
       );
     }
   }
@@ -106,21 +137,8 @@ export class PostgresLock implements MigrationLock {
     return this.tryLock();
   }
 
-  async holder(): Promise<LockHolder | null> {
-    const result = await this.#link.query(
-      `SELECT a.pid, a.application_name, a.client_addr::text AS client, a.state
-         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-        WHERE l.locktype = 'advisory' AND l.granted
-          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-          AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid AND l.objsubid = 2`,
-      [LOCK_NAMESPACE, this.#lockKey],
-    );
-    const row = result.rows[0];
-    if (!row) return null;
-    const detail = `backend pid ${row.pid}${row.client ? ` from ${row.client}` : ''}, ${row.state}`;
-    const match = /^lockstep (\S+?)(?:@(\S+))?$/.exec(String(row.application_name ?? ''));
-    if (match) return { who: match[1] as string, ...(match[2] ? { since: match[2] } : {}), detail };
-    return { who: `a non-lockstep session "${row.application_name ?? ''}"`, detail };
+  holder(): Promise<LockHolder | null> {
+    return lockHolder(this.#link, this.#lockKey);
   }
 
   async release(): Promise<void> {
@@ -138,4 +156,36 @@ export class PostgresLock implements MigrationLock {
   stopWaiting(): void {
     this.#wake?.();
   }
+}
+
+/** Who holds the lock of `lockKey` now (a session's or a transaction's advisory lock), or null. */
+export async function lockHolder(link: PostgresLink, lockKey: number): Promise<LockHolder | null> {
+  const result = await link.query(
+    `SELECT a.pid, a.application_name, a.client_addr::text AS client, a.state
+       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.granted
+        AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid AND l.objsubid = 2
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    [LOCK_NAMESPACE, lockKey],
+  );
+  const row = result.rows[0];
+  if (!row) return null;
+  const detail = `backend pid ${row.pid}${row.client ? ` from ${row.client}` : ''}, ${row.state}`;
+  const match = /^lockstep (\S+?)(?:@(\S+))?$/.exec(String(row.application_name ?? ''));
+  if (match) return { who: match[1] as string, ...(match[2] ? { since: match[2] } : {}), detail };
+  return { who: `a non-lockstep session "${row.application_name ?? ''}"`, detail };
+}
+
+/** The lock statement ran on another backend than the one this connection was opened to. */
+function poolerDetected(backend: number, connectedTo: number | null): PoolerRefusedError {
+  return new PoolerRefusedError({
+    reason: 'pooler-detected',
+    message:
+      `a connection pooler or proxy is between lockstep and PostgreSQL: the lock statement ran on backend ${backend}, ` +
+      `but this connection was opened to ${connectedTo ?? 'an unknown backend'}. A session lock is not safe through a ` +
+      'transaction-mode pooler, so none was taken and nothing was changed.\n' +
+      '  fix: add pooler=transaction to the URL (?pooler=transaction, or --pooler transaction): each migration then ' +
+      'commits under a transaction lock; if the pooler keeps each client on one server connection ' +
+      '(PgBouncer pool_mode=session), add pooler=session instead; or point lockstep at PostgreSQL directly',
+  });
 }

@@ -19,6 +19,7 @@ interface HolderRecord {
  * there is never a stale lock to clean up. Closed with the session's connection.
  */
 export class SqliteLock implements MigrationLock {
+  readonly heldUntil = 'release';
   readonly #Database: typeof BetterSqlite3;
   readonly #lockFile: string;
   readonly #holderFile: string;
