@@ -7,8 +7,8 @@ import { appendFileSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { eventually, startCli } from '../helpers/process.js';
 import { withSessionPooler } from '../helpers/pgbouncer.js';
+import { eventually, startCli } from '../helpers/process.js';
 import {
   CLEAN_ENV,
   createMysqlDatabase,

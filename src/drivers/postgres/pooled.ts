@@ -159,7 +159,9 @@ export class PooledConnection implements Connection {
   async query(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
     if (!this.#lock.held || !isLedgerRead(sql) || params?.length) return this.#link.query(sql, params);
     try {
-      const results = await this.#link.script(`SAVEPOINT lockstep_read; ${sql}; RELEASE SAVEPOINT lockstep_read`);
+      const results = await this.#link.script(
+        `SAVEPOINT lockstep_read; ${sql}; RELEASE SAVEPOINT lockstep_read`,
+      );
       return results[1] as QueryResult;
     } catch (error) {
       await this.#link.script('ROLLBACK TO SAVEPOINT lockstep_read; RELEASE SAVEPOINT lockstep_read');
