@@ -273,4 +273,80 @@ SELECT pg_sleep(600) FROM hang_marker;
       await db.cleanup();
     }
   });
+
+  it('nothing relies on session state: what other clients left on the backend is not used, what a migration sets does not leak', async () => {
+    // One server connection: every client, lockstep's and the test's, gets the same backend.
+    const single = await startPgBouncer('transaction', { poolSize: 1 });
+    const db = await createPooledPostgresDatabase(single, '?pooler=transaction');
+    const pg = (await import('pg')).default;
+    const other = new pg.Client({ connectionString: single.url(new URL(db.url).pathname.slice(1)) });
+    try {
+      await db.query('CREATE SCHEMA elsewhere');
+      await other.connect();
+      await other.query("SET search_path TO elsewhere; SET application_name TO 'someone else'");
+      const dir = writeMigrations(db.dir, {
+        '001_made.sql': `-- migrate:up
+CREATE TABLE made (id integer);
+SET work_mem = '7MB';
+SET search_path TO elsewhere;
+`,
+      });
+      const run = await runCli(['up', '--json', '--url', db.url, '--dir', dir], {
+        cwd: db.dir,
+        env: CLEAN_ENV,
+      });
+      assert.equal(run.code, 0, run.stdout + run.stderr);
+      const [made] = await db.query(
+        "SELECT table_schema FROM information_schema.tables WHERE table_name = 'made'",
+      );
+      assert.equal(made?.table_schema, 'public', "the other client's search_path was not lockstep's");
+      const after = await other.query("SELECT current_setting('work_mem') AS work_mem");
+      assert.notEqual(after.rows[0]?.work_mem, '7MB', "the migration's SET did not outlive its commit");
+    } finally {
+      await other.end().catch(() => {});
+      await db.cleanup();
+      await single.stop();
+    }
+  });
+
+  it('long-running migration commands are refused through it, saying what to use instead', async () => {
+    const db = await pooled();
+    try {
+      writeMigrations(db.dir, {}, 'db/async-migrations');
+      const run = await runCli(['async', 'list', '--json', '--url', db.url], { cwd: db.dir, env: CLEAN_ENV });
+      assert.equal(run.code, 6, run.stdout + run.stderr);
+      const error = parsed(run);
+      assert.equal(error.error, 'POOLER_REFUSED');
+      assert.equal(error.reason, 'long-running');
+      assert.match(String(error.message), /session-mode pooler|PostgreSQL itself/);
+    } finally {
+      await db.cleanup();
+    }
+  });
+
+  it("--direct-url's password reaches no output when the command goes through it and fails", async () => {
+    const db = await pooled();
+    try {
+      const dir = writeMigrations(db.dir, { '005_concurrently.sql': CONCURRENT_INDEX });
+      const secret = 'hunter2-direct-only';
+      const unreachable = `postgres://postgres:${secret}@127.0.0.1:1/${new URL(db.url).pathname.slice(1)}`;
+      for (const json of [[], ['--json']]) {
+        const run = await runCli(
+          ['up', ...json, '--url', db.url, '--direct-url', unreachable, '--dir', dir],
+          {
+            cwd: db.dir,
+            env: CLEAN_ENV,
+          },
+        );
+        assert.equal(run.code, 5, run.stdout + run.stderr);
+        assert.ok(!(run.stdout + run.stderr).includes(secret), run.stdout + run.stderr);
+        assert.match(
+          run.stdout + run.stderr,
+          /cannot connect to postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:1\//,
+        );
+      }
+    } finally {
+      await db.cleanup();
+    }
+  });
 });
