@@ -49,25 +49,22 @@ if ! mysql_probe >/dev/null 2>&1; then
 fi
 wait_for MariaDB mysql_probe
 
-# The status page's browser test drives Debian's Chromium (there is no browser download here).
-chromium=${LOCKSTEP_TEST_CHROMIUM:-/usr/bin/chromium}
-if [ ! -x "$chromium" ]; then
-  [ -z "${LOCKSTEP_TEST_CHROMIUM:-}" ] || fatal "\$LOCKSTEP_TEST_CHROMIUM ($chromium) is not executable"
-  say "installing Debian's chromium for the browser test (a minute or two)"
-  { as_root apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 ||
+# A Debian package's binary, installed when missing (as root, updating the package lists if the
+# first try fails); a binary named by an environment variable is only checked.
+need_binary() { # binary, package, what it is for, the variable that may name another binary
+  local binary=$1 package=$2 purpose=$3 variable=$4
+  [ -x "$binary" ] && return 0
+  [ -z "${!variable:-}" ] || fatal "\$$variable ($binary) is not executable"
+  say "installing Debian's $package for $purpose"
+  { as_root apt-get install -y --no-install-recommends "$package" >/dev/null 2>&1 ||
     { as_root apt-get update >/dev/null 2>&1 &&
-      as_root apt-get install -y --no-install-recommends chromium >/dev/null 2>&1; }; } || true
-  [ -x "$chromium" ] || fatal "$chromium is missing and could not be installed (apt-get install chromium, as root)"
-fi
+      as_root apt-get install -y --no-install-recommends "$package" >/dev/null 2>&1; }; } || true
+  [ -x "$binary" ] || fatal "$binary is missing and could not be installed (apt-get install $package, as root)"
+}
+
+# The status page's browser test drives Debian's Chromium (there is no browser download here).
+need_binary "${LOCKSTEP_TEST_CHROMIUM:-/usr/bin/chromium}" chromium "the browser test (a minute or two)" LOCKSTEP_TEST_CHROMIUM
 # The pooler tests start their own PgBouncer instances (test/helpers/pgbouncer.ts); only the binary
 # is needed here.
-pgbouncer=${LOCKSTEP_TEST_PGBOUNCER:-/usr/sbin/pgbouncer}
-if [ ! -x "$pgbouncer" ]; then
-  [ -z "${LOCKSTEP_TEST_PGBOUNCER:-}" ] || fatal "\$LOCKSTEP_TEST_PGBOUNCER ($pgbouncer) is not executable"
-  say "installing Debian's pgbouncer for the pooler tests"
-  { as_root apt-get install -y --no-install-recommends pgbouncer >/dev/null 2>&1 ||
-    { as_root apt-get update >/dev/null 2>&1 &&
-      as_root apt-get install -y --no-install-recommends pgbouncer >/dev/null 2>&1; }; } || true
-  [ -x "$pgbouncer" ] || fatal "$pgbouncer is missing and could not be installed (apt-get install pgbouncer, as root)"
-fi
+need_binary "${LOCKSTEP_TEST_PGBOUNCER:-/usr/sbin/pgbouncer}" pgbouncer "the pooler tests" LOCKSTEP_TEST_PGBOUNCER
 say "PostgreSQL, MariaDB, chromium and pgbouncer are ready"

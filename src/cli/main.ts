@@ -98,8 +98,10 @@ const EXIT_CODES = `Exit codes:
   3  timed out waiting for the migration lock; the error names the holder
   4  dirty state: an interrupted non-transactional migration needs \`lockstep resolve\`
   5  the database could not be reached, or the session was lost during the run
-  6  refused: a migration requires a long-running migration that is not completed, or
-     resolve was asked about a migration that is not interrupted or failed
+  6  refused, nothing changed: a migration requires a long-running migration that is not
+     completed; resolve was asked about a migration that is not interrupted or failed; or a
+     connection pooler is in the way (undeclared, or a transaction-mode pooler and a migration
+     outside a transaction, or long-running migrations)
 `;
 
 const HELP = `lockstep — database migrations applied exactly once, in order, by exactly one process,

@@ -246,7 +246,7 @@ export class Migrator {
       message:
         `migration ${outside.version} (${outside.file}) runs outside a transaction (${direction}), and through a ` +
         'transaction-mode pooler (pooler=transaction) nothing can hold the lock across its statements. ' +
-        `${unchanged ? 'Nothing was changed' : 'The migrations before it that this command applied stay applied'}.\n` +
+        `${unchanged ? 'Nothing was changed' : `What this command ${direction === 'up' ? 'applied' : 'rolled back'} before it stays so`}.\n` +
         `  fix: give a URL that reaches PostgreSQL itself (or a session-mode pooler) as --direct-url (directUrl): ` +
         `lockstep then runs the command through it; or run lockstep ${direction} once with --url set to such a URL`,
     });

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { COUNTED_VERSIONS, countedMigrations } from '../helpers/counted-migrations.js';
 import { createPooledPostgresDatabase, type PgBouncer, startPgBouncer } from '../helpers/pgbouncer.js';
 import { startCli } from '../helpers/process.js';
 import {
@@ -25,33 +26,7 @@ const ROUNDS = Number(process.env.LOCKSTEP_RACE_ROUNDS ?? 10);
 const PROCESSES = Number(process.env.LOCKSTEP_RACE_PROCESSES ?? 20);
 
 /** The race suite's counter migrations, every one transactional (the index built in the transaction). */
-const COUNTED = {
-  '001_applied_log.sql': `-- migrate:up
-CREATE TABLE applied_log (version varchar(32) NOT NULL);
-INSERT INTO applied_log (version) VALUES ('001');
--- migrate:down
-DROP TABLE applied_log;
-`,
-  '002_users.sql': `-- migrate:up
-CREATE TABLE users (id integer PRIMARY KEY, email varchar(255));
-INSERT INTO applied_log (version) VALUES ('002');
--- migrate:down
-DROP TABLE users;
-`,
-  '003_users_email.sql': `-- migrate:up
-CREATE INDEX users_email ON users (email);
-INSERT INTO applied_log (version) VALUES ('003');
--- migrate:down
-DROP INDEX users_email;
-`,
-  '004_slow.ts': `import type { MigrationContext } from '${path.join(ROOT, 'src/index.js')}';
-
-export async function up(ctx: MigrationContext): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  await ctx.query("INSERT INTO applied_log (version) VALUES ('004')");
-}
-`,
-};
+const COUNTED = countedMigrations('in a transaction');
 const CONCURRENT_INDEX = `-- migrate:up transaction:false
 CREATE INDEX CONCURRENTLY users_email_concurrently ON users (email);
 INSERT INTO applied_log (version) VALUES ('005');
@@ -105,7 +80,7 @@ describe('behind PgBouncer in transaction mode', () => {
         const results = await race(db, dir);
         const failed = results.filter((r) => r.code !== 0);
         assert.equal(failed.length, 0, `round ${round}: ${failed[0]?.stdout}${failed[0]?.stderr}`);
-        const versions = ['001', '002', '003', '004'];
+        const versions = COUNTED_VERSIONS;
         assert.deepEqual(
           await counts(db),
           versions.map((v) => [v, 1]),
@@ -138,7 +113,7 @@ describe('behind PgBouncer in transaction mode', () => {
       try {
         const attempts = path.join(db.dir, 'attempts.txt');
         const dir = writeMigrations(db.dir, {
-          '001_applied_log.sql': COUNTED['001_applied_log.sql'],
+          '001_applied_log.sql': COUNTED['001_applied_log.sql'] as string,
           '002_broken.ts': `import { appendFileSync } from 'node:fs';
 export async function up(ctx: { query(sql: string): Promise<unknown> }): Promise<void> {
   appendFileSync(${JSON.stringify(attempts)}, 'x');

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { COUNTED_VERSIONS, countedMigrations } from '../helpers/counted-migrations.js';
 import { withSessionPooler } from '../helpers/pgbouncer.js';
 import {
   CLEAN_ENV,
@@ -19,40 +20,7 @@ import {
 
 const ROUNDS = Number(process.env.LOCKSTEP_RACE_ROUNDS ?? 10);
 const PROCESSES = Number(process.env.LOCKSTEP_RACE_PROCESSES ?? 20);
-const VERSIONS = ['001', '002', '003', '004'];
-
-/** Every migration inserts its version into applied_log: a count above 1 is a double application. */
-function raceMigrations(kind: TestDatabase['kind']): Record<string, string> {
-  const index =
-    kind === 'postgres'
-      ? 'CREATE INDEX CONCURRENTLY users_email ON users (email);'
-      : 'CREATE INDEX users_email ON users (email);';
-  return {
-    '001_applied_log.sql': `-- migrate:up
-CREATE TABLE applied_log (version varchar(32) NOT NULL);
-INSERT INTO applied_log (version) VALUES ('001');
--- migrate:down
-DROP TABLE applied_log;
-`,
-    '002_users.sql': `-- migrate:up
-CREATE TABLE users (id integer PRIMARY KEY, email varchar(255));
-INSERT INTO applied_log (version) VALUES ('002');
--- migrate:down
-DROP TABLE users;
-`,
-    '003_users_email.sql': `-- migrate:up transaction:false
-${index}
-INSERT INTO applied_log (version) VALUES ('003');
-`,
-    '004_slow.ts': `import type { MigrationContext } from '${path.join(ROOT, 'src/index.js')}';
-
-export async function up(ctx: MigrationContext): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  await ctx.query("INSERT INTO applied_log (version) VALUES ('004')");
-}
-`,
-  };
-}
+const VERSIONS = COUNTED_VERSIONS;
 
 async function assertAppliedOnce(db: TestDatabase, results: ProcessResult[], round: number) {
   const failed = results.filter((r) => r.code !== 0);
@@ -91,7 +59,10 @@ for (const target of withSessionPooler(TARGETS)) {
           try {
             // SQLite: every other round in WAL mode, which lockstep must work in without changing it.
             if (target.kind === 'sqlite' && round % 2 === 0) await db.query('PRAGMA journal_mode = WAL');
-            const dir = writeMigrations(db.dir, raceMigrations(target.kind));
+            const dir = writeMigrations(
+              db.dir,
+              countedMigrations(target.kind === 'postgres' ? 'concurrently' : 'transaction:false'),
+            );
             const runs = Array.from({ length: PROCESSES }, () =>
               via === 'cli'
                 ? runCli(['up', '--json', '--url', db.url, '--dir', dir], { cwd: db.dir, env: CLEAN_ENV })
