@@ -324,4 +324,33 @@ SET search_path TO elsewhere;
       await db.cleanup();
     }
   });
+
+  it("the application's pg.Pool through the pooler: migrate({ client, pooler: 'transaction' }) runs on it and leaves it usable", async () => {
+    const db = await pooled('');
+    const { default: pg } = await import('pg');
+    const { migrate } = await import('../../dist/index.js');
+    const pool = new pg.Pool({ connectionString: db.url, max: 3 });
+    try {
+      const dir = writeMigrations(db.dir, COUNTED);
+      const results = await Promise.all(
+        Array.from({ length: 3 }, () => migrate({ client: pool, pooler: 'transaction', dir, cwd: db.dir })),
+      );
+      assert.equal(
+        results.reduce((sum, r) => sum + r.applied.length, 0),
+        COUNTED_VERSIONS.length,
+      );
+      assert.deepEqual(
+        await counts(db),
+        COUNTED_VERSIONS.map((v) => [v, 1]),
+      );
+      const again = await migrate({ client: pool, pooler: 'transaction', dir, cwd: db.dir });
+      assert.equal(again.upToDate, true);
+      const { rows } = await pool.query('SELECT count(*)::int AS n FROM applied_log');
+      assert.equal(rows[0]?.n, 4, 'the pool still serves the application');
+      assert.equal(pool.totalCount <= 3, true);
+    } finally {
+      await pool.end();
+      await db.cleanup();
+    }
+  });
 });

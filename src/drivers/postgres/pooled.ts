@@ -6,7 +6,7 @@
  */
 import type pg from 'pg';
 import type { LockHolder } from '../../errors.js';
-import { isLedgerRead, type Lease } from '../caller.js';
+import type { Lease } from '../caller.js';
 import type {
   Connection,
   DbErrorInfo,
@@ -41,6 +41,8 @@ const POOLER_TRACKED = [
 ];
 
 const SAVEPOINT = 'lockstep_migration';
+/** Around one of lockstep's own statements under the lock. */
+const OWN = 'lockstep_own';
 
 /**
  * The migration lock as a transaction's advisory lock. `tryLock` opens the transaction (on
@@ -144,6 +146,8 @@ export class PooledConnection implements Connection {
   readonly #dialect: Dialect;
   /** Migration statements ran since the session was last reset: they may have changed it. */
   #touched = false;
+  /** Inside a migration's savepoint (begin … commit or rollback). */
+  #inMigration = false;
 
   constructor(link: PostgresLink, lock: TransactionLock, dialect: Dialect, lease: Lease<pg.Client>) {
     this.#link = link;
@@ -152,26 +156,38 @@ export class PooledConnection implements Connection {
     this.#lease = lease;
   }
 
-  /**
-   * The ledger read under the lock runs in a savepoint of its own: where the ledger does not exist
-   * yet, its failure must not end the lock's transaction.
-   */
-  async query(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
-    if (!this.#lock.held || !isLedgerRead(sql) || params?.length) return this.#link.query(sql, params);
-    try {
-      const results = await this.#link.script(
-        `SAVEPOINT lockstep_read; ${sql}; RELEASE SAVEPOINT lockstep_read`,
-      );
-      return results[1] as QueryResult;
-    } catch (error) {
-      await this.#link.script('ROLLBACK TO SAVEPOINT lockstep_read; RELEASE SAVEPOINT lockstep_read');
-      throw error;
-    }
+  query(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
+    return this.#guarded(sql, params);
   }
 
   async execute(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
     if (mayChangeSession(sql)) this.#touched = true;
-    return this.#link.query(withoutPsqlRestrict(sql), params);
+    return this.#guarded(withoutPsqlRestrict(sql), params);
+  }
+
+  /**
+   * Under the lock but outside a migration's savepoint (the ledger read, its creation, the record
+   * of a failure, what a migration requires), a statement runs in a savepoint of its own: one that
+   * fails, such as the read of a ledger not created yet, must not end the lock's transaction.
+   * Without parameters that is one round trip.
+   */
+  async #guarded(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
+    if (!this.#lock.held || this.#inMigration) return this.#link.query(sql, params);
+    try {
+      if (!params?.length) {
+        const results = await this.#link.script(`SAVEPOINT ${OWN}; ${sql}; RELEASE SAVEPOINT ${OWN}`);
+        return results[1] as QueryResult;
+      }
+      await this.#link.query(`SAVEPOINT ${OWN}`);
+      const result = await this.#link.query(sql, params);
+      await this.#link.query(`RELEASE SAVEPOINT ${OWN}`);
+      return result;
+    } catch (error) {
+      if (this.#link.lost === undefined) {
+        await this.#link.script(`ROLLBACK TO SAVEPOINT ${OWN}; RELEASE SAVEPOINT ${OWN}`).catch(() => {});
+      }
+      throw error;
+    }
   }
 
   inFailedTransaction(): boolean {
@@ -202,15 +218,18 @@ export class PooledConnection implements Connection {
     await this.#link.script(
       `SAVEPOINT ${SAVEPOINT}; SET LOCAL lock_timeout ${timeout ? `= '${Math.round(timeout)}ms'` : 'TO DEFAULT'}`,
     );
+    this.#inMigration = true;
   }
 
   async commit(): Promise<void> {
+    this.#inMigration = false;
     this.#lock.ended();
     await this.#link.query('COMMIT');
   }
 
   /** Undoes the migration only: the lock, and its transaction, stay for the record of the failure. */
   async rollback(): Promise<void> {
+    this.#inMigration = false;
     await this.#link.script(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}; RELEASE SAVEPOINT ${SAVEPOINT}`);
   }
 
