@@ -75,22 +75,24 @@ export class TransactionLock implements MigrationLock {
   /**
    * One round trip: begin, put back what other clients left set on this backend, take the lock,
    * name the holder and ask for client checks, all local to the transaction. A second to end the
-   * transaction when the lock is taken.
+   * transaction when the lock was not free (or the statements failed).
    */
   async tryLock(): Promise<boolean> {
-    this.#since ??= new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-    const results = await this.#link.script(
-      `BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE;
+    this.#since = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    let row: Record<string, unknown> | undefined;
+    try {
+      const results = await this.#link.script(
+        `BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE;
        SELECT count(set_config(name, reset_val, true)) FROM pg_settings
         WHERE source = 'session' AND name NOT IN (${POOLER_TRACKED.map(postgresLiteral).join(', ')});
        SELECT pg_try_advisory_xact_lock(${LOCK_NAMESPACE}, ${this.#lockKey}) AS locked,
               pg_backend_pid() AS backend, ${this.#holderSettings()}`,
-    );
-    const row = results[2]?.rows[0];
-    if (!row?.locked) {
-      await this.#link.query('ROLLBACK');
-      return false;
+      );
+      row = results[2]?.rows[0];
+    } finally {
+      if (!row?.locked) await this.#link.query('ROLLBACK').catch(() => {});
     }
+    if (!row?.locked) return false;
     this.#held = true;
     this.#backend = Number(row.backend);
     this.#polls = 0;
