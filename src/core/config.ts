@@ -10,7 +10,7 @@ import {
   urlInUse,
 } from '../defaults.js';
 import { type CallerClient, type CallerHandle, describeCaller } from '../drivers/caller.js';
-import { POOLER_MODES, type PoolerMode } from '../drivers/driver.js';
+import { type PoolerMode, poolerMode } from '../drivers/driver.js';
 import { ConfigError } from '../errors.js';
 import { durationMs } from '../util/duration.js';
 import { scrubbingHandler } from '../util/secrets.js';
@@ -151,14 +151,7 @@ export function databaseOption(options: {
 
 /** The pooler option, checked (the driver reads the URL's and compares). */
 export function poolerOption(value: string | undefined): PoolerMode | undefined {
-  if (value === undefined) return undefined;
-  if (!POOLER_MODES.includes(value as PoolerMode)) {
-    throw new ConfigError(
-      `invalid pooler "${value}": use transaction (a transaction-mode pooler such as PgBouncer pool_mode=transaction), ` +
-        'session (a session-mode pooler) or none (PostgreSQL itself)',
-    );
-  }
-  return value as PoolerMode;
+  return value === undefined ? undefined : poolerMode(value, `invalid pooler "${value}"`);
 }
 
 /** An option given in ms or as `30s`/`15m`, checked. */

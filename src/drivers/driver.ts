@@ -309,4 +309,13 @@ export interface DriverOptions {
 }
 
 export type PoolerMode = 'transaction' | 'session' | 'none';
-export const POOLER_MODES: readonly PoolerMode[] = ['transaction', 'session', 'none'];
+const POOLER_MODES: readonly string[] = ['transaction', 'session', 'none'];
+
+/** A pooler mode as the user wrote it, checked; `refusal` starts the message when it is none. */
+export function poolerMode(value: string, refusal: string): PoolerMode {
+  if (POOLER_MODES.includes(value)) return value as PoolerMode;
+  throw new ConfigError(
+    `${refusal}: use transaction (a transaction-mode pooler such as PgBouncer ` +
+      'pool_mode=transaction, a managed "pooled" URL), session (a session-mode pooler) or none (PostgreSQL itself)',
+  );
+}

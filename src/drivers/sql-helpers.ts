@@ -5,14 +5,6 @@ export function quoteIdentifier(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
-/**
- * A Postgres string literal, correct whatever `standard_conforming_strings` says (E'' form), for
- * the few values lockstep sends in a multi-statement script, which takes no parameters.
- */
-export function postgresLiteral(text: string): string {
-  return `E'${text.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`;
-}
-
 /** A LIKE pattern matching text that starts with `prefix` (backslash, `%` and `_` escaped). */
 export function likePrefix(prefix: string): string {
   return `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;

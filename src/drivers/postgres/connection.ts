@@ -149,7 +149,7 @@ export class PostgresConnection implements Connection {
   }
 
   serverId(): string | undefined {
-    const pid = this.#lock.backend ?? (this.#link.client as { processID?: number | null }).processID;
+    const pid = this.#lock.backend ?? this.#link.announcedPid;
     return pid ? String(pid) : undefined;
   }
 

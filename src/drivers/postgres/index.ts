@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { ConfigError, ConnectionError } from '../../errors.js';
 import { redactUrl } from '../../util/secrets.js';
 import type { CallerHandle } from '../caller.js';
-import { type Database, type DriverOptions, POOLER_MODES, type PoolerMode } from '../driver.js';
+import { type Database, type DriverOptions, type PoolerMode, poolerMode } from '../driver.js';
 import { callerConnections, ownConnection } from './client.js';
 import { PostgresConnection } from './connection.js';
 import { postgresDialect } from './dialect.js';
@@ -24,7 +24,7 @@ export function createPostgresDriver(given: string, options: DriverOptions, call
       `malformed PostgreSQL URL "${redactUrl(given)}": expected postgres://user@host:port/database (password after the user, as user:password)`,
     );
   }
-  const pooler = poolerMode(parsed, options.pooler);
+  const pooler = declaredPooler(parsed, options.pooler);
   // lockstep's own parameter: the server (or the pooler) must not see it.
   const url = parsed.searchParams.has('pooler') ? withoutPoolerParameter(parsed) : given;
   const [schema, table] = options.table.includes('.')
@@ -93,18 +93,14 @@ function withoutPoolerParameter(url: URL): string {
 }
 
 /** The pooler mode: the option, else the URL's `pooler=` parameter; both given must agree. */
-function poolerMode(url: URL, option: PoolerMode | undefined): PoolerMode {
-  const inUrl = url.searchParams.get('pooler') ?? undefined;
-  if (inUrl !== undefined && !POOLER_MODES.includes(inUrl as PoolerMode)) {
-    throw new ConfigError(
-      `the URL's pooler=${inUrl} is not a pooler mode: use pooler=transaction (PgBouncer pool_mode=transaction, ` +
-        'a managed "pooled" URL), pooler=session (pool_mode=session) or pooler=none (PostgreSQL itself)',
-    );
-  }
+function declaredPooler(url: URL, option: PoolerMode | undefined): PoolerMode {
+  const written = url.searchParams.get('pooler');
+  const inUrl =
+    written === null ? undefined : poolerMode(written, `the URL's pooler=${written} is not a pooler mode`);
   if (inUrl !== undefined && option !== undefined && inUrl !== option) {
     throw new ConfigError(`the URL says pooler=${inUrl} but the pooler option says ${option}: give one`);
   }
-  return option ?? (inUrl as PoolerMode | undefined) ?? 'none';
+  return option ?? inUrl ?? 'none';
 }
 
 /** A pooler that refuses lockstep's keepalive settings says so at connect: say what to do. */

@@ -26,6 +26,14 @@ export class PostgresLink {
     return { rows: result.rows ?? [], rowCount: result.rowCount ?? 0 };
   }
 
+  /**
+   * The backend pid the server announced when the connection opened (BackendKeyData): the real one
+   * on PostgreSQL itself, a pooler's own through a pooler.
+   */
+  get announcedPid(): number | undefined {
+    return (this.client as { processID?: number | null }).processID ?? undefined;
+  }
+
   /** Sends several statements in one round trip (the simple protocol: no parameters); one result each. */
   async script(sql: string): Promise<QueryResult[]> {
     this.options.onQuery?.(sql);

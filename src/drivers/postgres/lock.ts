@@ -5,7 +5,7 @@ import { applicationName, CONNECTION_CHECK_INTERVAL, type PostgresLink } from '.
 
 /** First key of every lockstep advisory lock ('LKST'), so other users of advisory locks never collide. */
 export const LOCK_NAMESPACE = 0x4c4b5354;
-/** The pg_locks row of a lockstep advisory lock ($1 namespace, $2 key; session or transaction). */
+/** The pg_locks row of a lockstep advisory lock ($1 namespace, $2 key; session or transaction; its columns are pg_locks' alone). */
 const OUR_LOCK =
   "locktype = 'advisory' AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 2";
 /** How often a waiter re-tries when no NOTIFY came (the holder died, or its notification was lost). */
@@ -75,7 +75,7 @@ export class PostgresLock implements MigrationLock {
 
   /** The backend pid the server gave this connection when it opened (BackendKeyData). */
   #connectedTo(): number | null {
-    return (this.#link.client as { processID?: number | null }).processID ?? null;
+    return this.#link.announcedPid ?? null;
   }
 
   /**
@@ -87,9 +87,7 @@ export class PostgresLock implements MigrationLock {
     this.#since = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     const result = await this.#link.query(
       `SELECT EXISTS (
-         SELECT 1 FROM pg_locks
-          WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()
-            AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 2
+         SELECT 1 FROM pg_locks WHERE ${OUR_LOCK} AND granted AND pid = pg_backend_pid()
        ) AS held, ${NAME_HOLDER.replaceAll('$1', '$3').replaceAll('$2', '$4')}`,
       [LOCK_NAMESPACE, this.#lockKey, ...this.#holderSettings()],
     );
@@ -163,8 +161,7 @@ export async function lockHolder(link: PostgresLink, lockKey: number): Promise<L
   const result = await link.query(
     `SELECT a.pid, a.application_name, a.client_addr::text AS client, a.state
        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-      WHERE l.locktype = 'advisory' AND l.granted
-        AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid AND l.objsubid = 2
+      WHERE ${OUR_LOCK} AND l.granted
         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
     [LOCK_NAMESPACE, lockKey],
   );

@@ -16,7 +16,6 @@ import type {
   QueryResult,
   TransactionOptions,
 } from '../driver.js';
-import { postgresLiteral } from '../sql-helpers.js';
 import { describePostgresError, mayChangeSession, RESET_SESSION, withoutPsqlRestrict } from './connection.js';
 import { applicationName, CONNECTION_CHECK_INTERVAL, type PostgresLink } from './link.js';
 import { LOCK_NAMESPACE, lockHolder } from './lock.js';
@@ -39,6 +38,14 @@ const POOLER_TRACKED = [
   'standard_conforming_strings',
   'session_authorization',
 ];
+
+/**
+ * A Postgres string literal, correct whatever `standard_conforming_strings` says (E'' form), for
+ * the few values lockstep sends in a multi-statement script, which takes no parameters.
+ */
+function postgresLiteral(text: string): string {
+  return `E'${text.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`;
+}
 
 const SAVEPOINT = 'lockstep_migration';
 /** Around one of lockstep's own statements under the lock. */
