@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 
 export interface RawAnswer {
@@ -84,4 +85,48 @@ export function jsonOf(answer: RawAnswer): Record<string, unknown> {
     body = joined;
   }
   return JSON.parse(Buffer.from(body, 'latin1').toString('utf8'));
+}
+
+export interface FreshAnswer {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly text: string;
+}
+
+/**
+ * One HTTP request on a connection of its own (no keep-alive reuse). A test whose process blocks
+ * its event loop for seconds (better-sqlite3 runs a long statement synchronously) would otherwise
+ * race the server's keep-alive timeout: the client reuses the socket as the server closes it, and
+ * `fetch` fails with nothing the server did wrong.
+ */
+export function freshRequest(
+  url: URL,
+  {
+    method = 'GET',
+    headers = {},
+    body,
+  }: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<FreshAnswer> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(url, { method, headers, agent: false }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('error', reject);
+      response.on('end', () => {
+        const answerHeaders = new Headers();
+        for (const [name, value] of Object.entries(response.headers)) {
+          for (const one of Array.isArray(value) ? value : value === undefined ? [] : [value]) {
+            answerHeaders.append(name, one);
+          }
+        }
+        resolve({
+          status: response.statusCode ?? 0,
+          headers: answerHeaders,
+          text: Buffer.concat(chunks).toString('utf8'),
+        });
+      });
+    });
+    request.on('error', reject);
+    request.end(body);
+  });
 }

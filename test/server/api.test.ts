@@ -15,6 +15,7 @@ import { type AsyncAction, allowedActions } from '../../src/async/transitions.js
 import { type RunningServer, serve } from '../../src/server/serve.js';
 import { stateRow, traceTableSql, writeDefinitions } from '../helpers/async.js';
 import { eventually, startCli } from '../helpers/process.js';
+import { freshRequest } from '../helpers/raw-http.js';
 import {
   type DatabaseKind,
   runCli,
@@ -95,7 +96,7 @@ for (const target of TARGETS) {
     };
 
     const call = async (method: string, path: string, body?: unknown, token: string | null = TOKEN) => {
-      const response = await fetch(new URL(path, server.url), {
+      const response = await freshRequest(new URL(path, server.url), {
         method,
         headers: {
           ...(token === null ? {} : { authorization: `Bearer ${token}` }),
@@ -103,8 +104,11 @@ for (const target of TARGETS) {
         },
         body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
       });
-      const text = await response.text();
-      return { status: response.status, body: JSON.parse(text), headers: response.headers } as Answer;
+      return {
+        status: response.status,
+        body: JSON.parse(response.text),
+        headers: response.headers,
+      } as Answer;
     };
     const action = (name: string, a: AsyncAction) =>
       call(
