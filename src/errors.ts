@@ -268,6 +268,48 @@ export interface DirtyState {
   readonly recordedError?: string | undefined;
   /** What else the database holds of it (e.g. an invalid index). Default is none. */
   readonly leftovers?: readonly string[] | undefined;
+  /** The statement its runner had reached, as the server says it ended (ClickHouse). */
+  readonly inFlight?: InFlightStatement | undefined;
+}
+
+/** The statement a dead runner had sent, settled by the runner after it. */
+export interface InFlightStatement {
+  /** 1-based. */
+  readonly statement: number;
+  readonly queryId: string;
+  readonly outcome: 'finished' | 'failed' | 'killed' | 'still-running' | 'not-found' | 'unknown';
+  readonly waitedMs: number;
+  readonly error?: string | undefined;
+}
+
+/** The reached statement's state, as the server told it. */
+function inFlightReach(f: InFlightStatement): string {
+  if (f.outcome === 'finished' || f.outcome === 'not-found') return 'was not started';
+  if (f.outcome === 'failed' || f.outcome === 'killed') return 'did not complete';
+  return f.outcome === 'still-running' ? 'is still running' : 'may or may not have completed';
+}
+
+/** What the server said of the statement a dead runner had reached, for the dirty-state message. */
+function inFlightSentence(f: InFlightStatement): string {
+  const waited = f.waitedMs >= 1000 ? `, after waiting ${(f.waitedMs / 1000).toFixed(1)} s for it` : '';
+  const at = `statement ${f.statement} (query id ${f.queryId})`;
+  switch (f.outcome) {
+    case 'finished':
+      return `${at} finished on the server after its runner was gone${waited}: it is recorded as done`;
+    case 'failed':
+      return `${at} failed on the server${waited}: ${f.error ?? 'no message'}`;
+    case 'killed':
+      return `${at} was still running; it was cancelled on the server, as asked (--kill-orphans)`;
+    case 'still-running':
+      return (
+        `${at} is still running on the server${waited}. Wait for it and run lockstep again, or cancel it ` +
+        'with lockstep up --kill-orphans'
+      );
+    case 'not-found':
+      return `${at} never ran on the server (its query log has no record of it)`;
+    case 'unknown':
+      return `${at} may or may not have run: ${f.error ?? 'the server cannot tell'}`;
+  }
 }
 
 /** The ledger says a migration was interrupted or failed half-way: a person must decide. */
@@ -288,20 +330,23 @@ export class DirtyStateError extends LockstepError implements DirtyState {
   readonly httpStatus = HttpStatus.internal;
   constructor(facts: DirtyState) {
     const { version, file, state, direction, statementsDone, statementCount, reachedLine } = facts;
-    const { by, since, recordedError, leftovers = [] } = facts;
+    const { by, since, recordedError, leftovers = [], inFlight } = facts;
     const what =
       state === 'running'
         ? `was interrupted (its runner ${by} died or lost its connection; started ${since})`
         : `failed (run by ${by}, started ${since})`;
     const total = statementCount !== undefined ? ` of ${statementCount}` : '';
     const reached =
-      statementsDone > 0
-        ? `statements 1..${statementsDone}${total} completed; statement ${statementsDone + 1}`
-        : `statement 1${total}`;
+      statementCount !== undefined && statementsDone >= statementCount && statementCount > 0
+        ? `all ${statementCount} statements completed; the record of its end`
+        : statementsDone > 0
+          ? `statements 1..${statementsDone}${total} completed; statement ${statementsDone + 1}`
+          : `statement 1${total}`;
     super(
       `migration ${version} (${direction}) ${what}.\n` +
         `  reached: ${reached}${reachedLine ? ` at ${file}:${reachedLine}` : ` in ${file}`} ` +
-        `${state === 'running' ? 'may or may not have completed' : 'failed'}` +
+        `${state === 'running' ? (inFlight ? inFlightReach(inFlight) : 'may or may not have completed') : 'failed'}` +
+        `${inFlight ? `\n  on the server: ${inFlightSentence(inFlight)}` : ''}` +
         `${recordedError ? `\n  error: ${recordedError}` : ''}\n` +
         `${leftovers.length > 0 ? `  the database also has: ${leftovers.join('; ')}\n` : ''}` +
         `  It was not transactional, so lockstep will not re-run or skip it. Inspect the database, ` +

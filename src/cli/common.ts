@@ -36,7 +36,16 @@ export function databaseUrl(url: string | undefined): string | undefined {
     // `--url "$UNSET_VARIABLE"` must not fall back to the default SQLite file and migrate that.
     throw new ConfigError('--url is empty: pass a database URL, or leave --url out to use $DATABASE_URL');
   }
-  const found = url ?? process.env.DATABASE_URL ?? readDotEnvUrl();
+  const found = url ?? process.env.DATABASE_URL ?? readDotEnv('DATABASE_URL');
+  scrubAlso(found);
+  return found;
+}
+
+/** `--coordinator-url`, else $LOCKSTEP_COORDINATOR_URL, else that variable in ./.env. */
+export function coordinatorUrl(url: string | undefined): string | undefined {
+  if (url !== undefined && url.trim() === '')
+    throw new ConfigError('--coordinator-url is empty: pass a PostgreSQL or SQLite URL, or leave it out');
+  const found = url ?? process.env.LOCKSTEP_COORDINATOR_URL ?? readDotEnv('LOCKSTEP_COORDINATOR_URL');
   scrubAlso(found);
   return found;
 }
@@ -48,23 +57,24 @@ export function scrubAlso(url: string | undefined): void {
   scrub = before === redactUrlsIn ? secrets : (text) => secrets(before(text));
 }
 
-function readDotEnvUrl(): string | undefined {
+/** A variable from ./.env (dotenv syntax), for the URLs the CLI also takes from the environment. */
+function readDotEnv(name: string): string | undefined {
   let text: string;
   try {
     text = readFileSync('.env', 'utf8');
   } catch {
     return undefined;
   }
-  const url = parseEnv(text).DATABASE_URL;
-  const raw = /^\s*(?:export\s+)?DATABASE_URL\s*=\s*(.*)$/m.exec(text)?.[1];
-  if (url && raw?.startsWith(`${url}#`)) {
+  const value = parseEnv(text)[name];
+  const raw = new RegExp(`^\\s*(?:export\\s+)?${name}\\s*=\\s*(.*)$`, 'm').exec(text)?.[1];
+  if (value && raw?.startsWith(`${value}#`)) {
     // Said without the value: what is left of it may be half a password.
     throw new ConfigError(
-      'DATABASE_URL in ./.env is cut at a "#", which starts a comment there: put the value in quotes ' +
-        '(DATABASE_URL="…"), or write "#" in the password as %23',
+      `${name} in ./.env is cut at a "#", which starts a comment there: put the value in quotes ` +
+        `(${name}="…"), or write "#" in the password as %23`,
     );
   }
-  return url;
+  return value;
 }
 
 export function intOption(flag: string, value: string | undefined, fallback: number, min = 1): number {

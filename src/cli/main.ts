@@ -15,7 +15,16 @@ import {
 import { ConfigError, ExitCode } from '../errors.js';
 import { Migrator } from '../index.js';
 import { asWritten } from '../util/duration.js';
-import { databaseUrl, expectArgs, fail, intOption, scrubAlso, writeResult, writeStderr } from './common.js';
+import {
+  coordinatorUrl,
+  databaseUrl,
+  expectArgs,
+  fail,
+  intOption,
+  scrubAlso,
+  writeResult,
+  writeStderr,
+} from './common.js';
 import { createMigrationFile } from './new.js';
 import {
   COMMAND_OPTIONS,
@@ -47,7 +56,14 @@ const COMMAND_HELP: Record<(typeof CORE_COMMANDS)[number], string> = {
 const OPTION_HELP: Partial<Record<OptionName, string>> = {
   url: `  -u, --url <url>            Database URL. Default: $DATABASE_URL (also read from ./.env),
                              else ${DEFAULT_URL}. Schemes: postgres://, postgresql://,
-                             mysql://, mariadb://, sqlite:relative/path.db, sqlite:///absolute/path.db`,
+                             mysql://, mariadb://, clickhouse://user:password@host:8123/db
+                             (with --coordinator-url), sqlite:relative/path.db, sqlite:///absolute/path.db`,
+  'coordinator-url': `      --coordinator-url <url>
+                             ClickHouse only: the PostgreSQL (or SQLite) database that holds the
+                             migration lock and the ledger, which ClickHouse cannot. Every runner
+                             must give the same one. Default: $LOCKSTEP_COORDINATOR_URL (also ./.env)`,
+  'kill-orphans': `      --kill-orphans         ClickHouse: cancel (KILL QUERY) a statement that a dead runner left
+                             running on the server, instead of waiting for it to end, before deciding`,
   pooler: `      --pooler <mode>        What is between lockstep and PostgreSQL (or ?pooler= in the URL):
                              transaction (PgBouncer pool_mode=transaction, a managed "pooled"
                              URL: each migration commits under a transaction lock; migrations
@@ -250,6 +266,8 @@ function toOptions(values: Values): LockstepOptions {
     url: databaseUrl(values.url),
     pooler: poolerOption(values.pooler),
     directUrl,
+    coordinatorUrl: coordinatorUrl(values['coordinator-url']),
+    killOrphans: values['kill-orphans'],
     dir: values.dir,
     table: values.table,
     lockTimeout: values['lock-timeout'],

@@ -9,6 +9,8 @@ export const OPTIONS = {
   url: { type: 'string', short: 'u' },
   pooler: { type: 'string' },
   'direct-url': { type: 'string' },
+  'coordinator-url': { type: 'string' },
+  'kill-orphans': { type: 'boolean' },
   dir: { type: 'string', short: 'd' },
   table: { type: 'string', short: 't' },
   'lock-timeout': { type: 'string' },
@@ -57,13 +59,14 @@ const OUTPUT = ['json', 'quiet', 'help'] as const;
  * them), so one wrapper script (`lockstep -u "$URL" -d db/migrations "$@"`) serves every command.
  * They name a place, never change what a command does.
  */
-const WHERE = ['url', 'pooler', 'dir', 'table', 'async-dir', 'async-table'] as const;
+const WHERE = ['url', 'pooler', 'coordinator-url', 'dir', 'table', 'async-dir', 'async-table'] as const;
 const RUN = [
   'lock-timeout',
   'ddl-lock-timeout',
   'ddl-lock-retries',
   'migration-timeout',
   'run-timeout',
+  'kill-orphans',
 ] as const;
 const ASYNC = [...WHERE, ...OUTPUT] as const;
 
@@ -72,7 +75,7 @@ export const COMMAND_OPTIONS: Readonly<Record<string, readonly OptionName[]>> = 
   up: [...WHERE, 'direct-url', ...RUN, 'allow-out-of-order', 'allow-changed', 'allow-missing', ...OUTPUT],
   down: [...WHERE, 'direct-url', ...RUN, 'steps', ...OUTPUT],
   status: [...WHERE, ...OUTPUT],
-  resolve: [...WHERE, 'lock-timeout', 'applied', 'rolled-back', 'force', ...OUTPUT],
+  resolve: [...WHERE, 'lock-timeout', 'kill-orphans', 'applied', 'rolled-back', 'force', ...OUTPUT],
   new: [...WHERE, 'ts', ...OUTPUT],
   'async list': ASYNC,
   'async status': ASYNC,

@@ -23,6 +23,8 @@ export function formatEvent(event: LockstepEvent): string | undefined {
       return `${event.version}: table lock not granted (${event.message}); retry ${event.attempt} in ${formatDuration(event.delayMs)}`;
     case 'log':
       return `${event.version}: ${event.message}`;
+    case 'notice':
+      return event.message;
     default:
       return undefined;
   }

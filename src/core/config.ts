@@ -44,6 +44,16 @@ export interface LockstepOptions extends HistoryPolicy {
    * outside a transaction runs through it instead, as a whole.
    */
   readonly directUrl?: string | undefined;
+  /**
+   * ClickHouse: the database that holds the migration lock and the ledger (ClickHouse has
+   * neither): a PostgreSQL URL that every runner reaches, or a SQLite path for runners on one host.
+   */
+  readonly coordinatorUrl?: string | undefined;
+  /**
+   * ClickHouse: a statement that a dead runner left running on the server is cancelled
+   * (`KILL QUERY`) instead of waited for, before the runner decides. Default is false: wait.
+   */
+  readonly killOrphans?: boolean | undefined;
   /** Migrations directory. Default is `db/migrations`. */
   readonly dir?: string | undefined;
   /** Ledger table; `schema.table` on Postgres. Default is `lockstep_migrations` (Postgres: in `public`). */
@@ -79,6 +89,8 @@ export interface ResolvedConfig extends HistoryPolicy {
   readonly caller?: CallerHandle | undefined;
   readonly pooler: PoolerMode | undefined;
   readonly directUrl: string | undefined;
+  readonly coordinatorUrl: string | undefined;
+  readonly killOrphans: boolean;
   readonly dir: string;
   readonly table: string;
   readonly lockTimeoutMs: number;
@@ -113,6 +125,8 @@ export function resolveConfig(options: LockstepOptions): ResolvedConfig {
     caller,
     pooler: poolerOption(options.pooler),
     directUrl: options.directUrl || undefined,
+    coordinatorUrl: options.coordinatorUrl || undefined,
+    killOrphans: options.killOrphans ?? false,
     dir: options.dir ?? DEFAULT_DIR,
     table,
     lockTimeoutMs: durationOption('lock timeout', options.lockTimeout, DEFAULT_LOCK_TIMEOUT_MS),

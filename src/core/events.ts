@@ -37,6 +37,8 @@ export type LockstepEvent =
       readonly message: string;
     }
   | { readonly type: 'log'; readonly version: string; readonly message: string }
+  /** What the user should know that is not an error (from the driver, or a wait on the server). */
+  | { readonly type: 'notice'; readonly message: string }
   | { readonly type: 'query'; readonly sql: string };
 
 export type EventHandler = (event: LockstepEvent) => void;

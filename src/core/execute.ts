@@ -5,6 +5,7 @@ import {
   longRunning,
   type QueryResult,
   type Session,
+  type StatementTag,
 } from '../drivers/driver.js';
 import {
   ConnectionError,
@@ -19,7 +20,7 @@ import { transactionControl } from '../sql/transaction-control.js';
 import { scrubSecrets } from '../util/secrets.js';
 import type { ResolvedConfig } from './config.js';
 import { guardProcessExit } from './exit-guard.js';
-import { type AttemptEnd, finishedRow, rollingBackRow, startedRow } from './ledger-rows.js';
+import { type AttemptEnd, finishedRow, rollingBackRow, startedRow, statementTag } from './ledger-rows.js';
 import type { Migration, MigrationContext, Step } from './migration.js';
 import { inTransaction, refusal, runsInTransaction, StatementFailed } from './statements.js';
 import {
@@ -165,6 +166,7 @@ async function runNonTransactional(
     done = await runStatements(run, migration, step, {
       transactional: false,
       limit,
+      tagOf: (index) => statementTag(run.driver.dialect.ledger.table, row, index),
       afterEach: async (n, line) => {
         if (run.session.connection.inMigrationTransaction()) {
           block ??= { first: n, line };
@@ -324,6 +326,8 @@ interface StatementOptions {
   readonly limit: TimeLimit | undefined;
   /** Called with the count done after each statement, and the line of that statement. */
   readonly afterEach: (done: number, line: number | undefined) => Promise<void>;
+  /** The tag of the statement `index` (1-based), where statements are tagged. */
+  readonly tagOf?: ((index: number) => StatementTag) | undefined;
 }
 
 /** Runs every statement of a step within its time limit. Returns the count done. */
@@ -369,7 +373,7 @@ async function runWatched(
     if (watchdog.fired) throw timedOut(sql, line, 'this statement was not sent');
     let result: QueryResult;
     try {
-      result = await watchdog.watch(run.session.connection.execute(sql, params));
+      result = await watchdog.watch(run.session.connection.execute(sql, params, options.tagOf?.(done + 1)));
     } catch (error) {
       if (watchdog.fired) throw timedOut(sql, line, 'the statement was cancelled');
       const refused = refusal(run.session.connection, error, sql, line);

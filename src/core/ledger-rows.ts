@@ -2,7 +2,8 @@
  * Every ledger row the runner writes is built here: the row of an attempt it starts, the row that
  * attempt ends with, and the row `resolve --applied` records.
  */
-import type { LedgerRow, LedgerState } from '../drivers/driver.js';
+import { createHash } from 'node:crypto';
+import type { LedgerRow, LedgerState, StatementTag } from '../drivers/driver.js';
 import type { Migration } from './migration.js';
 
 /** What names a migration in the ledger. */
@@ -90,4 +91,19 @@ export function resolvedRow(
     appliedBy: by,
     error: row?.error ?? null,
   };
+}
+
+/**
+ * The tag of statement `index` (1-based) of the attempt `row` records, in the ledger `table`:
+ * the runner that finds the row after its runner died derives the same one, and with it finds
+ * what that runner left running (ClickHouse query ids).
+ */
+export function statementTag(
+  table: string,
+  row: Pick<LedgerRow, 'version' | 'direction' | 'startedAt'>,
+  index: number,
+): StatementTag {
+  const ledger = createHash('sha256').update(table).digest('hex').slice(0, 8);
+  const version = row.version.replace(/[^A-Za-z0-9_.]/g, '_');
+  return { id: `lockstep-${ledger}-${version}-${row.direction}-${index}-${Date.parse(row.startedAt)}` };
 }

@@ -9,6 +9,7 @@ import {
   type LockHolder,
   LockstepError,
   PoolerRefusedError,
+  ResolveRefusedError,
   SourceError,
 } from '../errors.js';
 import { transactionControl } from '../sql/transaction-control.js';
@@ -16,6 +17,7 @@ import { asWritten } from '../util/duration.js';
 import { type LockstepOptions, type ResolvedConfig, resolveConfig } from './config.js';
 import { runMigration, stepRunsInTransaction } from './execute.js';
 import { guardProcessExit } from './exit-guard.js';
+import { settleInFlight } from './in-flight.js';
 import { resolvedRow } from './ledger-rows.js';
 import { compareVersions, type Migration, type Step } from './migration.js';
 import {
@@ -106,7 +108,9 @@ export class Migrator {
       runnerId: config.runnerId,
       caller: config.caller,
       pooler: config.pooler,
+      coordinatorUrl: config.coordinatorUrl,
       onQuery: options.on === undefined ? undefined : (sql) => config.on({ type: 'query', sql }),
+      onNotice: (message) => config.on({ type: 'notice', message }),
     });
   }
 
@@ -178,7 +182,7 @@ export class Migrator {
         const found = await session.ledger.read();
         const rows = found ?? [];
         const plan = planUp(migrations, rows, config);
-        if (plan.dirty) throw await dirtyError(plan.dirty, migrations, driver, session);
+        if (plan.dirty) throw await dirtyError(plan.dirty, migrations, driver, session, config);
         if (plan.problems.length > 0) throw new HistoryError(plan.problems);
         reportOthers(rows);
         if (plan.pending.length === 0) return 'done';
@@ -285,7 +289,7 @@ export class Migrator {
               allowMissing: true,
               allowOutOfOrder: true,
             }).dirty;
-            if (dirty) throw await dirtyError(dirty, migrations, driver, session);
+            if (dirty) throw await dirtyError(dirty, migrations, driver, session, config);
             const targets = planDown(rows, perMigration ? 1 : steps - rolledBack.length);
             const missing = targets.filter((r) => !sources.get(r.version)?.hasDown);
             if (missing.length > 0) {
@@ -357,7 +361,8 @@ export class Migrator {
       return this.#scope.withSession(async (session, driver) => {
         return whileLocked(session.lock, this.#lock(driver), async () => {
           const rows = await session.ledger.read();
-          const row = rows?.find((r) => compareVersions(r.version, version) === 0);
+          const found = rows?.find((r) => compareVersions(r.version, version) === 0);
+          const row = found && (await this.#settled(found, session, driver));
           const action = planResolve(version, row, source, as, options.force ?? false);
           if (action === 'write-applied') {
             if (!rows) await session.ledger.create();
@@ -371,6 +376,31 @@ export class Migrator {
         });
       });
     });
+  }
+
+  /**
+   * An interrupted row as it stands once what its runner left on the server has ended (waited
+   * for, or cancelled with killOrphans): resolve never records a statement that still runs.
+   */
+  async #settled(row: LedgerRow, session: Session, driver: Driver): Promise<LedgerRow> {
+    const config = this.#config;
+    const settled = await settleInFlight(session, driver.dialect.ledger.table, row, {
+      kill: config.killOrphans,
+      maxMs: config.lockTimeoutMs,
+      on: config.on,
+    });
+    if (settled?.inFlight.outcome === 'still-running') {
+      throw new ResolveRefusedError({
+        version: row.version,
+        state: 'running',
+        requested: 'applied',
+        message:
+          `statement ${settled.inFlight.statement} of migration ${row.version} (query id ${settled.inFlight.queryId}) ` +
+          'still runs on the server: resolve cannot say how it ends. Wait for it, or cancel it with ' +
+          '--kill-orphans. Nothing was changed.',
+      });
+    }
+    return settled?.row ?? row;
   }
 
   /** How this runner waits for the migration lock on `driver`'s database. */
@@ -539,11 +569,18 @@ function newlyApplied(before: readonly LedgerRow[], after: readonly LedgerRow[])
 }
 
 async function dirtyError(
-  row: LedgerRow,
+  found: LedgerRow,
   migrations: readonly Migration[],
   driver: Driver,
   session: Session,
+  config: ResolvedConfig,
 ): Promise<DirtyStateError> {
+  const settled = await settleInFlight(session, driver.dialect.ledger.table, found, {
+    kill: config.killOrphans,
+    maxMs: config.lockTimeoutMs,
+    on: config.on,
+  });
+  const row = settled?.row ?? found;
   const migration = migrations.find((m) => m.version === row.version);
   let reachedLine: number | undefined;
   if (migration?.kind === 'sql' && migration.checksum === row.checksum) {
@@ -562,6 +599,7 @@ async function dirtyError(
     since: row.startedAt,
     recordedError: row.error ?? undefined,
     leftovers: (await session.leftovers?.().catch(() => [])) ?? [],
+    inFlight: settled?.inFlight,
   });
 }
 

@@ -19,6 +19,10 @@ export interface ScopeOptions {
   readonly caller: CallerHandle | undefined;
   /** What sits between lockstep and the database, as the user said (PostgreSQL). */
   readonly pooler?: PoolerMode | undefined;
+  /** Where the lock and the ledger live for a database that has neither (ClickHouse). */
+  readonly coordinatorUrl?: string | undefined;
+  /** Told what the driver says that is not an error. */
+  readonly onNotice?: ((message: string) => void) | undefined;
 }
 
 /**
@@ -40,12 +44,13 @@ export class SessionScope {
 
   /** Runs a whole command: whatever it throws, the URL's secrets are scrubbed from it. */
   command<T>(work: () => Promise<T>): Promise<T> {
-    return withoutSecrets(this.#options.url, work);
+    const { url, coordinatorUrl } = this.#options;
+    return withoutSecrets(url, () => (coordinatorUrl ? withoutSecrets(coordinatorUrl, work) : work()));
   }
 
   openDriver(): Promise<Driver> {
-    const { url, table, runnerId, onQuery, caller, pooler } = this.#options;
-    return openDriver(url, { table, runnerId, onQuery, pooler }, caller);
+    const { url, table, runnerId, onQuery, caller, pooler, coordinatorUrl, onNotice } = this.#options;
+    return openDriver(url, { table, runnerId, onQuery, pooler, coordinatorUrl, onNotice }, caller);
   }
 
   /**

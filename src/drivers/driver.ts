@@ -37,6 +37,49 @@ export interface SessionParts {
    * error message (Postgres: INVALID indexes of a concurrent build). Optional.
    */
   leftovers?(): Promise<string[]>;
+  /** Where the ledger lives elsewhere than the work connection (ClickHouse: in the coordinator). */
+  readonly ledger?: Ledger | undefined;
+  /** Where statements go on running on the server after their client is gone (ClickHouse). */
+  readonly inFlight?: InFlight | undefined;
+}
+
+/**
+ * Which statement of which attempt a migration statement is, derived from its ledger row: a
+ * database whose statements outlive their client tags them with it (ClickHouse's query id), so
+ * the runner after a dead one finds what it left running.
+ */
+export interface StatementTag {
+  readonly id: string;
+}
+
+/** What became of a tagged statement that its runner did not see end. */
+export interface StatementFate {
+  /**
+   * finished / failed: as the server's query log says. killed: cancelled on request.
+   * still-running: it ran longer than the wait allowed. not-found: the server has no record of it
+   * (never sent, or the log was cleared). unknown: the log cannot be read.
+   */
+  readonly outcome: 'finished' | 'failed' | 'killed' | 'still-running' | 'not-found' | 'unknown';
+  readonly waitedMs: number;
+  /** The server's error, when it failed; or why the outcome is unknown. */
+  readonly error?: string | undefined;
+}
+
+/** The statements a runner left running on the server, found by their tag. */
+export interface InFlight {
+  /**
+   * Waits while statements tagged `id` (or a retry of it) run on the server, up to `maxMs`, or
+   * cancels them (`kill`); then says how the last one ended. A finished `ALTER` counts only once
+   * the mutations it started are done.
+   */
+  settle(
+    id: string,
+    options: {
+      readonly kill: boolean;
+      readonly maxMs: number;
+      readonly onWait?: (runningMs: number) => void;
+    },
+  ): Promise<StatementFate>;
 }
 
 /** A session as the runner uses it: the parts, plus the ledger stored over its connection. */
@@ -66,8 +109,8 @@ export interface Ledger {
 
 /** One database connection: migration statements, lockstep's own statements, transactions. */
 export interface Connection {
-  /** Runs one statement of a migration (or of a migration module's `ctx.query`). */
-  execute(sql: string, params?: readonly unknown[]): Promise<QueryResult>;
+  /** Runs one statement of a migration (or of a migration module's `ctx.query`), tagged where the database keeps tags. */
+  execute(sql: string, params?: readonly unknown[], tag?: StatementTag): Promise<QueryResult>;
   /**
    * Runs one of lockstep's own statements (the ledger's): unlike `execute`, it is not counted as
    * something a migration may have changed the session with.
@@ -306,6 +349,13 @@ export interface DriverOptions {
    * pooler (the lock is a transaction's), `session` for a session-mode one.
    */
   readonly pooler?: PoolerMode | undefined;
+  /**
+   * The database that holds the lock and the ledger for a database that has neither (ClickHouse):
+   * a PostgreSQL or SQLite URL.
+   */
+  readonly coordinatorUrl?: string | undefined;
+  /** Told what the user should know that is not an error (a mirror that could not be written). */
+  readonly onNotice?: ((message: string) => void) | undefined;
 }
 
 export type PoolerMode = 'transaction' | 'session' | 'none';

@@ -7,7 +7,15 @@ import { LedgerStore } from './ledger-store.js';
 // Scrubbing lives in util/secrets.ts; these names stay importable from here.
 export { redactUrl, redactUrlsIn, scrubSecrets, withoutSecrets } from '../util/secrets.js';
 
-type DriverFactory = (url: string, options: DriverOptions, caller?: CallerHandle) => Database;
+/** Opens the driver of the coordinator's ledger `table` (for a database whose lock and ledger live there). */
+type OpenCoordinator = (table: string) => Promise<Driver>;
+
+type DriverFactory = (
+  url: string,
+  options: DriverOptions,
+  caller: CallerHandle | undefined,
+  openCoordinator: OpenCoordinator | undefined,
+) => Database | Promise<Database>;
 
 /** URL scheme → driver module, imported only when a URL asks for it (start-up stays lean). */
 const drivers: Record<string, () => Promise<DriverFactory>> = {
@@ -17,6 +25,9 @@ const drivers: Record<string, () => Promise<DriverFactory>> = {
   sqlite3: async () => (await import('./sqlite/index.js')).createSqliteDriver,
   mysql: async () => (await import('./mysql/index.js')).createMysqlDriver,
   mariadb: async () => (await import('./mysql/index.js')).createMysqlDriver,
+  clickhouse: async () => (await import('./clickhouse/index.js')).createClickHouseDriver,
+  'clickhouse+http': async () => (await import('./clickhouse/index.js')).createClickHouseDriver,
+  'clickhouse+https': async () => (await import('./clickhouse/index.js')).createClickHouseDriver,
 };
 
 /**
@@ -32,7 +43,7 @@ export async function openDriver(
   const load = scheme ? drivers[scheme] : undefined;
   if (!load) {
     throw new ConfigError(
-      `unsupported database URL "${redactUrl(url)}": expected postgres://, postgresql://, mysql://, mariadb://, sqlite:path or sqlite:///absolute/path`,
+      `unsupported database URL "${redactUrl(url)}": expected postgres://, postgresql://, mysql://, mariadb://, clickhouse://, sqlite:path or sqlite:///absolute/path`,
     );
   }
   if (
@@ -44,7 +55,22 @@ export async function openDriver(
     throw new ConfigError(`the pooler option applies to PostgreSQL only, not to ${redactUrl(url)}`);
   }
   checkPercentEncoding(url);
-  return withLedger((await load())(url, options, caller), secretScrubber(url));
+  const { coordinatorUrl, ...own } = options;
+  const openCoordinator =
+    coordinatorUrl === undefined
+      ? undefined
+      : async (table: string) => {
+          const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(coordinatorUrl)?.[1]?.toLowerCase() ?? '';
+          if (!['postgres', 'postgresql', 'sqlite', 'sqlite3'].includes(scheme)) {
+            throw new ConfigError(
+              `the coordinator URL "${redactUrl(coordinatorUrl)}" must be a PostgreSQL or SQLite URL: the lock ` +
+                'and the ledger need a database with both',
+            );
+          }
+          return openDriver(coordinatorUrl, { ...own, table, pooler: undefined });
+        };
+  const database = await (await load())(url, own, caller, openCoordinator);
+  return withLedger(database, secretScrubber(url));
 }
 
 /**
@@ -82,7 +108,11 @@ function withLedger(database: Database, scrub: Scrub): Driver {
     async connect() {
       const parts = await database.connect();
       const connection = scrubbingConnection(parts.connection, scrub);
-      return { ...parts, connection, ledger: new LedgerStore(connection, database.dialect, scrub) };
+      return {
+        ...parts,
+        connection,
+        ledger: parts.ledger ?? new LedgerStore(connection, database.dialect, scrub),
+      };
     },
   };
 }
@@ -90,7 +120,7 @@ function withLedger(database: Database, scrub: Scrub): Driver {
 /** The connection, but for describeError, whose message is scrubbed. */
 function scrubbingConnection(c: Connection, scrub: Scrub): Connection {
   return {
-    execute: (sql, params) => c.execute(sql, params),
+    execute: (sql, params, tag) => c.execute(sql, params, tag),
     query: (sql, params) => c.query(sql, params),
     onCleanSession: (state, write) => c.onCleanSession(state, write),
     ...(c.inFailedTransaction ? { inFailedTransaction: () => c.inFailedTransaction?.() ?? false } : {}),
