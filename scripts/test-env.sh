@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # What the test suite needs on this kind of machine (Debian, PostgreSQL and MariaDB installed), set up
 # when missing: both servers started if they are down, Debian's chromium installed for the browser
-# test, Debian's pgbouncer installed for the pooler tests (which start their own instances). Anything that cannot be set up fails the run here, loudly: database tests never skip.
+# test, Debian's pgbouncer installed for the pooler tests, Debian's clickhouse-server and zookeeper
+# installed for the ClickHouse tests (the tests start their own PgBouncer, ClickHouse and ZooKeeper
+# processes; the system services are never used). Anything that cannot be set up fails the run here,
+# loudly: database tests never skip.
 # `npm test` runs this first; LOCKSTEP_TEST_PG_URL / LOCKSTEP_TEST_MYSQL_URL point the tests at
-# other servers (then those are only checked, never started); LOCKSTEP_TEST_CHROMIUM and
-# LOCKSTEP_TEST_PGBOUNCER to other binaries (then those are only checked, never installed).
+# other servers (then those are only checked, never started); LOCKSTEP_TEST_CHROMIUM,
+# LOCKSTEP_TEST_PGBOUNCER, LOCKSTEP_TEST_CLICKHOUSE (a clickhouse-server) and LOCKSTEP_TEST_ZOOKEEPER
+# (a zkServer.sh) to other binaries (then those are only checked, never installed).
 set -euo pipefail
 
 say() { echo "test-env: $*" >&2; }
@@ -67,4 +71,8 @@ need_binary "${LOCKSTEP_TEST_CHROMIUM:-/usr/bin/chromium}" chromium "the browser
 # The pooler tests start their own PgBouncer instances (test/helpers/pgbouncer.ts); only the binary
 # is needed here.
 need_binary "${LOCKSTEP_TEST_PGBOUNCER:-/usr/sbin/pgbouncer}" pgbouncer "the pooler tests" LOCKSTEP_TEST_PGBOUNCER
-say "PostgreSQL, MariaDB, chromium and pgbouncer are ready"
+# The ClickHouse tests start their own single nodes, and a cluster of two nodes with a standalone
+# ZooKeeper (test/helpers/clickhouse.ts); only the binaries are needed here.
+need_binary "${LOCKSTEP_TEST_CLICKHOUSE:-/usr/sbin/clickhouse-server}" clickhouse-server "the ClickHouse tests" LOCKSTEP_TEST_CLICKHOUSE
+need_binary "${LOCKSTEP_TEST_ZOOKEEPER:-/usr/share/zookeeper/bin/zkServer.sh}" zookeeper "the ClickHouse cluster tests" LOCKSTEP_TEST_ZOOKEEPER
+say "PostgreSQL, MariaDB, chromium, pgbouncer, clickhouse-server and zookeeper are ready"
