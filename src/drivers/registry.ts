@@ -56,6 +56,11 @@ export async function openDriver(
   }
   checkPercentEncoding(url);
   const { coordinatorUrl, ...own } = options;
+  if (coordinatorUrl !== undefined && !scheme?.startsWith('clickhouse')) {
+    throw new ConfigError(
+      `--coordinator-url is for ClickHouse, which has no lock of its own; ${redactUrl(url)} keeps its lock and ledger itself`,
+    );
+  }
   const openCoordinator =
     coordinatorUrl === undefined
       ? undefined
