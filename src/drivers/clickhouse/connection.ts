@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { ConfigError } from '../../errors.js';
 import type { Connection, DbErrorInfo, LedgerState, QueryResult, Session, StatementTag } from '../driver.js';
+import { ClusterDdl, ON_CLUSTER } from './cluster.js';
 import { CODES } from './dialect.js';
 import { codeOf, isRetryable, isTransportFailure, serverMessage } from './errors.js';
 import type { StatementTracker } from './tracker.js';
@@ -23,13 +24,16 @@ export class ClickHouseConnection implements Connection {
   readonly #client: ClickHouseClient;
   readonly #coordinator: Session;
   readonly #tracker: StatementTracker;
+  readonly #cluster: ClusterDdl;
   /** The query id of the statement running now, for cancelling it from another session. */
   #running: string | undefined;
+  #closed = false;
 
   constructor(client: ClickHouseClient, coordinator: Session, tracker: StatementTracker) {
     this.#client = client;
     this.#coordinator = coordinator;
     this.#tracker = tracker;
+    this.#cluster = new ClusterDdl(client, () => this.#closed);
   }
 
   async execute(sql: string, params?: readonly unknown[], tag?: StatementTag): Promise<QueryResult> {
@@ -68,6 +72,7 @@ export class ClickHouseConnection implements Connection {
 
   async #send(sql: string, queryId: string): Promise<QueryResult> {
     const settings = { log_queries: 1 } as const;
+    if (ON_CLUSTER.test(sql)) return this.#cluster.run(sql, queryId, settings);
     if (READS_ROWS.test(sql)) {
       const result = await this.#client.query({
         query: sql,
@@ -122,6 +127,7 @@ export class ClickHouseConnection implements Connection {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     await this.#client.close().catch(() => {});
     await this.#coordinator.connection.close();
   }

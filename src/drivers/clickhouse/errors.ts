@@ -13,13 +13,13 @@ export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** The server's own words, without the C++ exception's wrapping. */
+/** The server's own words, without the C++ exception's wrapping (nested too: a host's error in a cluster's). */
 export function serverMessage(error: unknown): string {
-  const text = messageOf(error).trim();
-  const display = /e\.displayText\(\) = (?:DB::Exception: )?([\s\S]*?)(?:, e\.what\(\) = [\w:]+)?\s*$/.exec(
-    text,
-  );
-  return (display?.[1] ?? text).replace(/^DB::Exception: /, '').trim();
+  return messageOf(error)
+    .replace(/Code: \d+, e\.displayText\(\) = /g, '')
+    .replace(/DB::Exception: /g, '')
+    .replace(/,? e\.what\(\) = [\w:]+/g, '')
+    .trim();
 }
 
 /**
