@@ -299,11 +299,11 @@ function inFlightSentence(f: InFlightStatement): string {
     case 'failed':
       return `${at} failed on the server${waited}: ${f.error ?? 'no message'}`;
     case 'killed':
-      return `${at} was still running; it was cancelled on the server, as asked (--kill-orphans)`;
+      return `${at} was still running; it was cancelled on the server, as asked (--cancel-orphans)`;
     case 'still-running':
       return (
         `${at} is still running on the server${waited}. Wait for it and run lockstep again, or cancel it ` +
-        'with lockstep up --kill-orphans'
+        'with lockstep up --cancel-orphans'
       );
     case 'not-found':
       return `${at} never ran on the server (its query log has no record of it)`;

@@ -27,6 +27,8 @@ export interface AsyncOptions {
    * session of their own: through a transaction-mode pooler every command is refused.
    */
   readonly pooler?: PoolerMode | undefined;
+  /** Where the lock and the ledger live for a database that has neither (ClickHouse), as for `migrate()`. */
+  readonly coordinatorUrl?: string | undefined;
   /** Directory of long-running migration definitions. Default is `db/async-migrations`. */
   readonly dir?: string | undefined;
   /** State table (its errors go to `<table>_errors`). Default is `lockstep_async`. */
@@ -56,6 +58,7 @@ export interface AsyncConfig {
   readonly url: string;
   readonly caller?: CallerHandle | undefined;
   readonly pooler: PoolerMode | undefined;
+  readonly coordinatorUrl: string | undefined;
   readonly dir: string;
   readonly table: string;
   readonly ledgerTable: string;
@@ -86,6 +89,7 @@ export function resolveAsyncConfig(options: AsyncOptions): AsyncConfig {
     url,
     caller,
     pooler: poolerOption(options.pooler),
+    coordinatorUrl: options.coordinatorUrl || undefined,
     dir: options.dir ?? DEFAULT_ASYNC_DIR,
     table,
     ledgerTable: options.ledgerTable ?? DEFAULT_TABLE,

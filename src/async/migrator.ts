@@ -7,7 +7,7 @@
 
 import { SessionScope } from '../core/scope.js';
 import type { Driver } from '../drivers/driver.js';
-import { PoolerRefusedError } from '../errors.js';
+import { ConfigError, PoolerRefusedError } from '../errors.js';
 import { type AsyncConfig, type AsyncOptions, resolveAsyncConfig } from './config.js';
 import { checkName, unknownName } from './messages.js';
 import { ensureStore, type Opened } from './open.js';
@@ -34,8 +34,8 @@ export class AsyncMigrator {
 
   constructor(options: AsyncOptions = {}) {
     this.#config = resolveAsyncConfig(options);
-    const { url, table, runnerId, caller, pooler } = this.#config;
-    this.#scope = new SessionScope({ url, table, runnerId, caller, pooler });
+    const { url, table, runnerId, caller, pooler, coordinatorUrl } = this.#config;
+    this.#scope = new SessionScope({ url, table, runnerId, caller, pooler, coordinatorUrl });
   }
 
   /** The store's location, password hidden. */
@@ -161,6 +161,7 @@ export class AsyncMigrator {
   #withSession<T>(work: (o: Opened) => Promise<T>, opened?: Driver): Promise<T> {
     return this.#scope.withSession((session, driver) => {
       if (session.lock.heldUntil === 'commit') throw throughTransactionPooler(this.#scope.target);
+      if (driver.dialect.tablesElsewhere) throw tablesElsewhere(driver.dialect.name);
       return work({
         driver,
         session,
@@ -172,6 +173,14 @@ export class AsyncMigrator {
   #guard<T>(work: () => Promise<T>): Promise<T> {
     return this.#scope.command(work);
   }
+}
+
+/** Long-running migrations keep their state beside the work; where lockstep keeps no tables (ClickHouse), not yet. */
+function tablesElsewhere(database: string): ConfigError {
+  return new ConfigError(
+    `long-running migrations are not supported on ${database} yet: their state store would live in the ` +
+      'coordinator, beside the ledger, and this version does not do that. Nothing was changed.',
+  );
 }
 
 /** A worker's liveness is its session's lock, and state transitions take session locks too. */

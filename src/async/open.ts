@@ -25,6 +25,7 @@ export async function ensureStore(o: Opened, config: AsyncConfig): Promise<void>
     runnerId: config.runnerId,
     caller: config.caller,
     pooler: config.pooler,
+    coordinatorUrl: config.coordinatorUrl,
   });
   await ledger.withSession((session, driver) =>
     whileLocked(session.lock, { timeoutMs: config.lockTimeoutMs, target: driver.target, on: config.on }, () =>

@@ -12,7 +12,7 @@ import {
 import { ConfigError, ExitCode } from '../errors.js';
 import { asWritten } from '../util/duration.js';
 import { AsyncEventPrinter, formatAction, formatFinal, formatList, formatOne } from './async-output.js';
-import { databaseUrl, expectArgs, fail, writeResult, writeStderr } from './common.js';
+import { coordinatorUrl, databaseUrl, expectArgs, fail, writeResult, writeStderr } from './common.js';
 import type { Values } from './options.js';
 import { formatCreated } from './output.js';
 
@@ -162,6 +162,7 @@ function toOptions(values: Values, events: AsyncEventPrinter): AsyncOptions {
   return {
     url: databaseUrl(values.url),
     pooler: poolerOption(values.pooler),
+    coordinatorUrl: coordinatorUrl(values['coordinator-url']),
     dir: values['async-dir'],
     table: values['async-table'],
     ledgerTable: values.table,

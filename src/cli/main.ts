@@ -62,7 +62,7 @@ const OPTION_HELP: Partial<Record<OptionName, string>> = {
                              ClickHouse only: the PostgreSQL (or SQLite) database that holds the
                              migration lock and the ledger, which ClickHouse cannot. Every runner
                              must give the same one. Default: $LOCKSTEP_COORDINATOR_URL (also ./.env)`,
-  'kill-orphans': `      --kill-orphans         ClickHouse: cancel (KILL QUERY) a statement that a dead runner left
+  'cancel-orphans': `      --cancel-orphans       ClickHouse: cancel (KILL QUERY) a statement that a dead runner left
                              running on the server, instead of waiting for it to end, before deciding`,
   pooler: `      --pooler <mode>        What is between lockstep and PostgreSQL (or ?pooler= in the URL):
                              transaction (PgBouncer pool_mode=transaction, a managed "pooled"
@@ -267,7 +267,7 @@ function toOptions(values: Values): LockstepOptions {
     pooler: poolerOption(values.pooler),
     directUrl,
     coordinatorUrl: coordinatorUrl(values['coordinator-url']),
-    killOrphans: values['kill-orphans'],
+    cancelOrphans: values['cancel-orphans'],
     dir: values.dir,
     table: values.table,
     lockTimeout: values['lock-timeout'],

@@ -10,7 +10,6 @@ export const OPTIONS = {
   pooler: { type: 'string' },
   'direct-url': { type: 'string' },
   'coordinator-url': { type: 'string' },
-  'kill-orphans': { type: 'boolean' },
   dir: { type: 'string', short: 'd' },
   table: { type: 'string', short: 't' },
   'lock-timeout': { type: 'string' },
@@ -66,7 +65,7 @@ const RUN = [
   'ddl-lock-retries',
   'migration-timeout',
   'run-timeout',
-  'kill-orphans',
+  'cancel-orphans',
 ] as const;
 const ASYNC = [...WHERE, ...OUTPUT] as const;
 
@@ -75,7 +74,7 @@ export const COMMAND_OPTIONS: Readonly<Record<string, readonly OptionName[]>> = 
   up: [...WHERE, 'direct-url', ...RUN, 'allow-out-of-order', 'allow-changed', 'allow-missing', ...OUTPUT],
   down: [...WHERE, 'direct-url', ...RUN, 'steps', ...OUTPUT],
   status: [...WHERE, ...OUTPUT],
-  resolve: [...WHERE, 'lock-timeout', 'kill-orphans', 'applied', 'rolled-back', 'force', ...OUTPUT],
+  resolve: [...WHERE, 'lock-timeout', 'cancel-orphans', 'applied', 'rolled-back', 'force', ...OUTPUT],
   new: [...WHERE, 'ts', ...OUTPUT],
   'async list': ASYNC,
   'async status': ASYNC,

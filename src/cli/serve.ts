@@ -11,7 +11,15 @@ import {
 import { ConfigError, ExitCode } from '../errors.js';
 import { serve } from '../server/serve.js';
 import { AsyncEventPrinter } from './async-output.js';
-import { databaseUrl, expectArgs, fail, intOption, writeStderr, writeStdout } from './common.js';
+import {
+  coordinatorUrl,
+  databaseUrl,
+  expectArgs,
+  fail,
+  intOption,
+  writeStderr,
+  writeStdout,
+} from './common.js';
 import type { Values } from './options.js';
 
 export const SERVE_HELP = `lockstep serve — the status page and JSON API of one database, for a browser or a script.
@@ -62,6 +70,7 @@ export async function serveMain(positionals: string[], values: Values): Promise<
     const running = await serve({
       url: databaseUrl(values.url),
       pooler: poolerOption(values.pooler),
+      coordinatorUrl: coordinatorUrl(values['coordinator-url']),
       dir: values.dir,
       table: values.table,
       asyncDir: values['async-dir'],

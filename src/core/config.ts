@@ -53,7 +53,7 @@ export interface LockstepOptions extends HistoryPolicy {
    * ClickHouse: a statement that a dead runner left running on the server is cancelled
    * (`KILL QUERY`) instead of waited for, before the runner decides. Default is false: wait.
    */
-  readonly killOrphans?: boolean | undefined;
+  readonly cancelOrphans?: boolean | undefined;
   /** Migrations directory. Default is `db/migrations`. */
   readonly dir?: string | undefined;
   /** Ledger table; `schema.table` on Postgres. Default is `lockstep_migrations` (Postgres: in `public`). */
@@ -90,7 +90,7 @@ export interface ResolvedConfig extends HistoryPolicy {
   readonly pooler: PoolerMode | undefined;
   readonly directUrl: string | undefined;
   readonly coordinatorUrl: string | undefined;
-  readonly killOrphans: boolean;
+  readonly cancelOrphans: boolean;
   readonly dir: string;
   readonly table: string;
   readonly lockTimeoutMs: number;
@@ -126,7 +126,7 @@ export function resolveConfig(options: LockstepOptions): ResolvedConfig {
     pooler: poolerOption(options.pooler),
     directUrl: options.directUrl || undefined,
     coordinatorUrl: options.coordinatorUrl || undefined,
-    killOrphans: options.killOrphans ?? false,
+    cancelOrphans: options.cancelOrphans ?? false,
     dir: options.dir ?? DEFAULT_DIR,
     table,
     lockTimeoutMs: durationOption('lock timeout', options.lockTimeout, DEFAULT_LOCK_TIMEOUT_MS),

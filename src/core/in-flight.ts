@@ -17,14 +17,14 @@ export async function settleInFlight(
   session: Session,
   table: string,
   row: LedgerRow,
-  options: { readonly kill: boolean; readonly maxMs: number; readonly on: EventHandler },
+  options: { readonly cancel: boolean; readonly maxMs: number; readonly on: EventHandler },
 ): Promise<{ readonly row: LedgerRow; readonly inFlight: InFlightStatement } | undefined> {
   if (!session.inFlight || row.state !== 'running') return undefined;
   const statement = row.statementsDone + 1;
   const { id } = statementTag(table, row, statement);
   let reported = 0;
   const fate: StatementFate = await session.inFlight.settle(id, {
-    kill: options.kill,
+    kill: options.cancel,
     maxMs: options.maxMs,
     onWait: (runningMs) => {
       if (runningMs - reported < REPORT_EVERY_MS && reported > 0) return;

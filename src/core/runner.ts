@@ -380,12 +380,12 @@ export class Migrator {
 
   /**
    * An interrupted row as it stands once what its runner left on the server has ended (waited
-   * for, or cancelled with killOrphans): resolve never records a statement that still runs.
+   * for, or cancelled with cancelOrphans): resolve never records a statement that still runs.
    */
   async #settled(row: LedgerRow, session: Session, driver: Driver): Promise<LedgerRow> {
     const config = this.#config;
     const settled = await settleInFlight(session, driver.dialect.ledger.table, row, {
-      kill: config.killOrphans,
+      cancel: config.cancelOrphans,
       maxMs: config.lockTimeoutMs,
       on: config.on,
     });
@@ -397,7 +397,7 @@ export class Migrator {
         message:
           `statement ${settled.inFlight.statement} of migration ${row.version} (query id ${settled.inFlight.queryId}) ` +
           'still runs on the server: resolve cannot say how it ends. Wait for it, or cancel it with ' +
-          '--kill-orphans. Nothing was changed.',
+          '--cancel-orphans. Nothing was changed.',
       });
     }
     return settled?.row ?? row;
@@ -576,7 +576,7 @@ async function dirtyError(
   config: ResolvedConfig,
 ): Promise<DirtyStateError> {
   const settled = await settleInFlight(session, driver.dialect.ledger.table, found, {
-    kill: config.killOrphans,
+    cancel: config.cancelOrphans,
     maxMs: config.lockTimeoutMs,
     on: config.on,
   });

@@ -238,6 +238,11 @@ export interface Dialect {
   readTimestamp(value: unknown): string | null;
   /** An expression read back as text: 64-bit integers arrive whole (SQLite returns JS numbers). */
   asText(expression: string): string;
+  /**
+   * lockstep keeps no tables of its own here (ClickHouse): the ledger lives in the coordinator,
+   * and what has no place there yet (long-running migrations' state) is refused.
+   */
+  readonly tablesElsewhere?: true | undefined;
   /** Whether a running statement can be cancelled or time-limited (SQLite: no, its API is synchronous). */
   readonly cancellable: boolean;
   /** The statement names a table (or schema) that does not exist. */

@@ -34,6 +34,8 @@ export interface StatusServerOptions {
   readonly url?: string | undefined;
   /** What sits between lockstep and PostgreSQL, as for `migrate()`. */
   readonly pooler?: PoolerMode | undefined;
+  /** Where the lock and the ledger live for ClickHouse, as for `migrate()`. */
+  readonly coordinatorUrl?: string | undefined;
   /** Migrations directory. Default is `db/migrations`. */
   readonly dir?: string | undefined;
   /** Migration ledger table. Default is `lockstep_migrations`. */
@@ -104,11 +106,19 @@ class HttpError extends Error {
 
 export function createStatusHandler(options: StatusServerOptions = {}): StatusHandler {
   const url = options.url;
-  const { pooler } = options;
-  const migrator = new Migrator({ url, pooler, dir: options.dir, table: options.table, cwd: options.cwd });
+  const { pooler, coordinatorUrl } = options;
+  const migrator = new Migrator({
+    url,
+    pooler,
+    coordinatorUrl,
+    dir: options.dir,
+    table: options.table,
+    cwd: options.cwd,
+  });
   const lrm = new AsyncMigrator({
     url,
     pooler,
+    coordinatorUrl,
     dir: options.asyncDir,
     table: options.asyncTable,
     ledgerTable: options.table,
@@ -121,7 +131,9 @@ export function createStatusHandler(options: StatusServerOptions = {}): StatusHa
   const base = (options.basePath ?? '/').replace(/\/+$/, '');
   const maxBody = options.maxBodyBytes ?? 16 * 1024;
   const allowedHosts = options.allowedHosts?.map(allowedHost);
-  const scrub = secretScrubber(urlInUse(options.url));
+  const scrubUrl = secretScrubber(urlInUse(options.url));
+  const scrubCoordinator = secretScrubber(coordinatorUrl);
+  const scrub = (text: string) => scrubCoordinator(scrubUrl(text));
 
   // Never throws, whatever the request: anything that goes wrong is an answer (see `fail`).
   const handler = (req: IncomingMessage, res: ServerResponse, next?: () => void) => {

@@ -71,6 +71,7 @@ export async function serve(options: ServeOptions = {}): Promise<RunningServer> 
     ? new AsyncMigrator({
         url: options.url,
         pooler: options.pooler,
+        coordinatorUrl: options.coordinatorUrl,
         dir: options.asyncDir,
         table: options.asyncTable,
         ledgerTable: options.table,

@@ -45,7 +45,9 @@ describe('ClickHouse cluster: ON CLUSTER', () => {
       },
     );
   const ledger = () =>
-    coordinator.query(`SELECT version, state FROM lockstep_clickhouse_${database} ORDER BY version`);
+    coordinator.query(
+      `SELECT version, state FROM clickhouse_${database}_lockstep_migrations ORDER BY version`,
+    );
   const tables = async (node: number) =>
     (
       await cluster.nodes[node]?.query(

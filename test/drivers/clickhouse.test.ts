@@ -8,6 +8,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openDriver } from '../../src/drivers/registry.js';
+import { serve } from '../../src/server/serve.js';
 import { type ClickHouseTestDatabase, createClickHouseDatabase } from '../helpers/clickhouse.js';
 import { eventually, startCli } from '../helpers/process.js';
 import {
@@ -28,7 +29,7 @@ for (const coordinatorKind of ['postgres', 'sqlite'] as const) {
     let coordinatorUrl: string;
     /** How this ledger's statement tags start (core/ledger-rows.ts statementTag). */
     let tags: string;
-    const ledgerTable = () => `lockstep_clickhouse_${ch.name}`;
+    const ledgerTable = () => `clickhouse_${ch.name}_lockstep_migrations`;
     const ledger = async () =>
       coordinatorKind === 'postgres'
         ? ((await coordinator?.query(
@@ -135,7 +136,7 @@ for (const coordinatorKind of ['postgres', 'sqlite'] as const) {
       }
       const status = await lockstep(['status']);
       assert.equal(status.code, 0, status.stderr);
-      assert.match(status.stdout, /ledger lockstep_clickhouse_\w+ in the coordinator/);
+      assert.match(status.stdout, /ledger clickhouse_\w+_lockstep_migrations in the coordinator/);
       assert.match(status.stdout, /002\s+rewrite\s+applied/);
       const again = await lockstep(['up']);
       assert.equal(again.code, 0, again.stderr);
@@ -224,7 +225,7 @@ for (const coordinatorKind of ['postgres', 'sqlite'] as const) {
       assert.equal((await lockstep(['resolve', '004', '--applied'])).code, 0);
     });
 
-    it('--kill-orphans cancels what a dead runner left running, and says so', async () => {
+    it('--cancel-orphans cancels what a dead runner left running, and says so', async () => {
       writeMigrations(ch.dir, { '005_slow.sql': `-- migrate:up\n${SLOW.replace('slow', 'slow5')};\n` });
       const first = startCli(
         [
@@ -243,9 +244,9 @@ for (const coordinatorKind of ['postgres', 'sqlite'] as const) {
       await eventually(async () => (await running()).length === 1, 'the slow statement runs on the server');
       first.child.kill('SIGKILL');
       await first.done;
-      const next = await lockstep(['up', '--kill-orphans']);
+      const next = await lockstep(['up', '--cancel-orphans']);
       assert.equal(next.code, 4, next.stderr);
-      assert.match(next.stderr, /cancelled on the server, as asked \(--kill-orphans\)/);
+      assert.match(next.stderr, /cancelled on the server, as asked \(--cancel-orphans\)/);
       assert.deepEqual(await running(), []);
       assert.equal((await lockstep(['resolve', '005', '--rolled-back'])).code, 0);
       rmSync(path.join(ch.dir, 'migrations', '005_slow.sql'));
@@ -266,10 +267,61 @@ for (const coordinatorKind of ['postgres', 'sqlite'] as const) {
       await ch.query('DROP TABLE IF EXISTS slow6');
     });
 
+    it('long-running migrations: refused on ClickHouse for now, saying so, nothing changed', async () => {
+      const result = await runCli(
+        ['async', 'list', '--url', ch.url, '--coordinator-url', coordinatorUrl, '--async-dir', ch.dir],
+        { cwd: ch.dir, env: CLEAN_ENV },
+      );
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, /long-running migrations are not supported on clickhouse yet/);
+      assert.deepEqual(
+        await ch.query(
+          `SELECT name FROM system.tables WHERE database = '${ch.name}' AND name LIKE 'lockstep%'`,
+        ),
+        [],
+      );
+    });
+
+    it('the status page shows the ClickHouse migrations, from the coordinator', async () => {
+      const server = await serve({
+        url: ch.url,
+        coordinatorUrl,
+        dir: path.join(ch.dir, 'migrations'),
+        port: 0,
+        cwd: ch.dir,
+      });
+      try {
+        const response = await fetch(new URL('api/migrations', server.url));
+        const text = await response.text();
+        assert.equal(response.status, 200, text);
+        assert.match(text, /"version":"001"/);
+        assert.match(text, /"state":"applied"/);
+      } finally {
+        await server.close();
+      }
+    });
+
     it('a password in the URL is in no output, also when a statement fails', async () => {
       writeMigrations(ch.dir, { '007_bad.sql': '-- migrate:up\nSELECT * FROM nowhere_at_all;\n' });
-      const up = await lockstep(['up', '--json'], ch.urlWithPassword);
+      const secretCoordinator =
+        coordinatorKind === 'postgres'
+          ? coordinatorUrl.replace('postgres@', 'postgres:Coord1nat0rPw@')
+          : coordinatorUrl;
+      const up = await runCli(
+        [
+          'up',
+          '--json',
+          '--url',
+          ch.urlWithPassword,
+          '--coordinator-url',
+          secretCoordinator,
+          '--dir',
+          path.join(ch.dir, 'migrations'),
+        ],
+        { cwd: ch.dir, env: CLEAN_ENV },
+      );
       const password = new URL(ch.urlWithPassword).password;
+      assert.doesNotMatch(up.stdout + up.stderr, /Coord1nat0rPw/);
       assert.equal(up.code, 1, up.stderr);
       for (const text of [up.stdout, up.stderr]) {
         assert.ok(!text.includes(password) && !text.includes(decodeURIComponent(password)), text);

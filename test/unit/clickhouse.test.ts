@@ -130,15 +130,18 @@ describe('ClickHouse literals and names', () => {
 describe('statement tags', () => {
   const row = { version: '20261201120000', direction: 'up' as const, startedAt: '2026-12-01T12:00:00.123Z' };
   it('are the same for the same attempt and statement, and differ in ledger, statement, direction, attempt', () => {
-    const tag = statementTag('"public"."lockstep_clickhouse_db"', row, 2).id;
-    assert.equal(tag, statementTag('"public"."lockstep_clickhouse_db"', { ...row }, 2).id);
+    const tag = statementTag('"public"."clickhouse_db_lockstep_migrations"', row, 2).id;
+    assert.equal(tag, statementTag('"public"."clickhouse_db_lockstep_migrations"', { ...row }, 2).id);
     assert.match(tag, /^lockstep-[0-9a-f]{8}-20261201120000-up-2-1796126400123$/);
     const others = [
       statementTag('"public"."other"', row, 2).id,
-      statementTag('"public"."lockstep_clickhouse_db"', row, 3).id,
-      statementTag('"public"."lockstep_clickhouse_db"', { ...row, direction: 'down' }, 2).id,
-      statementTag('"public"."lockstep_clickhouse_db"', { ...row, startedAt: '2026-12-01T12:00:01.123Z' }, 2)
-        .id,
+      statementTag('"public"."clickhouse_db_lockstep_migrations"', row, 3).id,
+      statementTag('"public"."clickhouse_db_lockstep_migrations"', { ...row, direction: 'down' }, 2).id,
+      statementTag(
+        '"public"."clickhouse_db_lockstep_migrations"',
+        { ...row, startedAt: '2026-12-01T12:00:01.123Z' },
+        2,
+      ).id,
     ];
     assert.equal(new Set([tag, ...others]).size, 5);
     // One statement's tag never starts another's (retries add -rN and are found by prefix).
@@ -180,9 +183,12 @@ describe('ClickHouse driver refusals', () => {
     );
   });
 
-  it("the coordinator's ledger is named after the ClickHouse database, unless --table names it", () => {
-    assert.equal(coordinatorTable('analytics', 'lockstep_migrations'), 'lockstep_clickhouse_analytics');
-    assert.equal(coordinatorTable('my-db', 'lockstep_migrations'), 'lockstep_clickhouse_my_db');
-    assert.equal(coordinatorTable('analytics', 'ch_ledger'), 'ch_ledger');
+  it("the coordinator's tables are prefixed with the ClickHouse database, the schema kept", () => {
+    assert.equal(
+      coordinatorTable('analytics', 'lockstep_migrations'),
+      'clickhouse_analytics_lockstep_migrations',
+    );
+    assert.equal(coordinatorTable('my-db', 'lockstep_migrations'), 'clickhouse_my_db_lockstep_migrations');
+    assert.equal(coordinatorTable('analytics', 'ops.ledger'), 'ops.clickhouse_analytics_ledger');
   });
 });

@@ -1,4 +1,3 @@
-import { DEFAULT_TABLE } from '../../defaults.js';
 import { ConfigError } from '../../errors.js';
 import { redactUrl } from '../../util/secrets.js';
 import type { CallerHandle } from '../caller.js';
@@ -17,12 +16,15 @@ export type OpenCoordinator = (table: string) => Promise<Driver>;
 const REQUEST_TIMEOUT_MS = 24 * 60 * 60 * 1000;
 
 /**
- * The coordinator's ledger table for a ClickHouse database: named after it, so that one
- * coordinator database (often the application's own PostgreSQL) serves several ClickHouse
- * databases, and never meets a ledger of its own.
+ * The coordinator's table for one of lockstep's tables (the ledger, `--table`) of a ClickHouse
+ * database: prefixed with the database, so that one coordinator database (often the
+ * application's own PostgreSQL) serves several ClickHouse databases and never meets lockstep's
+ * own tables there. `schema.table` keeps its schema.
  */
 export function coordinatorTable(database: string, table: string): string {
-  return table !== DEFAULT_TABLE ? table : `lockstep_clickhouse_${database.replace(/[^A-Za-z0-9_]/g, '_')}`;
+  const dot = table.lastIndexOf('.');
+  const prefix = `clickhouse_${database.replace(/[^A-Za-z0-9_]/g, '_')}_`;
+  return `${table.slice(0, dot + 1)}${prefix}${table.slice(dot + 1)}`;
 }
 
 export async function createClickHouseDriver(
