@@ -336,16 +336,23 @@ export class DirtyStateError extends LockstepError implements DirtyState {
         ? `was interrupted (its runner ${by} died or lost its connection; started ${since})`
         : `failed (run by ${by}, started ${since})`;
     const total = statementCount !== undefined ? ` of ${statementCount}` : '';
-    const reached =
-      statementCount !== undefined && statementsDone >= statementCount && statementCount > 0
-        ? `all ${statementCount} statements completed; the record of its end`
-        : statementsDone > 0
-          ? `statements 1..${statementsDone}${total} completed; statement ${statementsDone + 1}`
-          : `statement 1${total}`;
+    const allDone = statementCount !== undefined && statementCount > 0 && statementsDone >= statementCount;
+    const reached = allDone
+      ? `all ${statementCount} statements completed in ${file}; only the record of its end is missing`
+      : `${
+          statementsDone > 0
+            ? `statements 1..${statementsDone}${total} completed; statement ${statementsDone + 1}`
+            : `statement 1${total}`
+        }${reachedLine ? ` at ${file}:${reachedLine}` : ` in ${file}`} ${
+          state === 'running'
+            ? inFlight
+              ? inFlightReach(inFlight)
+              : 'may or may not have completed'
+            : 'failed'
+        }`;
     super(
       `migration ${version} (${direction}) ${what}.\n` +
-        `  reached: ${reached}${reachedLine ? ` at ${file}:${reachedLine}` : ` in ${file}`} ` +
-        `${state === 'running' ? (inFlight ? inFlightReach(inFlight) : 'may or may not have completed') : 'failed'}` +
+        `  reached: ${reached}` +
         `${inFlight ? `\n  on the server: ${inFlightSentence(inFlight)}` : ''}` +
         `${recordedError ? `\n  error: ${recordedError}` : ''}\n` +
         `${leftovers.length > 0 ? `  the database also has: ${leftovers.join('; ')}\n` : ''}` +

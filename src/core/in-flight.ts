@@ -9,7 +9,7 @@ const REPORT_EVERY_MS = 5_000;
 /**
  * Before deciding about a `running` row (its runner is gone: this runner holds the lock), settles
  * the statement that runner had reached, where the database runs statements on after their
- * client died (ClickHouse): waits while it runs (up to `maxMs`), or cancels it (`kill`), then
+ * client died (ClickHouse): waits while it runs (up to `maxMs`), or cancels it (`cancel`), then
  * reads how it ended. One that finished counts as done: the row is brought up to date under the
  * lock, a fact the server gave. Nothing to settle elsewhere: undefined.
  */
@@ -24,7 +24,7 @@ export async function settleInFlight(
   const { id } = statementTag(table, row, statement);
   let reported = 0;
   const fate: StatementFate = await session.inFlight.settle(id, {
-    kill: options.cancel,
+    cancel: options.cancel,
     maxMs: options.maxMs,
     onWait: (runningMs) => {
       if (runningMs - reported < REPORT_EVERY_MS && reported > 0) return;

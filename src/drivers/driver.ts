@@ -69,13 +69,13 @@ export interface StatementFate {
 export interface InFlight {
   /**
    * Waits while statements tagged `id` (or a retry of it) run on the server, up to `maxMs`, or
-   * cancels them (`kill`); then says how the last one ended. A finished `ALTER` counts only once
+   * cancels them (`cancel`); then says how the last one ended. A finished `ALTER` counts only once
    * the mutations it started are done.
    */
   settle(
     id: string,
     options: {
-      readonly kill: boolean;
+      readonly cancel: boolean;
       readonly maxMs: number;
       readonly onWait?: (runningMs: number) => void;
     },

@@ -150,6 +150,10 @@ describe('ClickHouse cluster: ON CLUSTER', () => {
     const result = await running;
     assert.equal(result.code, 0, result.stderr);
     assert.ok((await tables(1))?.includes('late'), 'the host that was down ran it');
+    assert.match(
+      result.stderr,
+      /distributed_ddl_task_timeout \(=2\) seconds.*not a failure; following \/clickhouse\/task_queue\/ddl\/query-\d+ until every host has run it/,
+    );
     assert.deepEqual((await ledger()).map((r) => [r.version, r.state]).at(-1), ['003', 'applied']);
   });
 });

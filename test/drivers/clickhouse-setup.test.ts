@@ -19,7 +19,7 @@ import {
   startClickHouse,
   startClickHouseCluster,
 } from '../helpers/clickhouse.js';
-import { eventually } from '../helpers/process.js';
+import { eventually, isRunning } from '../helpers/process.js';
 
 const clients: ClickHouseClient[] = [];
 
@@ -40,15 +40,6 @@ function clientFor(
 
 async function rows<T = Record<string, unknown>>(client: ClickHouseClient, query: string): Promise<T[]> {
   return (await client.query({ query, format: 'JSONEachRow' })).json<T>();
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 after(async () => {

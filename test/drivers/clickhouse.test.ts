@@ -36,22 +36,27 @@ for (const coordinatorKind of ['postgres', 'sqlite'] as const) {
             `SELECT version, state, statements_done FROM ${ledgerTable()} ORDER BY version`,
           )) ?? [])
         : [];
-    const lockstep = (args: string[], url = ch.url) =>
-      runCli(
-        [
-          ...args,
-          '--url',
-          url,
-          '--coordinator-url',
-          coordinatorUrl,
-          '--dir',
-          path.join(ch.dir, 'migrations'),
-        ],
-        {
-          cwd: ch.dir,
-          env: CLEAN_ENV,
-        },
-      );
+    /** Where a command works: the ClickHouse URL, the coordinator, the migrations. */
+    const where = (url = ch.url, coordinator = coordinatorUrl) => [
+      ...['--url', url, '--coordinator-url', coordinator],
+      ...['--dir', path.join(ch.dir, 'migrations')],
+    ];
+    const lockstep = (args: string[], url = ch.url, coordinator = coordinatorUrl) =>
+      runCli([...args, ...where(url, coordinator)], { cwd: ch.dir, env: CLEAN_ENV });
+
+    /**
+     * Starts `up`, waits until statement 1 of `version` runs on the server, SIGKILLs the runner;
+     * returns the probe of that statement's copies in system.processes.
+     */
+    const killMidStatement = async (version: string) => {
+      const first = startCli(['up', ...where()], { cwd: ch.dir, env: CLEAN_ENV });
+      const running = async () =>
+        ch.query(`SELECT query_id FROM system.processes WHERE query_id LIKE '${tags}-${version}-up-1-%'`);
+      await eventually(async () => (await running()).length === 1, 'the slow statement runs on the server');
+      first.child.kill('SIGKILL');
+      await first.done;
+      return running;
+    };
 
     before(async () => {
       ch = await createClickHouseDatabase();
@@ -114,12 +119,6 @@ for (const coordinatorKind of ['postgres', 'sqlite'] as const) {
       }
       // Every statement went with its tag, and each ran once.
       await ch.query('SYSTEM FLUSH LOGS');
-      const driver = await openDriver(ch.url, {
-        table: 'lockstep_migrations',
-        runnerId: 't',
-        coordinatorUrl,
-      });
-      const ledgerKey = createHash('sha256').update(driver.dialect.ledger.table).digest('hex').slice(0, 8);
       for (const [version, statement] of [
         ['001', 1],
         ['001', 2],
@@ -180,23 +179,7 @@ for (const coordinatorKind of ['postgres', 'sqlite'] as const) {
       writeMigrations(ch.dir, {
         '004_slow.sql': `-- migrate:up\n${SLOW};\nSELECT 2;\n-- migrate:down\nDROP TABLE slow;\n`,
       });
-      const first = startCli(
-        [
-          'up',
-          '--url',
-          ch.url,
-          '--coordinator-url',
-          coordinatorUrl,
-          '--dir',
-          path.join(ch.dir, 'migrations'),
-        ],
-        { cwd: ch.dir, env: CLEAN_ENV },
-      );
-      const running = async () =>
-        ch.query(`SELECT query_id FROM system.processes WHERE query_id LIKE '${tags}-004-up-1-%'`);
-      await eventually(async () => (await running()).length === 1, 'the slow statement runs on the server');
-      first.child.kill('SIGKILL');
-      await first.done;
+      const running = await killMidStatement('004');
       assert.equal((await running()).length, 1, 'it goes on running after its client died');
       let most = 0;
       const watching = (async () => {
@@ -227,23 +210,7 @@ for (const coordinatorKind of ['postgres', 'sqlite'] as const) {
 
     it('--cancel-orphans cancels what a dead runner left running, and says so', async () => {
       writeMigrations(ch.dir, { '005_slow.sql': `-- migrate:up\n${SLOW.replace('slow', 'slow5')};\n` });
-      const first = startCli(
-        [
-          'up',
-          '--url',
-          ch.url,
-          '--coordinator-url',
-          coordinatorUrl,
-          '--dir',
-          path.join(ch.dir, 'migrations'),
-        ],
-        { cwd: ch.dir, env: CLEAN_ENV },
-      );
-      const running = async () =>
-        ch.query(`SELECT query_id FROM system.processes WHERE query_id LIKE '${tags}-005-up-1-%'`);
-      await eventually(async () => (await running()).length === 1, 'the slow statement runs on the server');
-      first.child.kill('SIGKILL');
-      await first.done;
+      const running = await killMidStatement('005');
       const next = await lockstep(['up', '--cancel-orphans']);
       assert.equal(next.code, 4, next.stderr);
       assert.match(next.stderr, /cancelled on the server, as asked \(--cancel-orphans\)/);
@@ -307,19 +274,7 @@ for (const coordinatorKind of ['postgres', 'sqlite'] as const) {
         coordinatorKind === 'postgres'
           ? coordinatorUrl.replace('postgres@', 'postgres:Coord1nat0rPw@')
           : coordinatorUrl;
-      const up = await runCli(
-        [
-          'up',
-          '--json',
-          '--url',
-          ch.urlWithPassword,
-          '--coordinator-url',
-          secretCoordinator,
-          '--dir',
-          path.join(ch.dir, 'migrations'),
-        ],
-        { cwd: ch.dir, env: CLEAN_ENV },
-      );
+      const up = await lockstep(['up', '--json'], ch.urlWithPassword, secretCoordinator);
       const password = new URL(ch.urlWithPassword).password;
       assert.doesNotMatch(up.stdout + up.stderr, /Coord1nat0rPw/);
       assert.equal(up.code, 1, up.stderr);

@@ -8,6 +8,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { createPooledPostgresDatabase, type PgBouncer, startPgBouncer } from '../helpers/pgbouncer.js';
+import { isRunning } from '../helpers/process.js';
 import { directPostgresUrl } from '../helpers/targets.js';
 
 async function connect(url: string): Promise<pg.Client> {
@@ -57,15 +58,6 @@ function listenersOn(port: number): number[] {
     if (holds) pids.push(Number(entry));
   }
   return pids;
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('PgBouncer test harness', () => {

@@ -87,3 +87,13 @@ export async function eventually(
   }
   throw new Error(`timed out waiting until ${what}`);
 }
+
+/** Whether a process with this pid exists (signal 0 checks without sending anything). */
+export function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -16,7 +16,7 @@ import {
 import { coordinatorTable } from '../../src/drivers/clickhouse/index.js';
 import { parseClickHouseUrl } from '../../src/drivers/clickhouse/url.js';
 import { openDriver } from '../../src/drivers/registry.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError, DirtyStateError, type InFlightStatement } from '../../src/errors.js';
 
 const options = { table: 'lockstep_migrations', runnerId: 'test:1' };
 
@@ -190,5 +190,64 @@ describe('ClickHouse driver refusals', () => {
     );
     assert.equal(coordinatorTable('my-db', 'lockstep_migrations'), 'clickhouse_my_db_lockstep_migrations');
     assert.equal(coordinatorTable('analytics', 'ops.ledger'), 'ops.clickhouse_analytics_ledger');
+  });
+});
+
+describe('the dirty state, as the server told it', () => {
+  const facts = {
+    version: '004',
+    file: 'db/migrations/004_slow.sql',
+    state: 'running' as const,
+    direction: 'up' as const,
+    statementsDone: 1,
+    statementCount: 3,
+    reachedLine: 7,
+    by: 'host:1',
+    since: '2026-12-01T12:00:00.000Z',
+  };
+  const at = (outcome: InFlightStatement['outcome'], error?: string) =>
+    new DirtyStateError({
+      ...facts,
+      inFlight: { statement: 2, queryId: 'q-2', outcome, waitedMs: 2500, error },
+    }).message;
+
+  it('says what the server did with the statement reached, never "may or may not" when it knows', () => {
+    assert.match(at('finished'), /statement 2 at db\/migrations\/004_slow\.sql:7 was not started/);
+    assert.match(
+      at('finished'),
+      /statement 2 \(query id q-2\) finished on the server after its runner was gone, after waiting 2\.5 s/,
+    );
+    assert.match(
+      at('failed', 'Memory limit exceeded'),
+      /did not complete[\s\S]*failed on the server, after waiting 2\.5 s for it: Memory limit exceeded/,
+    );
+    assert.match(at('killed'), /cancelled on the server, as asked \(--cancel-orphans\)/);
+    assert.match(
+      at('still-running'),
+      /is still running[\s\S]*Wait for it and run lockstep again, or cancel it/,
+    );
+    assert.match(at('not-found'), /was not started[\s\S]*never ran on the server/);
+    assert.match(
+      at('unknown', 'system.query_log cannot be read'),
+      /may or may not have completed[\s\S]*cannot be read/,
+    );
+    for (const outcome of [
+      'finished',
+      'failed',
+      'killed',
+      'still-running',
+      'not-found',
+      'unknown',
+    ] as const) {
+      assert.match(at(outcome), /lockstep resolve 004 --applied/);
+    }
+  });
+
+  it('all statements done: only the record of its end is missing', () => {
+    const message = new DirtyStateError({ ...facts, statementsDone: 3 }).message;
+    assert.match(
+      message,
+      /reached: all 3 statements completed in db\/migrations\/004_slow\.sql; only the record of its end is missing/,
+    );
   });
 });

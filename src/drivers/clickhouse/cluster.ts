@@ -48,10 +48,12 @@ export class ClusterDdlError extends Error {
 export class ClusterDdl {
   readonly #client: ClickHouseClient;
   readonly #closed: () => boolean;
+  readonly #notice: (message: string) => void;
 
-  constructor(client: ClickHouseClient, closed: () => boolean) {
+  constructor(client: ClickHouseClient, closed: () => boolean, notice: (message: string) => void) {
     this.#client = client;
     this.#closed = closed;
+    this.#notice = notice;
   }
 
   async run(sql: string, queryId: string, settings: Record<string, string | number>): Promise<QueryResult> {
@@ -67,7 +69,12 @@ export class ClusterDdl {
     } catch (error) {
       if (codeOf(error) === DDL_TIMEOUT) {
         const task = /Watching task (\S+) is executing longer/.exec(messageOf(error))?.[1];
-        if (task) return this.#hostsDone(await this.#follow(task), sql);
+        if (task) {
+          this.#notice(
+            `${serverMessage(error).replace(/\.?$/, '')}: not a failure; following ${task} until every host has run it`,
+          );
+          return this.#hostsDone(await this.#follow(task), sql);
+        }
         throw error;
       }
       if (/There was an error on \[/.test(messageOf(error))) {

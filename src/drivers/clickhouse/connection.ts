@@ -29,11 +29,16 @@ export class ClickHouseConnection implements Connection {
   #running: string | undefined;
   #closed = false;
 
-  constructor(client: ClickHouseClient, coordinator: Session, tracker: StatementTracker) {
+  constructor(
+    client: ClickHouseClient,
+    coordinator: Session,
+    tracker: StatementTracker,
+    notice: (message: string) => void,
+  ) {
     this.#client = client;
     this.#coordinator = coordinator;
     this.#tracker = tracker;
-    this.#cluster = new ClusterDdl(client, () => this.#closed);
+    this.#cluster = new ClusterDdl(client, () => this.#closed, notice);
   }
 
   async execute(sql: string, params?: readonly unknown[], tag?: StatementTag): Promise<QueryResult> {
@@ -54,7 +59,7 @@ export class ClickHouseConnection implements Connection {
       } catch (error) {
         if (isTransportFailure(error)) {
           // The answer was lost, not necessarily the statement: find out what became of it.
-          const fate = await this.#tracker.settle(id, { kill: false, maxMs: Number.POSITIVE_INFINITY });
+          const fate = await this.#tracker.settle(id, { cancel: false, maxMs: Number.POSITIVE_INFINITY });
           if (fate.outcome === 'finished') {
             await this.#tracker.afterStatement(sql);
             return { rows: [], rowCount: 0 };

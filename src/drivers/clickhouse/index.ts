@@ -64,7 +64,7 @@ export async function createClickHouseDriver(
       });
       const tracker = new StatementTracker(client, target.database);
       return {
-        connection: new ClickHouseConnection(client, session, tracker),
+        connection: new ClickHouseConnection(client, session, tracker, notice),
         lock: session.lock,
         ledger: new MirroredLedger(session.ledger, client, target.database, target.cluster, notice),
         inFlight: tracker,

@@ -32,7 +32,7 @@ export class StatementTracker implements InFlight {
   async settle(
     id: string,
     options: {
-      readonly kill: boolean;
+      readonly cancel: boolean;
       readonly maxMs: number;
       readonly onWait?: (runningMs: number) => void;
     },
@@ -46,7 +46,7 @@ export class StatementTracker implements InFlight {
       );
       if (running.length === 0) break;
       const waitedMs = performance.now() - started;
-      if (options.kill && !killed) {
+      if (options.cancel && !killed) {
         await this.#client.command({ query: `KILL QUERY WHERE ${sameStatement} SYNC` });
         killed = true;
         continue;
