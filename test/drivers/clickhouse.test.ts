@@ -284,5 +284,34 @@ for (const coordinatorKind of ['postgres', 'sqlite'] as const) {
       assert.equal((await lockstep(['resolve', '007', '--rolled-back'])).code, 0);
       rmSync(path.join(ch.dir, 'migrations', '007_bad.sql'));
     });
+
+    it('a statement the server could not start yet is sent again, with backoff, and runs once', async () => {
+      writeMigrations(ch.dir, {
+        '008_busy.sql': '-- migrate:up\nCREATE TABLE busy (x UInt8) ENGINE = Memory;\n',
+      });
+      // Another query of the same user keeps the server "too busy" (max_concurrent_queries_for_user=1).
+      const blocker = ch.query('SELECT count() FROM numbers(2000000000)');
+      await eventually(
+        async () =>
+          (
+            await ch.query(
+              "SELECT 1 FROM system.processes WHERE query LIKE '%numbers(2000000000)%' AND query NOT LIKE '%system.processes%'",
+            )
+          ).length > 0,
+        'the blocker runs',
+      );
+      const up = await lockstep(['up'], `${ch.url}?max_concurrent_queries_for_user=1`);
+      await blocker;
+      assert.equal(up.code, 0, up.stderr);
+      await ch.query('SYSTEM FLUSH LOGS');
+      const attempts = await ch.query(
+        `SELECT type, substring(exception, 1, 9) AS code FROM system.query_log WHERE query_id LIKE '${tags}-008-up-1-%' AND type != 1 ORDER BY event_time`,
+      );
+      assert.ok(
+        attempts.some((a) => a.code === 'Code: 202'),
+        JSON.stringify(attempts),
+      );
+      assert.equal(attempts.filter((a) => Number(a.type) === 2).length, 1, 'it ran once');
+    });
   });
 }
