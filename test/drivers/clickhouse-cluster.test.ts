@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLUSTER_NAME, type ClickHouseCluster, startClickHouseCluster } from '../helpers/clickhouse.js';
+import { eventually } from '../helpers/process.js';
 import {
   CLEAN_ENV,
   createPostgresDatabase,
@@ -78,12 +79,16 @@ describe('ClickHouse cluster: ON CLUSTER', () => {
     for (const node of [0, 1]) {
       assert.deepEqual(await tables(node), ['events', 'schema_migrations'], `node ${node + 1}`);
     }
-    assert.deepEqual(await cluster.nodes[1]?.query(`SELECT count() AS n FROM ${database}.events`), [
-      { n: '2' },
-    ]);
-    assert.deepEqual(
-      await cluster.nodes[1]?.query(`SELECT version FROM ${database}.schema_migrations FINAL WHERE applied`),
-      [{ version: '001' }],
+    // Replication is asynchronous: the rows reach the other replica soon after.
+    const onNode2 = async (sql: string) => JSON.stringify(await cluster.nodes[1]?.query(sql));
+    await eventually(
+      async () => (await onNode2(`SELECT count() AS n FROM ${database}.events`)) === '[{"n":"2"}]',
+      'the rows reached the other replica',
+    );
+    await eventually(
+      async () =>
+        (await onNode2(`SELECT version FROM ${database}.schema_migrations FINAL WHERE applied`)) ===
+        '[{"version":"001"}]',
       'the mirror reached the other host: it is replicated',
     );
   });

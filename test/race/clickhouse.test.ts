@@ -19,6 +19,7 @@ import {
   createClickHouseDatabase,
   startClickHouseCluster,
 } from '../helpers/clickhouse.js';
+import { eventually } from '../helpers/process.js';
 import {
   CLEAN_ENV,
   createPostgresDatabase,
@@ -63,12 +64,15 @@ interface Place {
   /** The URL of process `i`. */
   url(i: number): string;
   query(sql: string): Promise<Record<string, unknown>[]>;
+  /** Until what the runs wrote has arrived where `query` reads (replication is asynchronous). */
+  settled?(): Promise<void>;
   cleanup(): Promise<void>;
 }
 
 async function check(place: Place, coordinatorUrl: string, results: ProcessResult[], round: number) {
   const failed = results.filter((r) => r.code !== 0);
   assert.equal(failed.length, 0, `round ${round}: ${failed.length} processes failed:\n${failed[0]?.stderr}`);
+  await place.settled?.();
   const counts = await place.query(
     'SELECT version, count() AS n FROM applied_log GROUP BY version ORDER BY version',
   );
@@ -187,6 +191,16 @@ describe(`ClickHouse boot race: ${PROCESSES} processes × ${ROUNDS} rounds`, () 
         name,
         url: (i) => urlOf(cluster.nodes[i % 2] as ClickHouseNode),
         query: (sql) => first.query(sql, name),
+        // Every replication task and mutation done on the host read from: nothing more to arrive.
+        settled: () =>
+          eventually(async () => {
+            const [busy] = await first.query(
+              `SELECT (SELECT sum(queue_size) FROM system.replicas WHERE database = '${name}') + ` +
+                `(SELECT count() FROM system.mutations WHERE database = '${name}' AND is_done = 0) AS n, ` +
+                `(SELECT uniqExact(version) FROM ${name}.applied_log) AS versions`,
+            );
+            return Number(busy?.n) === 0 && Number(busy?.versions) === VERSIONS.length;
+          }, 'replication settled'),
         cleanup: async () =>
           void (await first.query(`DROP DATABASE IF EXISTS ${name} ON CLUSTER ${CLUSTER_NAME}`)),
       };

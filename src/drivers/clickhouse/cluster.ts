@@ -105,6 +105,12 @@ export class ClusterDdl {
     const hosts = [...String(entry?.value ?? '').matchAll(/'([^']+)'/g)].map((m) =>
       decodeURIComponent((m[1] as string).replaceAll('%2E', '.')),
     );
+    if (hosts.length === 0) {
+      throw new Error(
+        `the distributed DDL queue entry ${task} cannot be read (system.zookeeper): which hosts ran it is ` +
+          'not known; the DDL may go on in the background',
+      );
+    }
     for (;;) {
       const finished = await this.#zookeeper(`path = ${literal(`${task}/finished`)}`);
       if (finished.length >= hosts.length || this.#closed()) {

@@ -58,12 +58,10 @@ export class ClickHouseConnection implements Connection {
         return result;
       } catch (error) {
         if (isTransportFailure(error)) {
-          // The answer was lost, not necessarily the statement: find out what became of it.
+          // The answer was lost, not necessarily the statement: find out what became of it (a
+          // finished ALTER's mutations included).
           const fate = await this.#tracker.settle(id, { cancel: false, maxMs: Number.POSITIVE_INFINITY });
-          if (fate.outcome === 'finished') {
-            await this.#tracker.afterStatement(sql);
-            return { rows: [], rowCount: 0 };
-          }
+          if (fate.outcome === 'finished') return { rows: [], rowCount: 0 };
           if (fate.outcome === 'failed') throw new Error(fate.error ?? 'the statement failed on the server');
           throw error;
         }
