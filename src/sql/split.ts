@@ -14,6 +14,8 @@ export interface SplitDialect {
   readonly nestedBlockComments: boolean;
   /** Identifier quotes besides "...": backticks and/or [brackets]. */
   readonly backticks: boolean;
+  /** A backslash escapes the next character inside `...` too (ClickHouse; not MySQL). */
+  readonly backticksTakeBackslash?: boolean;
   readonly brackets: boolean;
   /**
    * Statements whose body holds `;`: SQLite's `CREATE TRIGGER ... BEGIN ... END`, Postgres's
@@ -143,7 +145,7 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
       continue;
     }
     if (c === '`' && dialect.backticks) {
-      i = skipQuoted(text, i, '`', false);
+      i = skipQuoted(text, i, '`', dialect.backticksTakeBackslash ?? false);
       continue;
     }
     if (c === '[' && dialect.brackets) {

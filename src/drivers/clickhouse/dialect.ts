@@ -2,12 +2,14 @@ import type { SplitDialect } from '../../sql/split.js';
 import type { ColumnTypes, Dialect, LedgerSpelling } from '../driver.js';
 import { codeOf } from './errors.js';
 
+/** As current servers read it: heredocs ($$…$$), nested comments, `#` comments, `\`` in names. */
 const syntax: SplitDialect = {
-  dollarQuotes: false,
+  dollarQuotes: true,
   backslashEscapes: 'always',
-  hashComments: false,
-  nestedBlockComments: false,
+  hashComments: true,
+  nestedBlockComments: true,
   backticks: true,
+  backticksTakeBackslash: true,
   brackets: false,
   bodies: 'none',
 };
