@@ -362,8 +362,12 @@ describe('ClickHouse driver SQL on a current engine (chdb)', () => {
           `('QueryFinish', ${literal(`${id}-r1`)}, 'ALTER 2', '', '2026-01-02 00:00:09', '2026-01-02 00:00:05'), ` +
           `('QueryFinish', 'lockstep-other', 'SELECT', '', '2026-01-02 00:00:10', '2026-01-02 00:00:10')`,
       );
+      // Every row of the statement and its retries, newest first: the tracker takes the first end.
       assert.deepEqual(await rows(main, read.replace('system.query_log', stand)), [
         { type: 2, exception: '', query: 'ALTER 2' },
+        { type: 1, exception: '', query: 'ALTER 2' },
+        { type: 4, exception: 'Code: 517. busy', query: 'ALTER 1' },
+        { type: 1, exception: '', query: 'ALTER 1' },
       ]);
     });
   });

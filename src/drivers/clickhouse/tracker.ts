@@ -56,13 +56,17 @@ export class StatementTracker implements InFlight {
       await sleep(POLL_MS);
     }
     const waitedMs = performance.now() - started;
-    await this.#client.command({ query: 'SYSTEM FLUSH LOGS' }).catch(() => {});
-    let ended: Record<string, unknown>[];
+    // The log is written every few seconds: flushed first, or its newest rows may be missing.
+    const unflushed = await this.#client
+      .command({ query: 'SYSTEM FLUSH LOGS' })
+      .then(() => undefined)
+      .catch((error: unknown) => serverMessage(error));
+    let logged: Record<string, unknown>[];
     try {
       // type: a number on 18.16, an Enum8 on newer servers; the codes are the same.
-      ended = await this.#rows(
+      logged = await this.#rows(
         `SELECT CAST(type AS Int8) AS type, exception, query FROM system.query_log WHERE ${sameStatement} ` +
-          `AND CAST(type AS Int8) != ${QUERY_START} ORDER BY event_time DESC, query_start_time DESC LIMIT 1`,
+          'ORDER BY event_time DESC, query_start_time DESC',
       );
     } catch (error) {
       return {
@@ -71,13 +75,33 @@ export class StatementTracker implements InFlight {
         error: `system.query_log cannot be read: ${serverMessage(error)}`,
       };
     }
-    const last = ended[0];
-    if (!last) return { outcome: killed ? 'killed' : 'not-found', waitedMs };
-    if (Number(last.type) === QUERY_FINISH) {
+    const last = logged.find((r) => Number(r.type) !== QUERY_START);
+    if (last && Number(last.type) === QUERY_FINISH) {
       await this.afterStatement(String(last.query));
       return { outcome: 'finished', waitedMs };
     }
-    return { outcome: killed ? 'killed' : 'failed', waitedMs, error: serverMessage(String(last.exception)) };
+    if (last)
+      return {
+        outcome: killed ? 'killed' : 'failed',
+        waitedMs,
+        error: serverMessage(String(last.exception)),
+      };
+    if (unflushed !== undefined) {
+      return {
+        outcome: 'unknown',
+        waitedMs,
+        error: `the query log could not be flushed (${unflushed}), so its newest rows may be missing`,
+      };
+    }
+    if (logged.length > 0) {
+      return {
+        outcome: 'unknown',
+        waitedMs,
+        error:
+          'it started (system.query_log) but no end is recorded: the server may have restarted while it ran',
+      };
+    }
+    return { outcome: killed ? 'killed' : 'not-found', waitedMs };
   }
 
   /**
