@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openDriver } from '../../src/drivers/registry.js';
@@ -312,6 +313,54 @@ for (const coordinatorKind of ['postgres', 'sqlite'] as const) {
         JSON.stringify(attempts),
       );
       assert.equal(attempts.filter((a) => Number(a.type) === 2).length, 1, 'it ran once');
+    });
+
+    it('a statement whose request is cut before it reaches the server is sent again, once', async () => {
+      writeMigrations(ch.dir, {
+        '009_cut.sql': '-- migrate:up\nCREATE TABLE cut (x UInt8) ENGINE = Memory;\n',
+      });
+      // A proxy in front of the server that resets the first connection as its request arrives.
+      let cut = false;
+      const proxy = createServer((client) => {
+        const server = connect(ch.server.httpPort, '127.0.0.1');
+        client.once('data', (first) => {
+          if (!cut) {
+            cut = true;
+            client.resetAndDestroy();
+            server.destroy();
+            return;
+          }
+          server.write(first);
+          client.pipe(server).pipe(client);
+        });
+        for (const end of [client, server]) end.on('error', () => {});
+      });
+      await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+      try {
+        const through = new URL(ch.url);
+        through.port = String((proxy.address() as AddressInfo).port);
+        const up = await lockstep(['up'], through.href);
+        assert.equal(up.code, 0, up.stderr);
+        assert.ok(cut, 'the first request was cut');
+      } finally {
+        proxy.close();
+      }
+      await ch.query('SYSTEM FLUSH LOGS');
+      const sent = await ch.query(
+        `SELECT query_id, type FROM system.query_log WHERE query_id LIKE '${tags}-009-up-1-%' ORDER BY event_time, type`,
+      );
+      assert.deepEqual(
+        sent.map((r) => [String(r.query_id).replace(/^.*-1-\d+/, ''), Number(r.type)]),
+        [
+          ['-r1', 1],
+          ['-r1', 2],
+        ],
+        'the cut request never reached the server; its retry ran once',
+      );
+      assert.deepEqual(
+        await ch.query(`SELECT name FROM system.tables WHERE database = '${ch.name}' AND name = 'cut'`),
+        [{ name: 'cut' }],
+      );
     });
   });
 }

@@ -57,15 +57,18 @@ export class ClickHouseConnection implements Connection {
         await this.#tracker.afterStatement(sql);
         return result;
       } catch (error) {
-        if (isTransportFailure(error)) {
+        if (isTransportFailure(error) && !READS_ROWS.test(sql)) {
           // The answer was lost, not necessarily the statement: find out what became of it (a
-          // finished ALTER's mutations included).
+          // finished ALTER's mutations included). One that never started is sent again.
           const fate = await this.#tracker.settle(id, { cancel: false, maxMs: Number.POSITIVE_INFINITY });
           if (fate.outcome === 'finished') return { rows: [], rowCount: 0 };
           if (fate.outcome === 'failed') throw new Error(fate.error ?? 'the statement failed on the server');
+          if (fate.outcome !== 'not-found' || attempt >= RETRIES) throw error;
+        } else if (!(isRetryable(error) || isTransportFailure(error)) || attempt >= RETRIES) {
+          // A read whose answer was lost changed nothing: it is sent again, as is a statement
+          // the server could not start yet.
           throw error;
         }
-        if (!isRetryable(error) || attempt >= RETRIES) throw error;
         await sleep(Math.min(250 * 2 ** attempt, MAX_PAUSE_MS) * (0.5 + Math.random()));
       } finally {
         this.#running = undefined;
