@@ -246,7 +246,11 @@ for (const target of TARGETS) {
           // A forced stop of a stopping run cancels its statement; the state moves when the worker sees it.
           if (!(a === 'force-stop' && wanted === 'stopping')) {
             assert.notEqual(answer.body.state, wanted, `${a} moved it on`);
-            assert.equal(await state(run.name), answer.body.state);
+            // A worker in the run may take a stopping run on to errored as soon as its statement
+            // ends, before the state is read back.
+            const after = await state(run.name);
+            const stopped = answer.body.state === 'stopping' && after === 'errored';
+            if (!stopped) assert.equal(after, answer.body.state);
           }
           if (a === 'force-stop') assert.equal(typeof answer.body.cancelled, 'number');
           await cleanup(run.settle);
