@@ -39,7 +39,7 @@ export async function openDriver(
   options: DriverOptions,
   caller?: CallerHandle,
 ): Promise<Driver> {
-  const scheme = caller?.kind ?? /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+  const scheme = caller?.kind ?? schemeOf(url);
   const load = scheme ? drivers[scheme] : undefined;
   if (!load) {
     throw new ConfigError(
@@ -65,8 +65,7 @@ export async function openDriver(
     coordinatorUrl === undefined
       ? undefined
       : async (table: string) => {
-          const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(coordinatorUrl)?.[1]?.toLowerCase() ?? '';
-          if (!['postgres', 'postgresql', 'sqlite', 'sqlite3'].includes(scheme)) {
+          if (!['postgres', 'postgresql', 'sqlite', 'sqlite3'].includes(schemeOf(coordinatorUrl) ?? '')) {
             throw new ConfigError(
               `the coordinator URL "${redactUrl(coordinatorUrl)}" must be a PostgreSQL or SQLite URL: the lock ` +
                 'and the ledger need a database with both',
@@ -76,6 +75,11 @@ export async function openDriver(
         };
   const database = await (await load())(url, own, caller, openCoordinator);
   return withLedger(database, secretScrubber(url));
+}
+
+/** A URL's scheme, lower case (`postgres`, `clickhouse+https`), or undefined. */
+function schemeOf(url: string): string | undefined {
+  return /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
 }
 
 /**
