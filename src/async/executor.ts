@@ -28,8 +28,7 @@ export interface Execution {
   /** Runs the operations and records progress (in the same transaction as each batch). */
   readonly work: Session;
   readonly workStore: AsyncStore;
-  /** The session holding the run lock: records the failure when the work session is lost. */
-  readonly control: Session;
+  /** The store as the session holding the run lock reaches it: records the failure when the work session is lost. */
   readonly controlStore: AsyncStore;
   /** `host:pid` of this worker. */
   readonly runnerId: string;
@@ -181,10 +180,13 @@ class RunExecutor {
     const operations = this.#plan.operations;
     const op = operations[i] as PlannedOperation;
     const statements = direction === 'forward' ? op.statements : op.rollback;
-    // Each batch is a transaction; another operation is one unless it says transaction:false
-    // (CREATE INDEX CONCURRENTLY) or the database cannot (DDL on MySQL).
+    // Each batch is a transaction (where the database has any); another operation is one unless
+    // it says transaction:false (CREATE INDEX CONCURRENTLY) or the database cannot (DDL on MySQL).
+    const dialect = this.#x.driver.dialect;
     const transactional =
-      op.kind === 'batched' || runsInTransaction(this.#x.driver.dialect, op.transaction, statements);
+      op.kind === 'batched'
+        ? !dialect.noTransactions
+        : runsInTransaction(dialect, op.transaction, statements);
     this.#x.on({
       type: 'async-operation',
       name: this.#run.name,
@@ -227,7 +229,7 @@ class RunExecutor {
     });
     try {
       if (op.kind === 'batched') {
-        await this.#batches(i, op, statements, direction);
+        await this.#batches(i, op, statements, direction, transactional);
         await this.#record(done());
       } else if (transactional) {
         await inTransaction(this.#x.work.connection, async () => {
@@ -256,6 +258,7 @@ class RunExecutor {
     op: PlannedOperation,
     statements: readonly PlannedStatement[],
     direction: 'forward' | 'rollback',
+    transactional: boolean,
   ): Promise<void> {
     const batch = op.batch as NonNullable<PlannedOperation['batch']>;
     let { cursor, rangeMin: min, rangeMax: max } = this.#run;
@@ -271,17 +274,23 @@ class RunExecutor {
       const from: bigint = cursor;
       const to = from + size;
       const progress = this.#percent({ opIndex: i, cursor: to, direction, min, max });
-      await inTransaction(this.#x.work.connection, async () => {
-        for (const statement of statements) {
-          await this.#execute(
-            i,
-            statement,
-            bindRange(statement.sql, from, to),
-            this.#tag(i, direction, `b${from}`),
-          );
+      const batchTag = (k: number) =>
+        this.#tag(i, direction, statements.length === 1 ? `b${from}` : `b${from}s${k + 1}`);
+      if (transactional) {
+        await inTransaction(this.#x.work.connection, async () => {
+          for (const [k, statement] of statements.entries()) {
+            await this.#execute(i, statement, bindRange(statement.sql, from, to), batchTag(k));
+          }
+          await this.#update({ cursor: to, progress });
+        });
+      } else {
+        // No transaction: a batch that ends in between runs again on resume (SPEC: idempotent).
+        for (const [k, statement] of statements.entries()) {
+          await this.#update({ queryTag: batchTag(k) });
+          await this.#execute(i, statement, bindRange(statement.sql, from, to), batchTag(k));
         }
-        await this.#update({ cursor: to, progress });
-      });
+        await this.#update({ cursor: to, progress, queryTag: null });
+      }
       this.#run = { ...this.#run, cursor: to, progress };
       this.#x.on({
         type: 'async-progress',
@@ -331,7 +340,7 @@ class RunExecutor {
   async #execute(i: number, statement: PlannedStatement, sql: string, tag: string) {
     const text = tagged(tag, sql);
     try {
-      return await this.#x.work.connection.execute(text);
+      return await this.#x.work.connection.execute(text, undefined, { id: tag });
     } catch (error) {
       const { info, line } = refusal(this.#x.work.connection, error, text, statement.line);
       throw new OperationFailure(i + 1, statement, info, line);
@@ -360,11 +369,9 @@ class RunExecutor {
   async #record(
     changes: Partial<AsyncRun>,
     error?: Pick<AsyncErrorRecord, 'operation' | 'statement' | 'message'>,
-    session: Session = this.#x.work,
     store: AsyncStore = this.#x.workStore,
   ): Promise<void> {
-    await session.connection.begin({});
-    try {
+    await store.transaction(async () => {
       if (error) {
         await store.addError({
           ...error,
@@ -375,11 +382,7 @@ class RunExecutor {
         });
       }
       await this.#update(changes, store);
-      await session.connection.commit();
-    } catch (e) {
-      await session.connection.rollback().catch(() => {});
-      throw e;
-    }
+    });
   }
 
   /** Graceful stop: between operations and batches, a `stopping` run becomes errored. */
@@ -429,12 +432,7 @@ class RunExecutor {
     const record = { operation: op, statement: failure.statement?.sql ?? null, message };
     // A lost work session: the database rolled back its transaction; the lock's session records it.
     const lost = failure.info.connectionLost;
-    await this.#record(
-      changes,
-      record,
-      lost ? this.#x.control : this.#x.work,
-      lost ? this.#x.controlStore : this.#x.workStore,
-    );
+    await this.#record(changes, record, lost ? this.#x.controlStore : this.#x.workStore);
     return this.#run;
   }
 

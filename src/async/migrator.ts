@@ -7,7 +7,7 @@
 
 import { SessionScope } from '../core/scope.js';
 import type { Driver } from '../drivers/driver.js';
-import { ConfigError, PoolerRefusedError } from '../errors.js';
+import { PoolerRefusedError } from '../errors.js';
 import { type AsyncConfig, type AsyncOptions, resolveAsyncConfig } from './config.js';
 import { checkName, unknownName } from './messages.js';
 import { ensureStore, type Opened } from './open.js';
@@ -15,7 +15,7 @@ import { planRun, resolveParameters } from './plan.js';
 import { type AsyncActionResult, restartRun, stopRun, triggerRun } from './requests.js';
 import { type DefinitionFile, readDefinitionFiles } from './sources.js';
 import { isActive } from './states.js';
-import { type AsyncErrorRecord, AsyncStore, NEW_RUN } from './store.js';
+import { type AsyncErrorRecord, NEW_RUN, storeOf } from './store.js';
 import { type AsyncRunView, describeRun } from './view.js';
 import { waitFor, workUntil } from './worker.js';
 
@@ -161,26 +161,13 @@ export class AsyncMigrator {
   #withSession<T>(work: (o: Opened) => Promise<T>, opened?: Driver): Promise<T> {
     return this.#scope.withSession((session, driver) => {
       if (session.lock.heldUntil === 'commit') throw throughTransactionPooler(this.#scope.target);
-      if (driver.dialect.tablesElsewhere) throw tablesElsewhere(driver.dialect.name);
-      return work({
-        driver,
-        session,
-        store: new AsyncStore(session.connection, driver.dialect, this.#config.table),
-      });
+      return work({ driver, session, store: storeOf(session, driver.dialect, this.#config.table) });
     }, opened);
   }
 
   #guard<T>(work: () => Promise<T>): Promise<T> {
     return this.#scope.command(work);
   }
-}
-
-/** Long-running migrations keep their state beside the work; where lockstep keeps no tables (ClickHouse), not yet. */
-function tablesElsewhere(database: string): ConfigError {
-  return new ConfigError(
-    `long-running migrations are not supported on ${database} yet: their state store would live in the ` +
-      'coordinator, beside the ledger, and this version does not do that. Nothing was changed.',
-  );
 }
 
 /** A worker's liveness is its session's lock, and state transitions take session locks too. */

@@ -5,7 +5,7 @@
 import { SessionScope, whileLocked } from '../core/scope.js';
 import type { Driver, Session } from '../drivers/driver.js';
 import type { AsyncConfig } from './config.js';
-import { AsyncStore } from './store.js';
+import { type AsyncStore, storeOf } from './store.js';
 
 export interface Opened {
   readonly driver: Driver;
@@ -29,7 +29,7 @@ export async function ensureStore(o: Opened, config: AsyncConfig): Promise<void>
   });
   await ledger.withSession((session, driver) =>
     whileLocked(session.lock, { timeoutMs: config.lockTimeoutMs, target: driver.target, on: config.on }, () =>
-      new AsyncStore(session.connection, o.driver.dialect, config.table).create(),
+      storeOf(session, driver.dialect, config.table).create(),
     ),
   );
 }

@@ -103,12 +103,13 @@ function show(value: unknown): string {
  *   literal is pure ASCII, so no client encoding can shift it;
  * - MySQL/MariaDB text as `_utf8mb4 X'…'`: hex digits only, untouched by `NO_BACKSLASH_ESCAPES`,
  *   `ANSI_QUOTES` or the connection's character set;
- * - SQLite text as `(CAST(X'…' AS TEXT))` (UTF-8 bytes; SQLite's default database encoding).
+ * - SQLite text as `(CAST(X'…' AS TEXT))` (UTF-8 bytes; SQLite's default database encoding);
+ * - ClickHouse text as `unhex('…')` (a String of those UTF-8 bytes), booleans as 1 and 0.
  */
 export function renderLiteral(value: ParameterValue, dialect: string): string {
   if (typeof value === 'boolean') {
-    // SQLite reads TRUE as a column when a table has one of that name.
-    if (dialect === 'sqlite') return value ? '1' : '0';
+    // SQLite reads TRUE as a column when a table has one of that name; ClickHouse 18 has no TRUE.
+    if (dialect === 'sqlite' || dialect === 'clickhouse') return value ? '1' : '0';
     return value ? 'TRUE' : 'FALSE';
   }
   if (typeof value === 'number') {
@@ -125,6 +126,8 @@ export function renderLiteral(value: ParameterValue, dialect: string): string {
       return `_utf8mb4 X'${hex}'`;
     case 'sqlite':
       return `(CAST(X'${hex}' AS TEXT))`;
+    case 'clickhouse':
+      return `unhex('${hex}')`;
     default:
       throw new Error(`lockstep cannot write parameters for the ${dialect} database`);
   }

@@ -3,7 +3,7 @@
  * migration that ever ran (the frozen plan, state, progress) and one row per error. Generic SQL
  * over the driver's dialect; every transition happens in an exclusive transaction.
  */
-import type { Connection, Dialect, Session } from '../drivers/driver.js';
+import type { Connection, Dialect, SessionParts, TransactionOptions } from '../drivers/driver.js';
 import type { RunPlan } from './definition.js';
 import { ACTIVE_STATES, ASYNC_STATES, type AsyncState, isActive } from './states.js';
 
@@ -110,6 +110,17 @@ export const NEW_RUN: Omit<AsyncRun, 'name'> = {
   finishedAt: null,
 };
 
+/**
+ * The store as a session reaches it: beside the work, or where the database keeps lockstep's
+ * tables (`ownTables`: ClickHouse's coordinator).
+ */
+export function storeOf(session: SessionParts, dialect: Dialect, table: string): AsyncStore {
+  const own = session.ownTables;
+  return own
+    ? new AsyncStore(own.connection, own.dialect, own.name(table))
+    : new AsyncStore(session.connection, dialect, table);
+}
+
 export class AsyncStore {
   readonly #session: Connection;
   readonly #sql: Dialect;
@@ -189,8 +200,13 @@ export class AsyncStore {
   }
 
   /** Runs `work` in an exclusive transaction: no other transition interleaves with it. */
-  async exclusive<T>(work: () => Promise<T>): Promise<T> {
-    await this.#session.begin({ exclusive: true, lockTimeoutMs: 30_000 });
+  exclusive<T>(work: () => Promise<T>): Promise<T> {
+    return this.transaction(work, { exclusive: true, lockTimeoutMs: 30_000 });
+  }
+
+  /** Runs `work` in a transaction of the store's connection: its writes commit together. */
+  async transaction<T>(work: () => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    await this.#session.begin(options);
     try {
       const result = await work();
       await this.#session.commit();
@@ -330,10 +346,10 @@ function fromRecord(r: Record<string, unknown>, sql: Dialect): AsyncRun {
 
 /** Name → state and progress of every long-running migration that ever ran (none: no store yet). */
 export async function readAsyncStates(
-  session: Session,
+  session: SessionParts,
   sql: Dialect,
   table: string,
 ): Promise<Map<string, { state: AsyncState; progress: number }>> {
-  const runs = await new AsyncStore(session.connection, sql, table).readAll();
+  const runs = await storeOf(session, sql, table).readAll();
   return new Map((runs ?? []).map((r) => [r.name, { state: r.state, progress: r.progress }]));
 }

@@ -16,7 +16,7 @@ import { fixFor, unknownName } from './messages.js';
 import type { Opened } from './open.js';
 import { type DefinitionFile, readDefinitionFiles } from './sources.js';
 import { isActive, SETTLED_STATES } from './states.js';
-import { type AsyncRun, AsyncStore, NEW_RUN } from './store.js';
+import { type AsyncRun, NEW_RUN, storeOf } from './store.js';
 import { type Step, transit } from './transitions.js';
 import { type AsyncRunView, describeRun } from './view.js';
 
@@ -144,8 +144,7 @@ async function claimAndExecute(
         definitionProblem,
         driver: o.driver,
         work,
-        workStore: new AsyncStore(work.connection, o.driver.dialect, config.table),
-        control: o.session,
+        workStore: storeOf(work, o.driver.dialect, config.table),
         controlStore: o.store,
         runnerId: config.runnerId,
         orphans: config.orphans,

@@ -57,6 +57,10 @@ Commands:
 Options:
   -u, --url <url>           Database URL (as for \`lockstep up\`). Default: $DATABASE_URL, ./.env,
                             else ${DEFAULT_URL}
+      --coordinator-url <url>
+                            ClickHouse: the PostgreSQL (or SQLite) database that holds the
+                            ledger, the state tables and the locks (as for \`lockstep up\`).
+                            Default: $LOCKSTEP_COORDINATOR_URL (also ./.env)
       --async-dir <dir>     Definitions directory. Default: ${DEFAULT_ASYNC_DIR}
       --async-table <name>  State table (errors in <name>_errors). Default: ${DEFAULT_ASYNC_TABLE}
   -t, --table <name>        The migration ledger, whose lock guards creating the state tables.

@@ -41,6 +41,20 @@ export interface SessionParts {
   readonly ledger?: Ledger | undefined;
   /** Where statements go on running on the server after their client is gone (ClickHouse). */
   readonly inFlight?: InFlight | undefined;
+  /**
+   * Where lockstep's other tables (long-running migrations' state) live when the database has
+   * no place for them (ClickHouse: in the coordinator, beside the ledger). Absent: beside the
+   * work, on `connection`.
+   */
+  readonly ownTables?: OwnTables | undefined;
+}
+
+/** A connection and dialect that hold lockstep's own tables for a database elsewhere. */
+export interface OwnTables {
+  readonly connection: Connection;
+  readonly dialect: Dialect;
+  /** The name a table of lockstep's (as the user named it) has there. */
+  name(table: string): string;
 }
 
 /**
@@ -173,14 +187,17 @@ export interface LongRunning {
   /**
    * This session will run long statements without holding the migration lock (a long-running
    * migration's work session): ask the server to notice soon when its client vanishes, so what
-   * it runs is cancelled and rolled back (Postgres: client_connection_check_interval).
+   * it runs is cancelled and rolled back (Postgres: client_connection_check_interval). Where a
+   * server finishes statements whatever became of their client (ClickHouse), nothing: the next
+   * worker finds them by their tag and waits for them.
    */
   watchForDisconnect(): Promise<void>;
   /** Applies limits and settings for the statements that follow; the result undoes them. */
   applyLimits(limits: SessionLimits): Promise<() => Promise<void>>;
   /**
    * Statements of other sessions still running on the server whose text starts with the marker
-   * comment `/* <marker>`: what a dead worker left running. SQLite: none (no server).
+   * comment `/* <marker>` (ClickHouse: whose query id starts with it): what a dead worker left
+   * running. SQLite: none (no server).
    */
   findRunning(marker: string): Promise<RunningQuery[]>;
   /** Cancels the statement a `findRunning` result names. */
@@ -239,10 +256,10 @@ export interface Dialect {
   /** An expression read back as text: 64-bit integers arrive whole (SQLite returns JS numbers). */
   asText(expression: string): string;
   /**
-   * lockstep keeps no tables of its own here (ClickHouse): the ledger lives in the coordinator,
-   * and what has no place there yet (long-running migrations' state) is refused.
+   * The database has no transactions at all (ClickHouse): every statement stands alone, a
+   * long-running migration's batches included, and lockstep's tables live elsewhere (`ownTables`).
    */
-  readonly tablesElsewhere?: true | undefined;
+  readonly noTransactions?: true | undefined;
   /** Whether a running statement can be cancelled or time-limited (SQLite: no, its API is synchronous). */
   readonly cancellable: boolean;
   /** The statement names a table (or schema) that does not exist. */
@@ -270,7 +287,7 @@ export interface LedgerSpelling {
 
 /** A statement running on the server, found by the marker comment it was tagged with. */
 export interface RunningQuery {
-  /** What `cancelQuery` takes: the Postgres backend pid, the MySQL connection id. */
+  /** What `cancelRunning` takes: the Postgres backend pid, the MySQL connection id, the ClickHouse query id. */
   readonly id: string;
   readonly query: string;
   readonly runningMs: number;
@@ -330,7 +347,7 @@ export interface TransactionOptions {
 
 /** Per-operation limits and settings, applied to the session until the returned function restores them. */
 export interface SessionLimits {
-  /** Cancel a statement that runs longer (Postgres statement_timeout, MariaDB max_statement_time). */
+  /** Cancel a statement that runs longer (Postgres statement_timeout, MariaDB max_statement_time, ClickHouse max_execution_time). */
   readonly statementTimeoutMs?: number | undefined;
   /** Database settings by name (Postgres GUCs, MySQL session variables, SQLite pragmas). */
   readonly settings?: Readonly<Record<string, string | number>> | undefined;

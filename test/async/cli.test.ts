@@ -60,6 +60,7 @@ describe('lockstep async: the CLI', () => {
       '--queue',
       '--force',
       '--on-dead',
+      '--coordinator-url',
     ]) {
       assert.ok(help.stdout.includes(command), `--help mentions ${command}`);
     }

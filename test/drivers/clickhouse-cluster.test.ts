@@ -161,4 +161,45 @@ describe('ClickHouse cluster: ON CLUSTER', () => {
     );
     assert.deepEqual((await ledger()).map((r) => [r.version, r.state]).at(-1), ['003', 'applied']);
   });
+
+  it('a long-running migration on the cluster: ON CLUSTER DDL checked per host, a batched mutation of a replicated table, seen on both replicas', async () => {
+    const folder = writeMigrations(
+      dir,
+      {
+        '0001_jobs.sql':
+          '-- async:description Mark every job done, 500 at a time\n' +
+          `-- async:operation\nALTER TABLE jobs ON CLUSTER ${CLUSTER_NAME} ADD COLUMN done UInt8 DEFAULT 0\n` +
+          `-- async:rollback\nALTER TABLE jobs ON CLUSTER ${CLUSTER_NAME} DROP COLUMN done\n` +
+          '-- async:operation batched table:jobs key:id batch_size:500\n' +
+          'ALTER TABLE jobs UPDATE done = 1 WHERE id >= :start AND id < :end\n' +
+          '-- async:rollback\nALTER TABLE jobs UPDATE done = 0 WHERE id >= :start AND id < :end\n',
+      },
+      'async',
+    );
+    await cluster.nodes[0]?.query(
+      `CREATE TABLE ${database}.jobs ON CLUSTER ${CLUSTER_NAME} (id UInt64) ` +
+        `ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/${database}_jobs', '{replica}') ORDER BY id`,
+    );
+    await cluster.nodes[0]?.query(`INSERT INTO ${database}.jobs SELECT number FROM numbers(2000)`);
+    const result = await runCli(
+      [
+        ...['async', 'trigger', '0001_jobs', '--wait'],
+        ...['--url', url(1), '--coordinator-url', coordinator.url, '--async-dir', folder],
+      ],
+      { cwd: dir, env: CLEAN_ENV },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    for (const node of [0, 1]) {
+      await eventually(
+        async () =>
+          JSON.stringify(await cluster.nodes[node]?.query(`SELECT sum(done) AS n FROM ${database}.jobs`)) ===
+          '[{"n":"2000"}]',
+        `every job done on node ${node + 1}`,
+      );
+    }
+    assert.deepEqual(
+      await coordinator.query(`SELECT state, progress FROM clickhouse_${database}_lockstep_async`),
+      [{ state: 'completed', progress: 100 }],
+    );
+  });
 });

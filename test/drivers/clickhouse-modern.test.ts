@@ -319,7 +319,7 @@ describe('ClickHouse driver SQL on a current engine (chdb)', () => {
         runner,
         "SELECT sleepEachRow(0.1), 'tracked' FROM numbers(100) SETTINGS max_block_size = 1",
       );
-      const id = (await queryIdOf(main, "'tracked'")).slice(0, 18); // a tag; its retries only extend it
+      const id = await queryIdOf(main, "'tracked'");
       const waits: number[] = [];
       const waited = await tracker.settle(id, { cancel: false, maxMs: 400, onWait: (ms) => waits.push(ms) });
       assert.equal(waited.outcome, 'still-running');
@@ -335,7 +335,9 @@ describe('ClickHouse driver SQL on a current engine (chdb)', () => {
       assert.ok(ch.sent.includes('SYSTEM FLUSH LOGS'));
       assert.ok(
         ch.sent.some((sql) =>
-          sql.startsWith(`KILL QUERY WHERE substring(query_id, 1, 18) = ${literal(id)} SYNC`),
+          sql.startsWith(
+            `KILL QUERY WHERE (query_id = ${literal(id)} OR substring(query_id, 1, ${id.length + 2}) = ${literal(`${id}-r`)}) SYNC`,
+          ),
         ),
       );
     });
@@ -360,9 +362,11 @@ describe('ClickHouse driver SQL on a current engine (chdb)', () => {
           `('ExceptionWhileProcessing', ${literal(id)}, 'ALTER 1', 'Code: 517. busy', '2026-01-02 00:00:01', '2026-01-02 00:00:00'), ` +
           `('QueryStart', ${literal(`${id}-r1`)}, 'ALTER 2', '', '2026-01-02 00:00:05', '2026-01-02 00:00:05'), ` +
           `('QueryFinish', ${literal(`${id}-r1`)}, 'ALTER 2', '', '2026-01-02 00:00:09', '2026-01-02 00:00:05'), ` +
-          `('QueryFinish', 'lockstep-other', 'SELECT', '', '2026-01-02 00:00:10', '2026-01-02 00:00:10')`,
+          `('QueryFinish', 'lockstep-other', 'SELECT', '', '2026-01-02 00:00:10', '2026-01-02 00:00:10'), ` +
+          `('QueryFinish', ${literal(`${id}1`)}, 'ANOTHER', '', '2026-01-02 00:00:11', '2026-01-02 00:00:11')`,
       );
       // Every row of the statement and its retries, newest first: the tracker takes the first end.
+      // Statement 1's id is the start of statement 10's: that one is not among them.
       assert.deepEqual(await rows(main, read.replace('system.query_log', stand)), [
         { type: 2, exception: '', query: 'ALTER 2' },
         { type: 1, exception: '', query: 'ALTER 2' },
@@ -372,19 +376,20 @@ describe('ClickHouse driver SQL on a current engine (chdb)', () => {
     });
   });
 
-  it('findRunning finds the statements that start with the marker comment, and cancelRunning kills one', async () => {
+  it('findRunning finds the statements whose query id starts with the marker, and cancelRunning kills one', async () => {
     const tagged = session();
     const mentioning = session();
-    const longRunning = new ClickHouseLongRunning(new ChdbClient(main).client);
-    const marker = 'lockstep-async:backfill:';
-    const sql = `/* ${marker}op1:a1:batch */ SELECT sleepEachRow(0.1) FROM numbers(100) SETTINGS max_block_size = 1`;
+    const longRunning = new ClickHouseLongRunning(new ChdbClient(main).client, { useSettings: () => ({}) });
+    // chdb names its queries itself: a prefix of the name it gave stands for a run's marker.
+    const sql = `/* lockstep-async:backfill:op1:a1:b1 */ SELECT sleepEachRow(0.1) FROM numbers(100) SETTINGS max_block_size = 1`;
     const killed = runningOn(tagged, sql);
+    const marker = (await queryIdOf(main, 'op1:a1:b1')).slice(0, 13);
     const other = runningOn(
       mentioning,
-      `SELECT sleepEachRow(0.1), '/* ${marker}' FROM numbers(100) SETTINGS max_block_size = 1`,
+      `SELECT sleepEachRow(0.1), '${marker}' FROM numbers(100) SETTINGS max_block_size = 1`,
     );
-    await queryIdOf(main, 'op1:a1:batch');
-    const otherId = await queryIdOf(main, `, '/* ${marker}'`);
+    const otherId = await queryIdOf(main, `, '${marker}'`);
+    assert.ok(!otherId.startsWith(marker), 'two queries named alike by chance: run again');
     const found = await longRunning.findRunning(marker);
     assert.equal(found.length, 1, JSON.stringify(found));
     assert.equal(found[0]?.query, sql);

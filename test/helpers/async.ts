@@ -45,7 +45,7 @@ export interface Racer {
  * loaded lockstep and its driver, then releases them all at the same instant.
  */
 export async function raceTriggers(
-  db: TestDatabase,
+  db: Pick<TestDatabase, 'url' | 'dir'> & { readonly coordinatorUrl?: string },
   dir: string,
   names: readonly string[],
   mode: 'refuse' | 'queue',
@@ -53,7 +53,7 @@ export async function raceTriggers(
   const children = names.map((name) => {
     const child = spawn(
       process.execPath,
-      [path.join(ROOT, 'test/fixtures/async-trigger.mjs'), db.url, dir, name, mode],
+      [path.join(ROOT, 'test/fixtures/async-trigger.mjs'), db.url, dir, name, mode, db.coordinatorUrl ?? ''],
       {
         cwd: db.dir,
         stdio: ['pipe', 'pipe', 'pipe'],

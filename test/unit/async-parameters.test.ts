@@ -16,6 +16,7 @@ import {
   renderLiteral,
 } from '../../src/async/parameters.js';
 import { readDefinitionFiles } from '../../src/async/sources.js';
+import { clickhouseDialect } from '../../src/drivers/clickhouse/dialect.js';
 import type { Dialect } from '../../src/drivers/driver.js';
 import { createMysqlDriver } from '../../src/drivers/mysql/index.js';
 import { createPostgresDriver } from '../../src/drivers/postgres/index.js';
@@ -24,10 +25,12 @@ import { SourceError } from '../../src/errors.js';
 
 const OPTIONS = { table: 't', runnerId: 'r' };
 // Made without connecting: loading needs only their dialect and lexer.
-const DRIVERS: Record<'postgres' | 'mysql' | 'sqlite', Dialect> = {
+const sqlite = createSqliteDriver('sqlite:/tmp/x.db', OPTIONS).dialect;
+const DRIVERS: Record<'postgres' | 'mysql' | 'sqlite' | 'clickhouse', Dialect> = {
   postgres: createPostgresDriver('postgres://x@localhost/db', OPTIONS).dialect,
   mysql: createMysqlDriver('mysql://x@localhost/db', OPTIONS).dialect,
-  sqlite: createSqliteDriver('sqlite:/tmp/x.db', OPTIONS).dialect,
+  sqlite,
+  clickhouse: clickhouseDialect('db', sqlite.ledger),
 };
 type Kind = keyof typeof DRIVERS;
 const KINDS = Object.keys(DRIVERS) as Kind[];
@@ -100,6 +103,9 @@ describe('renderLiteral', () => {
     ["it's", 'mysql', "_utf8mb4 X'69742773'"],
     ['', 'mysql', "_utf8mb4 X''"],
     ["it's", 'sqlite', "(CAST(X'69742773' AS TEXT))"],
+    [true, 'clickhouse', '1'],
+    [-5, 'clickhouse', '(-5)'],
+    ["it's", 'clickhouse', "unhex('69742773')"],
   ];
   for (const [value, kind, literal] of cases) {
     it(`${JSON.stringify(value)} on ${kind}: ${literal}`, () =>
@@ -116,6 +122,7 @@ describe('renderLiteral', () => {
     postgres: /^E'(?:[A-Za-z0-9 _]|\\u[0-9a-f]{4}|\\U[0-9a-f]{8})*'$/,
     mysql: /^_utf8mb4 X'(?:[0-9a-f]{2})*'$/,
     sqlite: /^\(CAST\(X'(?:[0-9a-f]{2})*' AS TEXT\)\)$/,
+    clickhouse: /^unhex\('(?:[0-9a-f]{2})*'\)$/,
   };
   const decode: Record<Kind, (literal: string) => string> = {
     postgres: (l) =>
@@ -126,6 +133,7 @@ describe('renderLiteral', () => {
         ),
     mysql: (l) => Buffer.from(l.slice(11, -1), 'hex').toString('utf8'),
     sqlite: (l) => Buffer.from(l.slice(8, -11), 'hex').toString('utf8'),
+    clickhouse: (l) => Buffer.from(l.slice(7, -2), 'hex').toString('utf8'),
   };
   for (const kind of KINDS) {
     it(`text on ${kind}: only inert characters, and it decodes to the value (generated)`, () => {

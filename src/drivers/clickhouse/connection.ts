@@ -27,6 +27,8 @@ export class ClickHouseConnection implements Connection {
   readonly #cluster: ClusterDdl;
   /** The query id of the statement running now, for cancelling it from another session. */
   #running: string | undefined;
+  /** Settings sent with every migration statement (a long-running operation's limits). */
+  #settings: Readonly<Record<string, string | number>> = {};
   #closed = false;
 
   constructor(
@@ -76,8 +78,21 @@ export class ClickHouseConnection implements Connection {
     }
   }
 
-  async #send(sql: string, queryId: string): Promise<QueryResult> {
-    const settings = { log_queries: 1 } as const;
+  /**
+   * Sends `settings` with the migration statements that follow (HTTP has no session to set them
+   * on); returns those they replace.
+   */
+  useSettings(
+    settings: Readonly<Record<string, string | number>>,
+  ): Readonly<Record<string, string | number>> {
+    const previous = this.#settings;
+    this.#settings = settings;
+    return previous;
+  }
+
+  async #send(sql: string, queryId: string, own = false): Promise<QueryResult> {
+    // Logged whatever the profile says: what became of a statement is read from the query log.
+    const settings: Record<string, string | number> = { ...(own ? {} : this.#settings), log_queries: 1 };
     if (ON_CLUSTER.test(sql)) return this.#cluster.run(sql, queryId, settings);
     if (READS_ROWS.test(sql)) {
       const result = await this.#client.query({
@@ -94,7 +109,7 @@ export class ClickHouseConnection implements Connection {
   }
 
   query(sql: string): Promise<QueryResult> {
-    return this.#send(sql, `lockstep-${randomUUID()}`);
+    return this.#send(sql, `lockstep-${randomUUID()}`, true);
   }
 
   /** The ledger is written on the coordinator's own session: nothing here to settle first. */

@@ -62,7 +62,7 @@ export function clickhouseDialect(database: string, ledger: LedgerSpelling): Dia
     readTimestamp: (value) =>
       value === null || value === undefined ? null : `${String(value).replace(' ', 'T')}Z`,
     asText: (expression) => `toString(${expression})`,
-    tablesElsewhere: true,
+    noTransactions: true,
     cancellable: true,
     isUndefinedTable: (error) =>
       [CODES.UNKNOWN_TABLE, CODES.UNKNOWN_DATABASE].includes(codeOf(error) as never),

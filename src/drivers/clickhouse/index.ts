@@ -63,12 +63,18 @@ export async function createClickHouseDriver(
         log: { level: ClickHouseLogLevel.OFF },
       });
       const tracker = new StatementTracker(client, target.database);
+      const connection = new ClickHouseConnection(client, session, tracker, notice);
       return {
-        connection: new ClickHouseConnection(client, session, tracker, notice),
+        connection,
         lock: session.lock,
         ledger: new MirroredLedger(session.ledger, client, target.database, target.cluster, notice),
         inFlight: tracker,
-        longRunning: new ClickHouseLongRunning(client),
+        longRunning: new ClickHouseLongRunning(client, connection),
+        ownTables: {
+          connection: session.connection,
+          dialect: coordinator.dialect,
+          name: (table) => coordinatorTable(target.database, table),
+        },
       };
     },
   };

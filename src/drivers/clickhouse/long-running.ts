@@ -1,36 +1,44 @@
 import { randomUUID } from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { ConfigError } from '../../errors.js';
-import type { LongRunning, RunningQuery } from '../driver.js';
+import type { LongRunning, RunningQuery, SessionLimits } from '../driver.js';
+import type { ClickHouseConnection } from './connection.js';
 import { literal } from './dialect.js';
 
-const NOT_YET =
-  'long-running migrations on ClickHouse are not supported yet: their state store would live in the ' +
-  'coordinator, which this version does not do';
-
-/** What cancelling a statement that ran out of time needs; long-running runs are refused for now. */
+/**
+ * Long-running migrations on ClickHouse. A worker's statements carry their tag as query id: the
+ * server finishes them whatever became of their client, so the next worker finds them by it in
+ * system.processes (and KILL QUERY cancels them) rather than issuing them a second time.
+ */
 export class ClickHouseLongRunning implements LongRunning {
   readonly #client: ClickHouseClient;
+  readonly #connection: Pick<ClickHouseConnection, 'useSettings'>;
 
-  constructor(client: ClickHouseClient) {
+  constructor(client: ClickHouseClient, connection: Pick<ClickHouseConnection, 'useSettings'>) {
     this.#client = client;
+    this.#connection = connection;
   }
 
-  async watchForDisconnect(): Promise<void> {
-    throw new ConfigError(NOT_YET);
-  }
+  /** Nothing to ask: a statement whose client vanished runs to its end (findRunning finds it). */
+  async watchForDisconnect(): Promise<void> {}
 
-  async applyLimits(): Promise<() => Promise<void>> {
-    throw new ConfigError(NOT_YET);
+  /** Sent with each statement: HTTP has no session. The timeout is max_execution_time, in whole seconds. */
+  async applyLimits(limits: SessionLimits): Promise<() => Promise<void>> {
+    const timeout = limits.statementTimeoutMs;
+    const previous = this.#connection.useSettings({
+      ...limits.settings,
+      ...(timeout ? { max_execution_time: Math.max(1, Math.ceil(timeout / 1000)) } : {}),
+    });
+    return async () => {
+      this.#connection.useSettings(previous);
+    };
   }
 
   async findRunning(marker: string): Promise<RunningQuery[]> {
-    // This query's own text holds the marker too.
     const own = `lockstep-find-${randomUUID()}`;
     const result = await this.#client.query({
       query:
         'SELECT query_id, query, elapsed FROM system.processes ' +
-        `WHERE position(query, ${literal(`/* ${marker}`)}) = 1 AND query_id != ${literal(own)}`,
+        `WHERE substring(query_id, 1, ${Buffer.byteLength(marker)}) = ${literal(marker)} AND query_id != ${literal(own)}`,
       query_id: own,
       format: 'JSONEachRow',
     });

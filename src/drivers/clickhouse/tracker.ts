@@ -38,7 +38,9 @@ export class StatementTracker implements InFlight {
     },
   ): Promise<StatementFate> {
     const started = performance.now();
-    const sameStatement = `substring(query_id, 1, ${Buffer.byteLength(id)}) = ${literal(id)}`;
+    // The statement or a retry of it (`<id>-r2`), never another whose id merely starts the same.
+    const retry = `${id}-r`;
+    const sameStatement = `(query_id = ${literal(id)} OR substring(query_id, 1, ${Buffer.byteLength(retry)}) = ${literal(retry)})`;
     let killed = false;
     for (;;) {
       const running = await this.#rows(
