@@ -10,6 +10,8 @@ export const DEFAULT_TABLE = 'lockstep_migrations';
 /** Long-running migrations (src/async): their definitions, and their state table, which `up` reads for `requires`. */
 export const DEFAULT_ASYNC_DIR = 'db/async-migrations';
 export const DEFAULT_ASYNC_TABLE = 'lockstep_async';
+/** dbmate's ledger table, adopted from and kept up to date (README "Coming from dbmate"). */
+export const DEFAULT_DBMATE_TABLE = 'schema_migrations';
 
 /** How long a run waits for another runner's migration lock. */
 export const DEFAULT_LOCK_TIMEOUT_MS = 15 * 60_000;

@@ -73,7 +73,8 @@ export class SourceError extends LockstepError {
   }
 }
 
-export type HistoryProblemKind = 'changed' | 'missing' | 'out-of-order';
+/** dbmate: applied in the ledger, absent from dbmate's table (which lockstep follows). */
+export type HistoryProblemKind = 'changed' | 'missing' | 'out-of-order' | 'dbmate';
 
 export interface HistoryProblem {
   readonly kind: HistoryProblemKind;
@@ -87,6 +88,7 @@ const historyFlag: Record<HistoryProblemKind, string> = {
   changed: '--allow-changed',
   missing: '--allow-missing',
   'out-of-order': '--allow-out-of-order',
+  dbmate: "--dbmate off (dbmate's table is then neither read nor written)",
 };
 
 /** The files disagree with what the ledger says was applied. Nothing was changed. */

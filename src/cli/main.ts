@@ -90,6 +90,10 @@ const OPTION_HELP: Partial<Record<OptionName, string>> = {
                              How long a run may hold the lock applying migrations. Default: off`,
   'async-table': `      --async-table <name>   Where up reads the state of long-running migrations, when a
                              migration says requires:<name>. Default: ${DEFAULT_ASYNC_TABLE}`,
+  dbmate: `      --dbmate <mode>        dbmate's ledger (schema_migrations) beside lockstep's: auto (where dbmate's
+                             table is there at the first run, what dbmate applied is adopted, never
+                             run again, and the table is kept up to date from then on), keep (the
+                             same, creating it if missing), off. Default: auto`,
   'allow-out-of-order': `      --allow-out-of-order   Apply pending migrations older than the newest applied one`,
   'allow-changed': `      --allow-changed        Accept applied migrations whose file changed since`,
   'allow-missing': `      --allow-missing        Accept applied migrations whose file is gone`,
@@ -276,6 +280,7 @@ function toOptions(values: Values): LockstepOptions {
     migrationTimeout: values['migration-timeout'],
     runTimeout: values['run-timeout'],
     asyncTable: values['async-table'],
+    dbmate: values.dbmate as LockstepOptions['dbmate'],
     allowOutOfOrder: values['allow-out-of-order'],
     allowChanged: values['allow-changed'],
     allowMissing: values['allow-missing'],

@@ -19,6 +19,7 @@ export const OPTIONS = {
   'run-timeout': { type: 'string' },
   'async-dir': { type: 'string' },
   'async-table': { type: 'string' },
+  dbmate: { type: 'string' },
   'allow-out-of-order': { type: 'boolean' },
   'allow-changed': { type: 'boolean' },
   'allow-missing': { type: 'boolean' },
@@ -71,9 +72,18 @@ const ASYNC = [...WHERE, ...OUTPUT] as const;
 
 /** The options each command takes; any other is an error that names the commands taking it. */
 export const COMMAND_OPTIONS: Readonly<Record<string, readonly OptionName[]>> = {
-  up: [...WHERE, 'direct-url', ...RUN, 'allow-out-of-order', 'allow-changed', 'allow-missing', ...OUTPUT],
-  down: [...WHERE, 'direct-url', ...RUN, 'steps', ...OUTPUT],
-  status: [...WHERE, ...OUTPUT],
+  up: [
+    ...WHERE,
+    'direct-url',
+    ...RUN,
+    'dbmate',
+    'allow-out-of-order',
+    'allow-changed',
+    'allow-missing',
+    ...OUTPUT,
+  ],
+  down: [...WHERE, 'direct-url', ...RUN, 'dbmate', 'steps', ...OUTPUT],
+  status: [...WHERE, 'dbmate', ...OUTPUT],
   resolve: [...WHERE, 'lock-timeout', 'cancel-orphans', 'applied', 'rolled-back', 'force', ...OUTPUT],
   new: [...WHERE, 'ts', ...OUTPUT],
   'async list': ASYNC,

@@ -1,4 +1,5 @@
 import type { LockstepEvent } from '../core/events.js';
+import { isAdopted } from '../core/ledger-rows.js';
 import type { DownResult, ResolveResult, StatusResult, UpResult } from '../core/runner.js';
 import { describeHolder } from '../errors.js';
 import { formatDuration } from '../util/duration.js';
@@ -21,6 +22,8 @@ export function formatEvent(event: LockstepEvent): string | undefined {
       return `${event.direction === 'up' ? 'applied' : 'rolled back'} ${event.version} ${printableName(event.name)} in ${formatDuration(event.durationMs)}`;
     case 'lock-retry':
       return `${event.version}: table lock not granted (${event.message}); retry ${event.attempt} in ${formatDuration(event.delayMs)}`;
+    case 'adopted':
+      return `adopted ${plural(event.versions.length, 'migration')} that ${event.from} applied (its ${event.table}): ${event.versions.join(', ')}; they are recorded as applied and not run again`;
     case 'log':
       return `${event.version}: ${event.message}`;
     case 'notice':
@@ -75,8 +78,11 @@ export function formatStatus(status: StatusResult): string {
     m.status === 'running' && m.row
       ? `running (${m.row.statementsDone}/${m.row.statementCount ?? '?'} statements)`
       : m.status,
-    m.row?.state === 'applied' ? (m.row.finishedAt ?? '') : '',
-    m.row && m.row.state !== 'rolled_back' ? m.row.appliedBy : '',
+    // An adopted row's time is when it was adopted: when the other tool applied it is not known.
+    m.row?.state === 'applied' && !isAdopted(m.row) ? (m.row.finishedAt ?? '') : '',
+    m.row && m.row.state !== 'rolled_back'
+      ? `${m.row.appliedBy}${isAdopted(m.row) ? ` (adopted ${m.row.finishedAt ?? 'by the next up'})` : ''}`
+      : '',
     m.row?.durationMs != null && m.row.state === 'applied' ? formatDuration(m.row.durationMs) : '',
   ]);
   const [head, ...rows] = alignColumns([header, ...table]);

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import {
   DEFAULT_ASYNC_TABLE,
+  DEFAULT_DBMATE_TABLE,
   DEFAULT_DDL_LOCK_RETRIES,
   DEFAULT_DDL_LOCK_TIMEOUT_MS,
   DEFAULT_DIR,
@@ -77,6 +78,16 @@ export interface LockstepOptions extends HistoryPolicy {
   readonly runTimeout?: number | string | null | undefined;
   /** The state table of long-running migrations, read when a migration `requires` one. Default is `lockstep_async`. */
   readonly asyncTable?: string | undefined;
+  /**
+   * dbmate's ledger (`schema_migrations`) beside lockstep's. `auto`: where dbmate's table is
+   * there when lockstep first runs, what dbmate applied is adopted (never run again) and, from
+   * then on, kept up to date with what lockstep applies and rolls back, so dbmate can take over
+   * again; `keep`: the same, and the table is created if missing; `off`: not read or written.
+   * Default is `auto`.
+   */
+  readonly dbmate?: DbmateMode | undefined;
+  /** dbmate's ledger table (dbmate's `--migrations-table`). Default is `schema_migrations`. */
+  readonly dbmateTable?: string | undefined;
   /** Called with every event of the run. */
   readonly on?: EventHandler | undefined;
   /** Base for relative paths. Default is `process.cwd()`. */
@@ -100,6 +111,8 @@ export interface ResolvedConfig extends HistoryPolicy {
   readonly migrationTimeoutMs: number | null;
   readonly runTimeoutMs: number | null;
   readonly asyncTable: string;
+  readonly dbmate: DbmateMode;
+  readonly dbmateTable: string;
   readonly on: EventHandler;
   readonly cwd: string;
   readonly runnerId: string;
@@ -108,11 +121,31 @@ export interface ResolvedConfig extends HistoryPolicy {
 /** A table name, optionally `schema.table`: letters, digits, _ and $. */
 export const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$/;
 
+export type DbmateMode = 'auto' | 'keep' | 'off';
+const DBMATE_MODES: readonly string[] = ['auto', 'keep', 'off'];
+
 export function resolveConfig(options: LockstepOptions): ResolvedConfig {
   const table = options.table ?? DEFAULT_TABLE;
   if (!TABLE_NAME.test(table) || table.length > 127) {
     throw new ConfigError(
       `invalid ledger table name "${table}": use letters, digits and _ (optionally schema.table)`,
+    );
+  }
+  const dbmate = options.dbmate ?? 'auto';
+  if (!DBMATE_MODES.includes(dbmate)) {
+    throw new ConfigError(`invalid dbmate mode "${dbmate}": use auto, keep or off`);
+  }
+  const dbmateTable = options.dbmateTable ?? DEFAULT_DBMATE_TABLE;
+  if (!TABLE_NAME.test(dbmateTable) || dbmateTable.length > 127) {
+    throw new ConfigError(
+      `invalid dbmate table name "${dbmateTable}": use letters, digits and _ (optionally schema.table)`,
+    );
+  }
+  if (dbmate !== 'off' && unqualified(dbmateTable) === unqualified(table)) {
+    throw new ConfigError(
+      `the ledger table cannot be ${table}: that is dbmate's table (one column, version), which lockstep ` +
+        `adopts and keeps up to date beside its own ledger (${DEFAULT_TABLE}). Leave out --table, or name ` +
+        `another table`,
     );
   }
   const ddlLockRetries = options.ddlLockRetries ?? DEFAULT_DDL_LOCK_RETRIES;
@@ -142,6 +175,8 @@ export function resolveConfig(options: LockstepOptions): ResolvedConfig {
     ),
     runTimeoutMs: timeLimitOption('run timeout', options.runTimeout, null),
     asyncTable: options.asyncTable ?? DEFAULT_ASYNC_TABLE,
+    dbmate,
+    dbmateTable,
     allowOutOfOrder: options.allowOutOfOrder ?? false,
     allowChanged: options.allowChanged ?? false,
     allowMissing: options.allowMissing ?? false,
@@ -189,4 +224,9 @@ export function timeLimitOption(
   const ms = durationOption(what, value, 0);
   if (ms <= 0) throw new ConfigError(`invalid ${what} "${value}": use a duration above zero, or off`);
   return ms;
+}
+
+/** `schema.table` → `table`. */
+function unqualified(table: string): string {
+  return table.slice(table.lastIndexOf('.') + 1);
 }

@@ -36,6 +36,14 @@ export type LockstepEvent =
       readonly delayMs: number;
       readonly message: string;
     }
+  | {
+      /** Migrations another tool applied, taken into the ledger as applied: never run again. */
+      readonly type: 'adopted';
+      readonly from: string;
+      /** Where that tool keeps its history (dbmate's `schema_migrations`). */
+      readonly table: string;
+      readonly versions: readonly string[];
+    }
   | { readonly type: 'log'; readonly version: string; readonly message: string }
   /** What the user should know that is not an error (from the driver, or a wait on the server). */
   | { readonly type: 'notice'; readonly message: string }

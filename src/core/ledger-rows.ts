@@ -93,6 +93,37 @@ export function resolvedRow(
   };
 }
 
+/** What an adopted migration's checksum is: none to compare (its file was never read when it ran). */
+const ADOPTED_CHECKSUM = '';
+
+/** A migration another tool applied (dbmate), taken into the ledger as applied: never run again. */
+export function adoptedRow(
+  version: string,
+  source: LedgerIdentity | undefined,
+  from: string,
+  now: string,
+): LedgerRow {
+  return {
+    version,
+    name: source?.name ?? '',
+    checksum: ADOPTED_CHECKSUM,
+    state: 'applied',
+    direction: 'up',
+    statementsDone: 0,
+    statementCount: null,
+    startedAt: now,
+    finishedAt: now,
+    durationMs: null,
+    appliedBy: from,
+    error: null,
+  };
+}
+
+/** Whether the ledger took this row from another tool: its file's checksum is not compared. */
+export function isAdopted(row: Pick<LedgerRow, 'state' | 'checksum'>): boolean {
+  return row.state === 'applied' && row.checksum === ADOPTED_CHECKSUM;
+}
+
 /**
  * The tag of statement `index` (1-based) of the attempt `row` records, in the ledger `table`:
  * the runner that finds the row after its runner died derives the same one, and with it finds

@@ -1,5 +1,6 @@
 import type { LedgerRow } from '../drivers/driver.js';
 import type { HistoryProblem } from '../errors.js';
+import { isAdopted } from './ledger-rows.js';
 import { compareVersions, type Migration } from './migration.js';
 
 export interface HistoryPolicy {
@@ -33,6 +34,8 @@ export function planUp(
   const applied = rows.filter((r) => r.state === 'applied');
   for (const row of applied) {
     const source = sources.get(row.version);
+    // Adopted from another tool: no checksum to compare, and that tool did not check its files.
+    if (isAdopted(row)) continue;
     if (!source) {
       if (!policy.allowMissing) {
         problems.push({
@@ -105,7 +108,8 @@ export function describeStatus(migrations: readonly Migration[], rows: readonly 
   const entries: StatusEntry[] = migrations.map((m) => {
     const row = byVersion.get(m.version) ?? null;
     let status: MigrationStatus = 'pending';
-    if (row?.state === 'applied') status = row.checksum === m.checksum ? 'applied' : 'changed';
+    if (row?.state === 'applied')
+      status = row.checksum === m.checksum || isAdopted(row) ? 'applied' : 'changed';
     else if (row?.state === 'running' || row?.state === 'failed') status = row.state;
     return { version: m.version, name: m.name, file: m.file, status, row };
   });

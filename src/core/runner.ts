@@ -15,6 +15,7 @@ import {
 import { transactionControl } from '../sql/transaction-control.js';
 import { asWritten } from '../util/duration.js';
 import { type LockstepOptions, type ResolvedConfig, resolveConfig } from './config.js';
+import { DbmateHistory } from './dbmate.js';
 import { runMigration, stepRunsInTransaction } from './execute.js';
 import { guardProcessExit } from './exit-guard.js';
 import { settleInFlight } from './in-flight.js';
@@ -120,12 +121,19 @@ export class Migrator {
       const config = this.#config;
       const migrations = await readMigrations(config.dir, config.cwd);
       const outcome = await this.#scope.withSession(async (session, driver) => {
-        // Fast path: one query, no lock, when nothing is pending (SPEC "The run", step 2).
-        const before = await session.ledger.read();
+        // Fast path: one query, no lock, when nothing is pending (SPEC "The run", step 2); a
+        // second when dbmate's history is followed.
+        const dbmate = DbmateHistory.of(session, driver, config);
+        const read = await session.ledger.read();
+        await dbmate?.look(read);
+        // What dbmate applied counts as seen at the start: adopted, not applied by another runner.
+        const before = dbmate?.view(read, migrations) ?? read;
         const first = planUp(migrations, before ?? [], config);
-        if (first.problems.length > 0) throw new HistoryError(first.problems);
-        if (nothingToDo(before, first)) return upToDate(config, before, before, 0);
-        return this.#applyPending(session, driver, migrations, before);
+        const problems = [...first.problems, ...(dbmate?.problems(read) ?? [])];
+        if (problems.length > 0) throw new HistoryError(problems);
+        if (nothingToDo(read, first) && !dbmate?.owes(read, migrations))
+          return upToDate(config, before, before, 0);
+        return this.#applyPending(session, driver, migrations, before, dbmate);
       });
       return outcome === HAND_OFF ? this.#direct().up() : outcome;
     });
@@ -142,6 +150,7 @@ export class Migrator {
     driver: Driver,
     migrations: readonly Migration[],
     before: readonly LedgerRow[] | null,
+    dbmate: DbmateHistory | undefined,
   ): Promise<UpResult | typeof HAND_OFF> {
     const config = this.#config;
     const perMigration = session.lock.heldUntil === 'commit';
@@ -166,7 +175,8 @@ export class Migrator {
         ...this.#lock(driver),
         nothingLeft: async () => {
           const latest = await session.ledger.read();
-          if (!nothingToDo(latest, planUp(migrations, latest ?? [], config))) return false;
+          const plan = planUp(migrations, dbmate?.view(latest, migrations) ?? latest ?? [], config);
+          if (!nothingToDo(latest, plan) || dbmate?.owes(latest, migrations)) return false;
           reportOthers(latest ?? []);
           return true;
         },
@@ -179,11 +189,14 @@ export class Migrator {
       const unit = await whileLocked(session.lock, lock, async (waitedMs) => {
         waited += waitedMs;
         runDeadline ??= deadline(config.runTimeoutMs);
-        const found = await session.ledger.read();
+        await dbmate?.refresh();
+        const read = await session.ledger.read();
+        const found = dbmate ? await dbmate.settle(session.ledger, read, migrations) : read;
         const rows = found ?? [];
         const plan = planUp(migrations, rows, config);
         if (plan.dirty) throw await dirtyError(plan.dirty, migrations, driver, session, config);
-        if (plan.problems.length > 0) throw new HistoryError(plan.problems);
+        const problems = [...plan.problems, ...(dbmate?.problems(rows) ?? [])];
+        if (problems.length > 0) throw new HistoryError(problems);
         reportOthers(rows);
         if (plan.pending.length === 0) return 'done';
         // Load (modules: import) everything pending before changing anything, so a bad file
@@ -198,7 +211,7 @@ export class Migrator {
           return HAND_OFF;
         if (!found) await session.ledger.create();
 
-        const run = { session, driver, config, runDeadline };
+        const run = { session: keeping(session, dbmate), driver, config, runDeadline };
         for (const migration of perMigration ? plan.pending.slice(0, 1) : plan.pending) {
           const row = rows.find((r) => r.version === migration.version);
           if (
@@ -278,12 +291,16 @@ export class Migrator {
       let waited = 0;
       const outcome = await this.#scope.withSession(async (session, driver) => {
         const perMigration = session.lock.heldUntil === 'commit';
+        const dbmate = DbmateHistory.of(session, driver, config);
+        await dbmate?.look(await session.ledger.read());
         let runDeadline: Deadline | undefined;
         while (rolledBack.length < steps) {
           const unit = await whileLocked(session.lock, this.#lock(driver), async (waitedMs) => {
             waited += waitedMs;
             runDeadline ??= deadline(config.runTimeoutMs);
-            const rows = (await session.ledger.read()) ?? [];
+            await dbmate?.refresh();
+            const read = await session.ledger.read();
+            const rows = (dbmate ? await dbmate.settle(session.ledger, read, migrations) : read) ?? [];
             const dirty = planUp(migrations, rows, {
               allowChanged: true,
               allowMissing: true,
@@ -306,7 +323,7 @@ export class Migrator {
             const loaded = await loadSteps(chosen, 'down', driver, importLimit(config, runDeadline));
             if (perMigration && this.#needsSession(chosen, loaded, driver, 'down', rolledBack.length === 0))
               return HAND_OFF;
-            const run = { session, driver, config, runDeadline };
+            const run = { session: keeping(session, dbmate), driver, config, runDeadline };
             for (const row of targets) {
               const migration = sources.get(row.version) as Migration;
               const step = loaded.get(row.version) as Step;
@@ -331,10 +348,12 @@ export class Migrator {
       const migrations = await readMigrations(config.dir, config.cwd);
       return this.#scope.withSession(async (session, driver) => {
         const rows = await session.ledger.read();
+        const dbmate = DbmateHistory.of(session, driver, config);
+        await dbmate?.look(rows);
         const lockHolder = await session.lock.holder();
         return {
           target: driver.target,
-          migrations: describeStatus(migrations, rows ?? []),
+          migrations: describeStatus(migrations, dbmate?.view(rows, migrations) ?? rows ?? []),
           lockHolder,
           ledgerExists: rows !== null,
         };
@@ -359,18 +378,22 @@ export class Migrator {
       const migrations = await readMigrations(config.dir, config.cwd);
       const source = migrations.find((m) => compareVersions(m.version, version) === 0);
       return this.#scope.withSession(async (session, driver) => {
+        const dbmate = DbmateHistory.of(session, driver, config);
+        await dbmate?.look(await session.ledger.read());
+        const ledger = keeping(session, dbmate).ledger;
         return whileLocked(session.lock, this.#lock(driver), async () => {
-          const rows = await session.ledger.read();
+          await dbmate?.refresh();
+          const rows = await ledger.read();
           const found = rows?.find((r) => compareVersions(r.version, version) === 0);
           const row = found && (await this.#settled(found, session, driver));
           const action = planResolve(version, row, source, as, options.force ?? false);
           if (action === 'write-applied') {
-            if (!rows) await session.ledger.create();
+            if (!rows) await ledger.create();
             const by = `${config.runnerId} (resolve --applied${options.force ? ' --force' : ''})`;
             const now = new Date().toISOString();
-            await session.ledger.write(resolvedRow(version, row, source, by, now), row ?? null);
+            await ledger.write(resolvedRow(version, row, source, by, now), row ?? null);
           } else if (row) {
-            await session.ledger.delete(row);
+            await ledger.delete(row);
           }
           return { version, resolvedAs: as, previousState: row?.state ?? null };
         });
@@ -539,6 +562,11 @@ async function checkRequirements(
 }
 
 /** Nothing pending, failed or running, and the history checks out. */
+/** The session, its ledger writing dbmate's table too where this run keeps it. */
+function keeping(session: Session, dbmate: DbmateHistory | undefined): Session {
+  return dbmate ? { ...session, ledger: dbmate.ledger(session.ledger) } : session;
+}
+
 function nothingToDo(rows: readonly LedgerRow[] | null, plan: UpPlan): boolean {
   return rows !== null && plan.pending.length === 0 && !plan.dirty && plan.problems.length === 0;
 }
