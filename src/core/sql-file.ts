@@ -97,17 +97,24 @@ export function parseSqlFile(text: string, file: string): ParsedSqlFile {
 
   const sections: Partial<Record<'up' | 'down', SqlSection>> = {};
   const rest = markers.slice(firstUp);
-  rest.forEach((marker, index) => {
-    if (sections[marker.direction]) {
+  for (const [index, marker] of rest.entries()) {
+    if (marker.direction === 'up' && sections.up) {
+      // What follows belongs to a migration of its own; its markers are not this one's.
       problems.push({
         file,
         line: marker.line,
         problem:
-          marker.direction === 'up'
-            ? 'a second "-- migrate:up" section: one migration per file (dbmate records the version again at the second section and fails there); move it to a file of its own'
-            : 'a second "-- migrate:down" section (dbmate refuses it too); keep one',
+          'a second "-- migrate:up" section: one migration per file (dbmate records the version again at the second section and fails there); move it to a file of its own',
       });
-      return;
+      break;
+    }
+    if (sections[marker.direction]) {
+      problems.push({
+        file,
+        line: marker.line,
+        problem: 'a second "-- migrate:down" section (dbmate refuses it too); keep one',
+      });
+      continue;
     }
     const end = rest[index + 1]?.start ?? text.length;
     const bodyStart = Math.min(marker.bodyStart, text.length);
@@ -118,7 +125,7 @@ export function parseSqlFile(text: string, file: string): ParsedSqlFile {
       settings: parseOptions(marker.options, { file, line: marker.line, problems, warnings }),
       optionsText: marker.options,
     };
-  });
+  }
 
   for (const line of nearMarkers) {
     const problem = `not a marker, read as a comment: a marker is "-- migrate:up" or "-- migrate:down" at the start of a line, then a space or the end of the line`;

@@ -7,7 +7,7 @@
  *   the stray line for SQL before the first up marker;
  * - each section is the file's own text at its offset, from the line after its marker up to the
  *   next marker or the end of the file, with no marker inside; the up section's marker is the
- *   first up marker, the down section's the first down marker after it;
+ *   first up marker, the down section's the first down marker after it (before a second up);
  * - a file read from disk gives migrations whose statements lie on lines of their section, or a
  *   SourceError (nothing else) whose lines are lines of the file.
  */
@@ -128,11 +128,17 @@ function checkParsed(text: string, dialects = DIALECTS) {
 
   for (const direction of ['up', 'down'] as const) {
     const section = parsed[direction];
+    // The down section's marker: the first down marker after the first up, before a second up.
+    const secondUp = lines.findIndex((l, i) => i + 1 > firstUpLine && MARKER.exec(l)?.[1] === 'up') + 1;
     const first =
       direction === 'up'
         ? firstUpLine
         : lines.findIndex(
-            (l, i) => i + 1 > firstUpLine && firstUpLine > 0 && MARKER.exec(l)?.[1] === 'down',
+            (l, i) =>
+              firstUpLine > 0 &&
+              i + 1 > firstUpLine &&
+              (secondUp === 0 || i + 1 < secondUp) &&
+              MARKER.exec(l)?.[1] === 'down',
           ) + 1;
     if (!section) {
       assert.equal(first, 0, `a "${direction}" marker gives a section`);
