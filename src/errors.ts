@@ -59,6 +59,11 @@ export interface SourceProblem {
   readonly problem: string;
 }
 
+/** `file:line:column: problem`, as problems and warnings about migration files are shown. */
+export function formatSourceProblem(p: SourceProblem): string {
+  return `${p.file}${p.line ? `:${p.line}${p.column ? `:${p.column}` : ''}` : ''}: ${p.problem}`;
+}
+
 /** Migration files that cannot be used as they are. Found before connecting; nothing was changed. */
 export class SourceError extends LockstepError {
   readonly code = 'INVALID_SOURCES';
@@ -66,9 +71,7 @@ export class SourceError extends LockstepError {
   readonly httpStatus = HttpStatus.badInput;
   constructor(readonly problems: readonly SourceProblem[]) {
     super(
-      `invalid migration sources; nothing was changed:\n${problems
-        .map((p) => `  ${p.file}${p.line ? `:${p.line}${p.column ? `:${p.column}` : ''}` : ''}: ${p.problem}`)
-        .join('\n')}`,
+      `invalid migration sources; nothing was changed:\n${problems.map((p) => `  ${formatSourceProblem(p)}`).join('\n')}`,
     );
   }
 }

@@ -59,7 +59,10 @@ export interface Migration {
   /** sha256 of the up section (SQL) or of the whole file (modules). */
   readonly checksum: string;
   readonly kind: 'sql' | 'module';
-  /** Whether a down direction exists; false for a SQL file with no `-- migrate:down` section. */
+  /**
+   * Whether it can be rolled back: always for SQL (an empty or absent down section is a no-op,
+   * as in dbmate); for a module, whether it exports `down`.
+   */
   readonly hasDown: boolean;
   /** Loads (modules: imports) and splits one direction for the given database syntax. */
   load(direction: 'up' | 'down', dialect: import('../sql/split.js').SplitDialect): Promise<Step>;

@@ -5,6 +5,7 @@ import {
   ConfigError,
   DirtyStateError,
   FailedWhileWaitingError,
+  formatSourceProblem,
   HistoryError,
   type LockHolder,
   LockstepError,
@@ -115,11 +116,19 @@ export class Migrator {
     });
   }
 
+  /** The migration files; what dbmate accepts and lockstep reads more strictly, as notices. */
+  #readMigrations(): Promise<Migration[]> {
+    const { dir, cwd, on } = this.#config;
+    return readMigrations(dir, cwd, (w) =>
+      on({ type: 'notice', message: `warning: ${formatSourceProblem(w)}` }),
+    );
+  }
+
   /** SPEC "The run": applies every pending migration, exactly once, whoever else runs at the same time. */
   up(): Promise<UpResult> {
     return this.#scope.command(async () => {
       const config = this.#config;
-      const migrations = await readMigrations(config.dir, config.cwd);
+      const migrations = await this.#readMigrations();
       const outcome = await this.#scope.withSession(async (session, driver) => {
         // Fast path: one query, no lock, when nothing is pending (SPEC "The run", step 2); a
         // second when dbmate's history is followed.
@@ -285,7 +294,7 @@ export class Migrator {
       if (!Number.isInteger(steps) || steps < 1)
         throw new ConfigError(`--steps must be a whole number ≥ 1, got ${steps}`);
       const config = this.#config;
-      const migrations = await readMigrations(config.dir, config.cwd);
+      const migrations = await this.#readMigrations();
       const sources = new Map(migrations.map((m) => [m.version, m]));
       const rolledBack: AppliedMigration[] = [];
       let waited = 0;
@@ -314,7 +323,7 @@ export class Migrator {
                 missing.map((r) => ({
                   file: sources.get(r.version)?.file ?? `${r.version}_${r.name}`,
                   problem: sources.has(r.version)
-                    ? 'has no down section: it cannot be rolled back'
+                    ? 'exports no down(ctx) function: it cannot be rolled back'
                     : 'is applied but its file is missing: it cannot be rolled back',
                 })),
               );
@@ -327,6 +336,11 @@ export class Migrator {
             for (const row of targets) {
               const migration = sources.get(row.version) as Migration;
               const step = loaded.get(row.version) as Step;
+              if (step.kind === 'sql' && step.statements.length === 0)
+                config.on({
+                  type: 'notice',
+                  message: `${migration.file}: its down section is empty or absent: rolling it back only removes its ledger row (as dbmate does)`,
+                });
               const durationMs = await runMigration(run, migration, step, 'down', row);
               rolledBack.push({ version: row.version, name: row.name, durationMs });
             }
@@ -344,8 +358,7 @@ export class Migrator {
   /** Every migration with its state, and the current lock holder. Takes no lock. */
   status(): Promise<StatusResult> {
     return this.#scope.command(async () => {
-      const config = this.#config;
-      const migrations = await readMigrations(config.dir, config.cwd);
+      const migrations = await this.#readMigrations();
       return this.#scope.withSession(async (session, driver) => {
         const rows = await session.ledger.read();
         const dbmate = DbmateHistory.of(session, driver, config);
@@ -375,7 +388,7 @@ export class Migrator {
       const config = this.#config;
       if (!/^\d+$/.test(version))
         throw new ConfigError(`resolve takes a migration version (digits), got "${version}"`);
-      const migrations = await readMigrations(config.dir, config.cwd);
+      const migrations = await this.#readMigrations();
       const source = migrations.find((m) => compareVersions(m.version, version) === 0);
       return this.#scope.withSession(async (session, driver) => {
         const dbmate = DbmateHistory.of(session, driver, config);

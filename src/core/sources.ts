@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fstatSync, openSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, readlinkSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -18,8 +18,11 @@ import {
 } from './migration.js';
 import { parseSqlFile, type SqlSection } from './sql-file.js';
 
-/** A migration's name without its extension: `<version>_<name>`. */
-const VERSIONED = /^(\d+)(?:_(.*))?$/;
+/**
+ * A migration's name without its extension: leading digits are its version, as dbmate reads
+ * them (`001_a`, `001-a`, `001`); one `_` or `-` after them is not part of the name.
+ */
+const VERSIONED = /^(\d+)[_-]?(.*)$/s;
 const MODULE_EXTENSIONS = /\.(ts|mts|js|mjs)$/;
 const SOURCE_EXTENSION = /\.(sql|ts|mts|js|mjs)$/;
 
@@ -38,9 +41,14 @@ export function withoutExtension(fileName: string): string {
 
 /**
  * Reads a migrations directory into Migrations sorted by version. Pure file work, no database:
- * bad input stops here, before anything is changed (SPEC "The run", step 1).
+ * bad input stops here, before anything is changed (SPEC "The run", step 1). What dbmate
+ * accepts and lockstep reads more strictly goes to `warn`, and the files still load.
  */
-export async function readMigrations(dir: string, cwd = process.cwd()): Promise<Migration[]> {
+export async function readMigrations(
+  dir: string,
+  cwd = process.cwd(),
+  warn: (warning: SourceProblem) => void = () => {},
+): Promise<Migration[]> {
   const absoluteDir = path.resolve(cwd, dir);
   let entries: Buffer[];
   try {
@@ -69,9 +77,10 @@ export async function readMigrations(dir: string, cwd = process.cwd()): Promise<
     const shown = displayPath(fullPath, cwd);
     const match = VERSIONED.exec(withoutExtension(fileName));
     if (!match) {
-      problems.push({
+      // dbmate ignores it too (schema.sql, a helper module): said, in case it was meant to run.
+      warn({
         file: shown,
-        problem: 'file name must start with a version number: <version>_<name>.sql',
+        problem: 'ignored: not a migration, its name does not start with a version (<version>_<name>.sql)',
       });
       continue;
     }
@@ -84,6 +93,10 @@ export async function readMigrations(dir: string, cwd = process.cwd()): Promise<
       });
       continue;
     }
+    if (isDirectory(fullPath)) {
+      warn({ file: shown, problem: 'ignored: a directory, not a migration file (dbmate skips it too)' });
+      continue;
+    }
     const read = readSource(fullPath);
     if ('problem' in read) {
       problems.push({ file: shown, ...read });
@@ -93,6 +106,7 @@ export async function readMigrations(dir: string, cwd = process.cwd()): Promise<
     if (fileName.endsWith('.sql')) {
       const parsed = parseSqlFile(text, shown);
       problems.push(...parsed.problems);
+      for (const warning of parsed.warnings) warn(warning);
       if (parsed.up)
         migrations.push(sqlMigration(version, name, shown, fullPath, text, parsed.up, parsed.down));
     } else if (MODULE_EXTENSIONS.test(fileName)) {
@@ -113,6 +127,15 @@ export async function readMigrations(dir: string, cwd = process.cwd()): Promise<
   }
   if (problems.length > 0) throw new SourceError(problems);
   return migrations;
+}
+
+/** A directory itself, not a symbolic link to one (dbmate skips the first, fails on the second). */
+function isDirectory(fullPath: string): boolean {
+  try {
+    return lstatSync(fullPath).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function directoryProblem(error: NodeJS.ErrnoException): string {
@@ -197,11 +220,11 @@ function sqlMigration(
     path: fullPath,
     checksum,
     kind: 'sql',
-    hasDown: down !== undefined && down.text.trim() !== '',
+    // An empty or absent down section rolls back as a no-op, as in dbmate: only the ledger row goes.
+    hasDown: true,
     async load(direction, dialect) {
       const section = direction === 'up' ? up : down;
-      if (!section)
-        throw new SourceError([{ file, problem: 'no "-- migrate:down" section to roll back with' }]);
+      if (!section) return { kind: 'sql', settings: { transaction: true }, statements: [] };
       return { kind: 'sql', settings: section.settings, statements: splitSection(text, section, dialect) };
     },
   };

@@ -190,14 +190,25 @@ for (const target of TARGETS) {
       );
     });
 
-    it('rejects an unknown option on a marker, naming file:line', async () => {
+    it('warns about an option dbmate ignores, naming file:line, and applies the migration', async () => {
       write({
         '001_a.sql': A,
         '002_opt.sql': '-- a comment\n\n-- migrate:up transactional:nope\nCREATE TABLE opt (id integer);\n',
       });
+      const result = await up();
+      assert.equal(result.code, 0, `${result.stdout}${result.stderr}`);
+      assert.match(result.stderr, /warning: migrations\/002_opt\.sql:3: ignored "transactional:nope"/);
+      assert.ok(tableNames(await snapshot(db)).includes('opt'));
+    });
+
+    it('rejects a bad value of a lockstep option on a marker, naming file:line', async () => {
+      write({
+        '001_a.sql': A,
+        '002_opt.sql': '-- a comment\n\n-- migrate:up lock_timeout:soon\nCREATE TABLE opt (id integer);\n',
+      });
       const result = await rejected();
       assert.match(result.stderr, /migrations\/002_opt\.sql:3\b/);
-      assert.match(result.stderr, /transactional:nope/);
+      assert.match(result.stderr, /lock_timeout:soon/);
       assert.equal((await snapshot(db)).ledger, null);
       assert.deepEqual((await snapshot(db)).tables, []);
     });
@@ -422,7 +433,7 @@ for (const target of TARGETS) {
           const changed = await run('up', '--json');
           assert.equal(changed.code, 2);
           clean(changed, 'history error');
-          write({ '003_x.sql': '-- migrate:up nope:1\nSELECT 1;\n' });
+          write({ '003_x.sql': '-- migrate:up lock_timeout:soon\nSELECT 1;\n' });
           const source = await run('up', '--json');
           assert.equal(source.code, 2);
           clean(source, 'source error');
@@ -463,14 +474,13 @@ for (const target of TARGETS) {
       assert.doesNotMatch(result.stderr, /unexpected error/);
     });
 
-    it('rejects a directory named like a migration file with exit 2, naming it', async () => {
+    it('skips a directory named like a migration file, as dbmate does, with a warning naming it', async () => {
       write({ '001_a.sql': A });
       mkdirSync(path.join(db.dir, 'migrations', '002_folder.sql'));
-      const before = await snapshot(db);
       const result = await cli(['up', '--url', db.url, '--dir', 'migrations']);
-      assert.equal(result.code, 2, show(result));
-      assert.match(result.stderr, /migrations\/002_folder\.sql/);
-      assert.deepEqual(await snapshot(db), before);
+      assert.equal(result.code, 0, show(result));
+      assert.match(result.stderr, /warning: migrations\/002_folder\.sql: ignored: a directory/);
+      assert.match(result.stdout, /applied 1 migration/);
     });
 
     it('rejects a TS migration module without an up export; nothing changed', async () => {
@@ -665,7 +675,7 @@ export const note: string = 'no up here';
         outputs.push(await up(...json));
         outputs.push(await cli(['status', '--url', db.url, '--dir', 'migrations', ...json]));
       }
-      write({ '003_x.sql': '-- migrate:up nope:1\nSELECT 1;\n' }); // now a duplicate of 003, and bad
+      write({ '003_x.sql': '-- migrate:up lock_timeout:soon\nSELECT 1;\n' }); // now a duplicate of 003, and bad
       outputs.push(await up());
       outputs.push(await up('--json'));
       for (const r of outputs) {

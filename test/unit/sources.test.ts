@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import type { Migration, MigrationContext } from '../../src/core/migration.js';
 import { readMigrations } from '../../src/core/sources.js';
 import { createSqliteDriver } from '../../src/drivers/sqlite/index.js';
-import { SourceError } from '../../src/errors.js';
+import { SourceError, type SourceProblem } from '../../src/errors.js';
 
 const dialect = createSqliteDriver('sqlite:unused.db', {
   table: 'lockstep_migrations',
@@ -117,10 +117,37 @@ describe('readMigrations: problems', () => {
     );
   });
 
-  it('refuses a migration file name without a version', async () => {
-    await assertSourceError(read({ '1_a.sql': sql('SELECT 1;'), 'create_users.sql': sql('SELECT 2;') }), [
-      { file: 'create_users.sql', problem: /must start with a version number/ },
-    ]);
+  it('ignores a file name without a version, and a directory named like a migration, with warnings', async () => {
+    const warnings: SourceProblem[] = [];
+    const migrations = await withDir(
+      { '1_a.sql': sql('SELECT 1;'), 'create_users.sql': sql('SELECT 2;'), '2_dir.sql/x': '' },
+      (dir) => readMigrations(dir, dir, (w) => warnings.push(w)),
+    );
+    assert.deepEqual(
+      migrations.map((m) => m.file),
+      ['1_a.sql'],
+    );
+    assert.deepEqual(
+      warnings.map((w) => [w.file, w.line]),
+      [
+        ['2_dir.sql', undefined],
+        ['create_users.sql', undefined],
+      ],
+    );
+    assert.match(warnings[0]?.problem ?? '', /ignored: a directory/);
+    assert.match(warnings[1]?.problem ?? '', /ignored: not a migration/);
+  });
+
+  it("passes a file's warnings on, with their lines, and loads the file", async () => {
+    const warnings: SourceProblem[] = [];
+    const migrations = await withDir({ '1_a.sql': '-- migrate:up foo:bar\nSELECT 1;\n' }, (dir) =>
+      readMigrations(dir, dir, (w) => warnings.push(w)),
+    );
+    assert.equal(migrations.length, 1);
+    assert.deepEqual(
+      warnings.map((w) => [w.file, w.line]),
+      [['1_a.sql', 1]],
+    );
   });
 
   it('refuses a missing directory', async () => {
@@ -132,7 +159,7 @@ describe('readMigrations: problems', () => {
   });
 
   it('refuses a file without an up section', async () => {
-    await assertSourceError(read({ '1_a.sql': '-- migrate:down\nDROP TABLE a;\n' }), [
+    await assertSourceError(read({ '1_a.sql': '-- migrate:down\n-- DROP TABLE a;\n' }), [
       { file: '1_a.sql', problem: /no "-- migrate:up" section/ },
     ]);
   });
@@ -220,20 +247,23 @@ describe('Migration.load: SQL files', () => {
     });
   });
 
-  it('refuses to load a down section that does not exist', async () => {
-    await withDir({ '1_a.sql': sql('SELECT 1;') }, async (dir) => {
-      const [migration] = await readMigrations(dir, dir);
-      assert.equal(migration?.hasDown, false);
-      await assertSourceError(migration?.load('down', dialect) ?? Promise.resolve(), [
-        { file: '1_a.sql', problem: /no "-- migrate:down" section/ },
-      ]);
+  for (const [what, text] of [
+    ['absent', sql('SELECT 1;')],
+    ['empty', '-- migrate:up\nSELECT 1;\n-- migrate:down\n\n'],
+    ['only comments', '-- migrate:up\nSELECT 1;\n-- migrate:down\n-- nothing to undo\n'],
+  ] as const) {
+    it(`rolls back a down section that is ${what} as no statement (as dbmate does)`, async () => {
+      const [migration] = await read({ '1_a.sql': text });
+      assert.equal(migration?.hasDown, true);
+      await withDir({ '1_a.sql': text }, async (dir) => {
+        const [loaded] = await readMigrations(dir, dir);
+        const down = await loaded?.load('down', dialect);
+        assert.ok(down?.kind === 'sql');
+        assert.deepEqual(down.statements, []);
+        assert.equal(down.settings.transaction, true);
+      });
     });
-  });
-
-  it('says there is no down when the down section is empty', async () => {
-    const [migration] = await read({ '1_a.sql': '-- migrate:up\nSELECT 1;\n-- migrate:down\n\n' });
-    assert.equal(migration?.hasDown, false);
-  });
+  }
 });
 
 describe('Migration.load: modules', () => {

@@ -114,10 +114,6 @@ describe('parseSqlFile: marker options', () => {
   });
 
   const bad: readonly { options: string; problem: RegExp }[] = [
-    { options: 'transactions:false', problem: /unknown option "transactions:false"/ },
-    { options: 'foo', problem: /unknown option "foo"/ },
-    { options: 'transaction:no', problem: /option "transaction:no": transaction takes true or false/ },
-    { options: 'transaction', problem: /transaction takes true or false/ },
     { options: 'lock_timeout:soon', problem: /lock_timeout takes a duration/ },
     { options: 'lock_timeout:', problem: /lock_timeout takes a duration/ },
     { options: 'lock_retries:-1', problem: /lock_retries takes a whole number/ },
@@ -130,10 +126,33 @@ describe('parseSqlFile: marker options', () => {
     it(`reports "${options}" with the marker's line`, () => {
       const parsed = parseSqlFile(`-- 001: a migration\n\n-- migrate:up ${options}\nSELECT 1;\n`, FILE);
       assert.equal(parsed.problems.length, 1);
+      assert.deepEqual(parsed.warnings, []);
       const [reported] = parsed.problems;
       assert.equal(reported?.file, FILE);
       assert.equal(reported?.line, 3);
       assert.match(reported?.problem ?? '', problem);
+    });
+  }
+});
+
+describe('parseSqlFile: what dbmate ignores loads, with a warning on the marker line', () => {
+  const cases: readonly { options: string; transaction: boolean; warning: RegExp }[] = [
+    { options: 'transactions:false', transaction: true, warning: /ignored "transactions:false"/ },
+    { options: 'foo', transaction: true, warning: /ignored "foo"/ },
+    { options: 'foo:bar transaction:false', transaction: false, warning: /ignored "foo:bar"/ },
+    { options: 'transaction:no', transaction: true, warning: /"transaction:no" is read as transaction:true/ },
+    { options: 'transaction', transaction: true, warning: /ignored "transaction"/ },
+    { options: 'transaction:false:x', transaction: true, warning: /ignored "transaction:false:x"/ },
+  ];
+  for (const { options, transaction, warning } of cases) {
+    it(`"${options}"`, () => {
+      const parsed = parseSqlFile(`-- 001: a migration\n\n-- migrate:up ${options}\nSELECT 1;\n`, FILE);
+      assert.deepEqual(parsed.problems, []);
+      assert.equal(parsed.up?.settings.transaction, transaction);
+      assert.equal(parsed.warnings.length, 1, JSON.stringify(parsed.warnings));
+      assert.equal(parsed.warnings[0]?.file, FILE);
+      assert.equal(parsed.warnings[0]?.line, 3);
+      assert.match(parsed.warnings[0]?.problem ?? '', warning);
     });
   }
 });
@@ -148,7 +167,7 @@ describe('parseSqlFile: problems', () => {
     {
       name: 'a file with only a down section',
       text: '-- migrate:down\nDROP TABLE a;\n',
-      problems: [{ problem: /no "-- migrate:up" section/ }],
+      problems: [{ problem: /no "-- migrate:up" section/ }, { line: 2, problem: /SQL before the first/ }],
     },
     {
       name: 'a file with no marker at all',
@@ -158,7 +177,7 @@ describe('parseSqlFile: problems', () => {
     {
       name: 'a second up section',
       text: '-- migrate:up\nSELECT 1;\n-- migrate:up\nSELECT 2;\n',
-      problems: [{ line: 3, problem: /a second "-- migrate:up" section/ }],
+      problems: [{ line: 3, problem: /a second "-- migrate:up" section: one migration per file/ }],
     },
     {
       name: 'a second down section',
@@ -166,14 +185,19 @@ describe('parseSqlFile: problems', () => {
       problems: [{ line: 5, problem: /a second "-- migrate:down" section/ }],
     },
     {
-      name: 'an unknown marker',
+      name: 'a line like a marker, in a file without a down marker',
       text: '-- migrate:up\nSELECT 1;\n\n-- migrate:sideways\nSELECT 2;\n',
-      problems: [{ line: 4, problem: /unknown marker "-- migrate:sideways"/ }],
+      problems: [{ line: 4, problem: /not a marker, read as a comment.*no real "-- migrate:down"/ }],
+    },
+    {
+      name: 'a down marker in a case dbmate does not read, and no real one',
+      text: '-- migrate:up\nCREATE TABLE a (id int);\n-- Migrate:Down\nDROP TABLE a;\n',
+      problems: [{ line: 3, problem: /not a marker/ }],
     },
     {
       name: 'SQL before the first marker',
       text: '-- a comment\n\nCREATE TABLE a (id int);\n-- migrate:up\nSELECT 1;\n',
-      problems: [{ line: 3, problem: /SQL before the first "-- migrate:" marker would never run/ }],
+      problems: [{ line: 3, problem: /SQL before the first "-- migrate:up" marker would never run/ }],
     },
     {
       name: 'SQL before the first marker, with CRLF',
@@ -199,8 +223,14 @@ describe('parseSqlFile: problems', () => {
     assert.equal(parsed.up?.text, 'SELECT 1;\n');
   });
 
-  it('ends a section at an unknown marker', () => {
-    const parsed = parseSqlFile('-- migrate:up\nSELECT 1;\n-- migrate:sideways\nSELECT 2;\n', FILE);
-    assert.equal(parsed.up?.text, 'SELECT 1;\n');
+  it('keeps a line like a marker in its section, with a warning, when the file has a down marker', () => {
+    const text = '-- migrate:up\nSELECT 1;\n-- migrate:upgrade\nSELECT 2;\n-- migrate:down\n';
+    const parsed = parseSqlFile(text, FILE);
+    assert.deepEqual(parsed.problems, []);
+    assert.equal(parsed.up?.text, 'SELECT 1;\n-- migrate:upgrade\nSELECT 2;\n');
+    assert.deepEqual(
+      parsed.warnings.map((w) => w.line),
+      [3],
+    );
   });
 });
