@@ -361,7 +361,7 @@ export class Migrator {
       const migrations = await this.#readMigrations();
       return this.#scope.withSession(async (session, driver) => {
         const rows = await session.ledger.read();
-        const dbmate = DbmateHistory.of(session, driver, config);
+        const dbmate = DbmateHistory.of(session, driver, this.#config);
         await dbmate?.look(rows);
         const lockHolder = await session.lock.holder();
         return {
