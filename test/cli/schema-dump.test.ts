@@ -229,6 +229,32 @@ for (const target of TARGETS) {
   });
 }
 
+if (TARGETS.some((t) => t.kind === 'postgres')) {
+  describe("search_path in the URL: pg_dump gets its schemas, dbmate's table is in the first", () => {
+    let db: TestDatabase;
+    before(async () => {
+      db = (await TARGETS.find((t) => t.kind === 'postgres')?.create()) as TestDatabase;
+      await db.query('CREATE SCHEMA app; CREATE TABLE public.elsewhere (x int)');
+      writeMigrations(db.dir, {
+        '20240101000000_a.sql': '-- migrate:up\nCREATE TABLE app.things (id int);\n-- migrate:down\n',
+      });
+    });
+    after(() => db?.cleanup());
+
+    test('the same file as dbmate', async () => {
+      const url = new URL(db.url);
+      url.searchParams.set('search_path', 'app');
+      const scoped = { ...db, url: url.href };
+      const r = await dbmate(scoped, '--no-dump-schema', 'up');
+      assert.equal(r.code, 0, r.stderr);
+      const reference = await dbmateDump(scoped, 'dbmate.sql');
+      assert.match(reference, /INSERT INTO app\.schema_migrations/);
+      assert.doesNotMatch(reference, /elsewhere/);
+      assert.equal(await dumpSchema(url.href, { cwd: db.dir }), reference);
+    });
+  });
+}
+
 describe('the password goes to the tools in the environment, never on a command line', () => {
   /** A fake tool that records its arguments and environment, then fails as a real one would. */
   function fakeTools(names: string[]): { dir: string; seen: (name: string) => string } {
