@@ -14,6 +14,7 @@ const LAYERS: readonly (readonly [string, number])[] = [
   ['defaults.ts', 1],
   ['sql/', 1],
   ['drivers/', 2],
+  ['schema/', 3],
   ['core/', 3],
   ['async/', 4],
   ['index.ts', 5],
