@@ -35,7 +35,7 @@ export function splitUrl(text: string): UrlParts | undefined {
   const at = authority.lastIndexOf('@');
   const userinfo = at === -1 ? undefined : authority.slice(0, at);
   const hostPort = at === -1 ? authority : authority.slice(at + 1);
-  const address = /^(\[[^\]]*\]|[^:]*)(?::(\d*))?$/.exec(hostPort);
+  const address = /^(\[[^\]]*\]|[^:[\]]*)(?::(\d*))?$/.exec(hostPort);
   if (!address) return undefined;
   try {
     const colon = userinfo?.indexOf(':') ?? -1;

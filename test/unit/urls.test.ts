@@ -291,4 +291,76 @@ describe('MySQL URL', () => {
     assert.throws(() => parseMysqlUrl('mysql://h/app?bad-name=1'), refused(/bad-name/));
     assert.throws(() => parseMysqlUrl('mysql://h:3306/app?socket=/x'), refused(/both a host and socket/));
   });
+  it('no error shows the password', () => {
+    const password = fc.string({
+      minLength: 4,
+      maxLength: 16,
+      unit: fc.constantFrom('s', '3', 'K', '!', '$', '-', '_', '.', '~'),
+    });
+    const bad = fc.constantFrom(
+      '?tls=maybe',
+      '?readTimeout=1s',
+      '?a=1&a=2',
+      '?bad-name=1',
+      '?timeout=soon',
+      '',
+    );
+    fc.assert(
+      fc.property(password, bad, (secret, query) => {
+        try {
+          parseMysqlUrl(`mysql://root:${encodeURIComponent(secret)}@h${query ? '/db' : '/'}${query}`);
+          assert.fail('accepted');
+        } catch (error) {
+          assert.ok(error instanceof ConfigError, String(error));
+          assert.ok(!error.message.includes(secret), error.message);
+        }
+      }),
+    );
+  });
+});
+
+describe('any text as a URL', () => {
+  it('is read or refused with a ConfigError, never another error', () => {
+    const unit = fc.constantFrom(
+      'p',
+      'o',
+      's',
+      't',
+      'g',
+      ':',
+      '/',
+      '@',
+      '?',
+      '&',
+      '=',
+      '#',
+      '%',
+      '[',
+      ']',
+      ',',
+      '1',
+      'ssl',
+      'mode',
+      'host',
+      'socket',
+      'tls',
+      ' ',
+    );
+    fc.assert(
+      fc.property(
+        fc.constantFrom('postgres://', 'mysql://', ''),
+        fc.string({ maxLength: 40, unit }),
+        (scheme, rest) => {
+          for (const parse of [(u: string) => parsePostgresUrl(u, {}, 'linux'), parseMysqlUrl]) {
+            try {
+              parse(scheme + rest);
+            } catch (error) {
+              assert.ok(error instanceof ConfigError, `${scheme + rest}: ${error}`);
+            }
+          }
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
 });

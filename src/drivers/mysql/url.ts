@@ -96,7 +96,17 @@ export function parseMysqlUrl(given: string): MysqlTarget {
     throw new ConfigError(`MySQL URL "${shown}" gives both tls= and ssl=: give one`);
   }
   const variables: Record<string, string> = {};
-  const known = new Set(['socket', 'tls', 'ssl', 'charset', 'collation', 'timeout', ...CLIENT_SIDE]);
+  const known = new Set([
+    'socket',
+    'tls',
+    'ssl',
+    'charset',
+    'collation',
+    'timeout',
+    'user',
+    'password',
+    ...CLIENT_SIDE,
+  ]);
   for (const [name, value] of params) {
     if (known.has(name)) continue;
     if (!VARIABLE.test(name)) {
@@ -111,8 +121,9 @@ export function parseMysqlUrl(given: string): MysqlTarget {
   return {
     ...(socketPath !== undefined ? { socketPath } : { host: url.host || 'localhost' }),
     ...(port !== undefined ? { port } : {}),
-    ...(url.user !== undefined ? { user: url.user } : {}),
-    ...(url.password !== undefined ? { password: url.password } : {}),
+    // mysql2's reading, which lockstep kept: user= and password= in the query too.
+    ...optional('user', params.get('user') ?? url.user),
+    ...optional('password', params.get('password') ?? url.password),
     database,
     tls: tlsOf(params.get('tls'), shown),
     ...(params.has('ssl') ? { ssl: sslOf(params.get('ssl') as string, shown) } : {}),
@@ -167,4 +178,8 @@ function goDuration(text: string, shown: string): number {
   return Math.round(
     parts.reduce((sum, [, n, unit]) => sum + Number(n) * (units[unit as string] as number), 0),
   );
+}
+
+function optional<K extends string>(key: K, value: string | undefined): { [P in K]?: string } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: string };
 }
