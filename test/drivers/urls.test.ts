@@ -310,7 +310,7 @@ describe('SQLite URLs as dbmate reads them', () => {
       await rejects(
         migrate({ url: `sqlite:${dir}/x.db?_foreign_keys=1`, dir: migrations }),
         ConfigError,
-        /_foreign_keys=1/,
+        /parameter _foreign_keys /,
       );
       assert.ok(!existsSync(path.join(dir, 'x.db')));
     } finally {

@@ -171,8 +171,8 @@ describe('sqlitePath', () => {
   }
 
   const rejected: readonly [string, RegExp][] = [
-    ['sqlite:app.db?_foreign_keys=1', /_foreign_keys=1/],
-    ['sqlite:app.db?mode=ro', /mode=ro/],
+    ['sqlite:app.db?_foreign_keys=1', /parameter _foreign_keys \(/],
+    ['sqlite:app.db?mode=ro', /mode \(but mode=rwc\)/],
     ['sqlite:///', /names no file/],
     ['sqlite::memory:', /names no file/],
     ['sqlite:', /names no file/],

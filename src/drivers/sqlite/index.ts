@@ -32,10 +32,11 @@ export function sqlitePath(url: string, cwd = process.cwd()): string {
   if (question !== -1) rest = rest.slice(0, question);
   const refused = [...new URLSearchParams(query)]
     .filter(([name, value]) => SAME_AS_LOCKSTEP[name] !== value)
-    .map(([name, value]) => `${name}=${value}`);
+    // Names only: a value may be a secret (SQLCipher's key).
+    .map(([name]) => (name === 'mode' ? 'mode (but mode=rwc)' : name));
   if (refused.length > 0) {
     throw new ConfigError(
-      `SQLite URL "${redactUrl(url)}": lockstep does not implement ${refused.join(', ')} (go-sqlite3 parameters): remove ${refused.length > 1 ? 'them' : 'it'}, and set PRAGMAs in a migration (transaction:false for journal_mode)`,
+      `SQLite URL "${redactUrl(url)}": lockstep does not implement the parameter${refused.length > 1 ? 's' : ''} ${refused.join(', ')} (go-sqlite3's): remove ${refused.length > 1 ? 'them' : 'it'}, and set PRAGMAs in a migration (transaction:false for journal_mode)`,
     );
   }
   // dbmate: `sqlite://dir/file` is the absolute `/dir/file`, and leading slashes collapse into one.
