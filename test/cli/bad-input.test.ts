@@ -295,7 +295,9 @@ for (const target of TARGETS) {
     for (const url of [
       'postgres://[bad',
       'mysql-nope://x',
-      'sqlite://host/path',
+      'sqlite:app.db?_foreign_keys=1', // a go-sqlite3 parameter lockstep does not implement
+      'postgres://h/x?sslmode=bogus',
+      'mysql://root@127.0.0.1:3306/x?tls=bogus',
       'postgres://postgres@127.0.0.1:notaport/x',
       'mysql://root@127.0.0.1:notaport/x',
       'mysql://root@127.0.0.1:3306/', // no database: it would hold the ledger

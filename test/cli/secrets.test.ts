@@ -88,8 +88,8 @@ const WITH_PASSWORD: Record<
     await db.query(`GRANT ALL ON \`${url.pathname.slice(1)}\`.* TO '${user}'@'%'`);
     return `mysql://${user}:${write(password)}@${url.host}${url.pathname}`;
   },
-  // SQLite has no user: the secret is a query parameter (SQLCipher-style), ignored by the driver.
-  sqlite: async (db, password, write) => `${db.url}?password=${write(password)}`,
+  // SQLite has no user, and lockstep refuses any query parameter (see below): no URL holds a secret.
+  sqlite: async (db) => db.url,
 };
 
 /** A migration whose error quotes the URL and the password, as the database (or module) raises it. */
@@ -153,7 +153,29 @@ async function serveBodies(
   }
 }
 
-for (const target of TARGETS) {
+describe('secrets never leave the process: a SQLite URL with a secret parameter', () => {
+  for (const { name, password, write } of SPELLINGS) {
+    it(`is refused (lockstep drops no parameter silently), the password ${name} hidden`, async () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'lockstep-secrets-'));
+      try {
+        const url = `sqlite:${dir}/app.db?password=${write(password)}`;
+        for (const json of [[], ['--json']]) {
+          const result = await runCli(['up', '--url', url, '--dir', dir, ...json], {
+            cwd: dir,
+            env: CLEAN_ENV,
+          });
+          assert.equal(result.code, 2, result.stderr);
+          assert.match(result.stdout + result.stderr, /password=\*\*\*/);
+          assertHidden('sqlite refusal', result.stdout + result.stderr, password);
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+});
+
+for (const target of TARGETS.filter((t) => t.kind !== 'sqlite')) {
   for (const { name, password, write } of SPELLINGS) {
     describe(`secrets never leave the process: ${target.kind}, the password ${name}`, () => {
       let db: TestDatabase;

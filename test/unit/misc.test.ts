@@ -161,13 +161,19 @@ describe('sqlitePath', () => {
     ['sqlite:///abs/caf%C3%A9.db', '/abs/café.db'],
     ['sqlite:app.db?mode=rwc', path.join(cwd, 'app.db')],
     ['sqlite:app.db#fragment', path.join(cwd, 'app.db')],
+    // dbmate's readings: two slashes and a "host" are an absolute path, extra slashes collapse.
+    ['sqlite://tmp/path.db', '/tmp/path.db'],
+    ['sqlite:////abs/path.db', '/abs/path.db'],
+    ['sqlite3:///abs/path.db', '/abs/path.db'],
   ];
   for (const [url, expected] of cases) {
     it(`${url} → ${expected}`, () => assert.equal(sqlitePath(url, cwd), expected));
   }
 
   const rejected: readonly [string, RegExp][] = [
-    ['sqlite://host/path.db', /three slashes/],
+    ['sqlite:app.db?_foreign_keys=1', /parameter _foreign_keys \(/],
+    ['sqlite:app.db?mode=ro', /mode \(but mode=rwc\)/],
+    ['sqlite:///', /names no file/],
     ['sqlite::memory:', /names no file/],
     ['sqlite:', /names no file/],
     ['sqlite:?mode=rwc', /names no file/],

@@ -11,55 +11,71 @@ import { applicationName, PostgresLink } from './link.js';
 import { PostgresLock } from './lock.js';
 import { PostgresLongRunning } from './long-running.js';
 import { PooledConnection, TransactionLock } from './pooled.js';
+import { tlsAttempts, tlsFailure } from './tls.js';
+import {
+  type PostgresTarget,
+  parsePostgresUrl,
+  runtimeOption,
+  searchPathSchemas,
+  type TlsPlan,
+} from './url.js';
 
 /** Ask the server to notice a vanished client within ~25 s (SPEC guarantee 9). */
 const KEEPALIVE_OPTIONS = '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3';
 
 export function createPostgresDriver(given: string, options: DriverOptions, caller?: CallerHandle): Database {
-  let parsed: URL;
-  try {
-    parsed = new URL(given);
-  } catch {
-    throw new ConfigError(
-      `malformed PostgreSQL URL "${redactUrl(given)}": expected postgres://user@host:port/database (password after the user, as user:password)`,
-    );
-  }
-  const pooler = declaredPooler(parsed, options.pooler);
+  // With the caller's client its own settings connect: of its URL only the address and pooler= count.
+  const target = parsePostgresUrl(
+    caller ? keepParameters(given, (pair) => pair.startsWith('pooler=')) : given,
+  );
+  const pooler = declaredPooler(target.pooler, options.pooler);
   // lockstep's own parameter: the server (or the pooler) must not see it.
-  const url = parsed.searchParams.has('pooler') ? withoutPoolerParameter(parsed) : given;
-  const [schema, table] = options.table.includes('.')
-    ? (options.table.split('.') as [string, string])
-    : ['public', options.table];
+  const url =
+    target.pooler !== undefined ? keepParameters(given, (pair) => !pair.startsWith('pooler=')) : given;
+  const shown = redactUrl(url);
+  const [schema, table] = ledgerName(options.table, target.searchPath, shown);
+  const startup = startupOptions(target, pooler, shown);
   const lockKey = createHash('sha256').update(`${schema}.${table}`).digest().readInt32BE(0) & 0x7fffffff;
   const dialect = postgresDialect(schema, table, options.table);
   const lendCaller = caller && callerConnections(caller.client, caller.pool, pooler !== 'transaction');
+  // Through a pooler no startup parameter carries search_path: lockstep's lock sets it (postgres/lock.ts, pooled.ts).
+  const sessionSearchPath = pooler === 'none' ? undefined : target.searchPath;
   return {
     dialect,
-    target: `${redactUrl(url)} (ledger ${schema}.${table}${pooler === 'none' ? '' : `, through a ${pooler}-mode pooler`})`,
+    target: `${shown} (ledger ${schema}.${table}${pooler === 'none' ? '' : `, through a ${pooler}-mode pooler`})`,
     async connect() {
       const { default: pgModule } = await import('pg');
       const open = async (settings: pg.ClientConfig) => {
         const client = new pgModule.Client({
+          connectionTimeoutMillis: 10_000,
           ...settings,
           application_name: applicationName(options.runnerId),
           keepAlive: true,
           keepAliveInitialDelayMillis: 10_000,
-          connectionTimeoutMillis: 10_000,
           // A pooler keeps its own keepalives, and may refuse the startup parameter.
-          ...(pooler === 'none' ? { options: KEEPALIVE_OPTIONS } : {}),
+          options: [pooler === 'none' ? KEEPALIVE_OPTIONS : '', settings.options ?? '']
+            .filter(Boolean)
+            .join(' '),
         });
         try {
           await client.connect();
         } catch (error) {
           await client.end().catch(() => {});
-          throw new ConnectionError(`cannot connect to ${redactUrl(url)}: ${connectFailure(error as Error)}`);
+          throw error;
         }
         return client;
       };
+      // A TLS file that cannot be read is the URL's fault, not the server's.
+      const failed = (error: unknown) =>
+        error instanceof ConfigError
+          ? error
+          : new ConnectionError(`cannot connect to ${shown}: ${connectFailure(error as Error, target.tls)}`);
       const lease = lendCaller
-        ? await lendCaller(open)
-        : ownConnection(await open({ connectionString: url }));
-      const link = new PostgresLink(lease.connection, options);
+        ? await lendCaller((settings) => open(settings).catch((error) => Promise.reject(failed(error))))
+        : ownConnection(
+            await connectOwn(target, startup, open).catch((error) => Promise.reject(failed(error))),
+          );
+      const link = new PostgresLink(lease.connection, options, sessionSearchPath);
       const longRunning = new PostgresLongRunning(link);
       if (pooler === 'transaction') {
         const lock = new TransactionLock(link, lockKey);
@@ -87,25 +103,103 @@ export function createPostgresDriver(given: string, options: DriverOptions, call
   };
 }
 
-function withoutPoolerParameter(url: URL): string {
-  url.searchParams.delete('pooler');
-  return url.href;
+/** The URL as written, with only the parameters `keep` accepts (`name=value` as written). */
+function keepParameters(given: string, keep: (pair: string) => boolean): string {
+  const hash = given.indexOf('#');
+  const head = hash === -1 ? given : given.slice(0, hash);
+  const question = head.indexOf('?');
+  if (question === -1) return given;
+  const kept = head
+    .slice(question + 1)
+    .split('&')
+    .filter(keep);
+  return `${head.slice(0, question)}${kept.length > 0 ? `?${kept.join('&')}` : ''}${hash === -1 ? '' : given.slice(hash)}`;
 }
 
 /** The pooler mode: the option, else the URL's `pooler=` parameter; both given must agree. */
-function declaredPooler(url: URL, option: PoolerMode | undefined): PoolerMode {
-  const written = url.searchParams.get('pooler');
+function declaredPooler(written: string | undefined, option: PoolerMode | undefined): PoolerMode {
   const inUrl =
-    written === null ? undefined : poolerMode(written, `the URL's pooler=${written} is not a pooler mode`);
+    written === undefined
+      ? undefined
+      : poolerMode(written, `the URL's pooler=${written} is not a pooler mode`);
   if (inUrl !== undefined && option !== undefined && inUrl !== option) {
     throw new ConfigError(`the URL says pooler=${inUrl} but the pooler option says ${option}: give one`);
   }
   return option ?? inUrl ?? 'none';
 }
 
+/**
+ * The ledger's schema and table: `--table schema.table` as given; an unqualified table lives in
+ * the first schema of the URL's search_path (as under dbmate), else in public.
+ */
+function ledgerName(table: string, searchPath: string | undefined, shown: string): [string, string] {
+  if (table.includes('.')) return table.split('.') as [string, string];
+  const first = searchPath === undefined ? undefined : searchPathSchemas(searchPath)[0];
+  if (first === '$user') {
+    throw new ConfigError(
+      `PostgreSQL URL "${shown}": search_path starts with $user, which names no one schema for the ledger: qualify it (--table <schema>.${table})`,
+    );
+  }
+  return [first ?? 'public', table];
+}
+
+/**
+ * The URL's server settings, sent at startup (as lib/pq sends them) so they are the session's
+ * defaults: RESET ALL and lockstep's own session handling keep them. Through a pooler no startup
+ * parameter but the pooler's own reaches the server: search_path is set by lockstep's statements
+ * instead, any other setting is refused.
+ */
+function startupOptions(target: PostgresTarget, pooler: PoolerMode, shown: string): string | undefined {
+  const names = Object.keys(target.runtime);
+  if (pooler !== 'none') {
+    if (names.length > 0) {
+      throw new ConfigError(
+        `PostgreSQL URL "${shown}": ${names.join(', ')} cannot reach the server through a ${pooler}-mode pooler ` +
+          '(it passes no startup settings): set it on the role (ALTER ROLE … SET) or in the migrations',
+      );
+    }
+    return target.options;
+  }
+  const settings = Object.entries({
+    ...target.runtime,
+    ...(target.searchPath !== undefined ? { search_path: target.searchPath } : {}),
+  }).map(([name, value]) => runtimeOption(name, value));
+  const all = [...settings, ...(target.options ? [target.options] : [])];
+  return all.length > 0 ? all.join(' ') : undefined;
+}
+
+/**
+ * lockstep's own connection to the URL's server, with sslmode's meaning: `prefer` falls back to
+ * plaintext when the server refuses TLS, `allow` to TLS when it refuses plaintext.
+ */
+async function connectOwn(
+  target: PostgresTarget,
+  startup: string | undefined,
+  open: (settings: pg.ClientConfig) => Promise<pg.Client>,
+): Promise<pg.Client> {
+  const base: pg.ClientConfig = {
+    host: target.host,
+    port: target.port,
+    ...(target.user !== undefined ? { user: target.user } : {}),
+    ...(target.password !== undefined ? { password: target.password } : {}),
+    ...(target.database !== undefined ? { database: target.database } : {}),
+    ...(target.connectTimeoutMs !== undefined ? { connectionTimeoutMillis: target.connectTimeoutMs } : {}),
+    ...(target.clientEncoding !== undefined ? { client_encoding: target.clientEncoding } : {}),
+    ...(startup !== undefined ? { options: startup } : {}),
+  };
+  const attempts = target.tls ? tlsAttempts(target.tls) : { first: false as const };
+  try {
+    return await open({ ...base, ssl: attempts.first });
+  } catch (error) {
+    if (!attempts.fallback?.retryOn(error as Error)) throw error;
+    return open({ ...base, ssl: attempts.fallback.attempt });
+  }
+}
+
 /** A pooler that refuses lockstep's keepalive settings says so at connect: say what to do. */
-function connectFailure(error: Error): string {
-  if (!/unsupported startup parameter/i.test(error.message)) return error.message;
+function connectFailure(error: Error, tls: TlsPlan | undefined): string {
+  if (!/unsupported startup parameter/i.test(error.message))
+    return tls ? tlsFailure(tls, error) : error.message;
   return (
     `${error.message} (a connection pooler such as PgBouncer is in between: add pooler=transaction to the URL ` +
     'for a transaction-mode pooler, pooler=session for a session-mode one; lockstep then sends no such parameter)'

@@ -8,12 +8,18 @@ import type { DriverOptions, QueryResult } from '../driver.js';
 export class PostgresLink {
   readonly client: pg.Client;
   readonly options: DriverOptions;
+  /**
+   * The URL's search_path where no startup parameter carries it (through a pooler): the lock sets
+   * it with lockstep's own holder settings, after each reset of the session too.
+   */
+  readonly searchPath: string | undefined;
   /** The error the client reported when the server dropped it. */
   lost: Error | undefined;
 
-  constructor(client: pg.Client, options: DriverOptions) {
+  constructor(client: pg.Client, options: DriverOptions, searchPath?: string) {
     this.client = client;
     this.options = options;
+    this.searchPath = searchPath;
     // Without a listener, a terminated backend would crash the process with an unhandled 'error'.
     client.on('error', (error) => {
       this.lost = error;

@@ -10,9 +10,13 @@ const OUR_LOCK =
   "locktype = 'advisory' AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 2";
 /** How often a waiter re-tries when no NOTIFY came (the holder died, or its notification was lost). */
 const FALLBACK_POLL_MS = 500;
-/** Names the lock holder in pg_stat_activity and sets the client check (parameters: name, interval). */
+/**
+ * Names the lock holder in pg_stat_activity, sets the client check and (through a session-mode
+ * pooler) the URL's search_path (parameters: name, interval, search path or null).
+ */
 const NAME_HOLDER = `set_config('application_name', $1, false) AS name,
-       (SELECT set_config(name, $2, false) FROM pg_settings WHERE name = 'client_connection_check_interval') AS checks`;
+       (SELECT set_config(name, $2, false) FROM pg_settings WHERE name = 'client_connection_check_interval') AS checks,
+       CASE WHEN $3::text IS NOT NULL THEN set_config('search_path', $3::text, false) END AS search_path`;
 
 /** A session advisory lock on the work connection: it lives and dies with the work (SPEC guarantee 3). */
 export class PostgresLock implements MigrationLock {
@@ -88,7 +92,7 @@ export class PostgresLock implements MigrationLock {
     const result = await this.#link.query(
       `SELECT EXISTS (
          SELECT 1 FROM pg_locks WHERE ${OUR_LOCK} AND granted AND pid = pg_backend_pid()
-       ) AS held, ${NAME_HOLDER.replaceAll('$1', '$3').replaceAll('$2', '$4')}`,
+       ) AS held, ${NAME_HOLDER.replaceAll('$3', '$5').replaceAll('$2', '$4').replaceAll('$1', '$3')}`,
       [LOCK_NAMESPACE, this.#lockKey, ...this.#holderSettings()],
     );
     if (!result.rows[0]?.held) {
@@ -110,8 +114,12 @@ export class PostgresLock implements MigrationLock {
     if (this.#held) await this.#link.query(`SELECT ${NAME_HOLDER}`, this.#holderSettings());
   }
 
-  #holderSettings(): string[] {
-    return [applicationName(this.#link.options.runnerId, this.#since), CONNECTION_CHECK_INTERVAL];
+  #holderSettings(): (string | null)[] {
+    return [
+      applicationName(this.#link.options.runnerId, this.#since),
+      CONNECTION_CHECK_INTERVAL,
+      this.#link.searchPath ?? null,
+    ];
   }
 
   async waitForLock(maxMs: number): Promise<boolean> {

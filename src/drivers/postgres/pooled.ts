@@ -113,9 +113,15 @@ export class TransactionLock implements MigrationLock {
 
   #holderSettings(): string {
     const name = postgresLiteral(applicationName(this.#link.options.runnerId, this.#since));
+    const searchPath = this.#link.searchPath;
+    // The URL's search_path, local to the transaction: never a session SET another client would get.
+    const path =
+      searchPath === undefined
+        ? ''
+        : `, set_config('search_path', ${postgresLiteral(searchPath)}, true) AS search_path`;
     return `set_config('application_name', ${name}, true) AS name,
        (SELECT set_config(name, '${CONNECTION_CHECK_INTERVAL}', true) FROM pg_settings
-         WHERE name = 'client_connection_check_interval') AS checks`;
+         WHERE name = 'client_connection_check_interval') AS checks${path}`;
   }
 
   /** Polls, with a growing pause: a pooler passes no notifications. Holds nothing between tries. */

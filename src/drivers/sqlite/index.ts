@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, ConnectionError } from '../../errors.js';
+import { redactUrl } from '../../util/secrets.js';
 import type { CallerHandle } from '../caller.js';
 import type { Database, DriverOptions } from '../driver.js';
 import { callerConnections, ownConnection } from './client.js';
@@ -12,27 +13,43 @@ import { SqliteLongRunning } from './long-running.js';
 /** Busy timeout for the target database, where the application's own connections may write. */
 const BUSY_TIMEOUT_MS = 5_000;
 
-/** `sqlite:relative/path.db`, `sqlite:///absolute/path.db` → a file path. */
+/**
+ * go-sqlite3 parameters (dbmate passes the query to it) that ask for what lockstep does anyway:
+ * `mode=rwc` (read, write, create: how better-sqlite3 opens a file).
+ */
+const SAME_AS_LOCKSTEP: Readonly<Record<string, string>> = { mode: 'rwc' };
+
+/**
+ * The file a SQLite URL names, read as dbmate reads it: `sqlite:relative/path.db`,
+ * `sqlite:/absolute/path.db`, `sqlite:///absolute/path.db`, `sqlite://dir/path.db` (dbmate: the
+ * absolute `/dir/path.db`); `sqlite3:` the same. A query parameter is refused by name (but
+ * `mode=rwc`, what lockstep does anyway): lockstep drops no setting silently.
+ */
 export function sqlitePath(url: string, cwd = process.cwd()): string {
-  let rest = url.replace(/^sqlite3?:/i, '');
-  if (rest.startsWith('//')) {
-    rest = rest.slice(2);
-    if (!rest.startsWith('/')) {
-      throw new ConfigError(
-        `malformed SQLite URL "${url}": use sqlite:relative/path.db or sqlite:///absolute/path.db (three slashes)`,
-      );
-    }
-  }
-  rest = rest.replace(/[?#].*$/, '');
-  if (rest === '' || rest === ':memory:') {
+  let rest = url.replace(/^sqlite3?:/i, '').replace(/#.*$/, '');
+  const question = rest.indexOf('?');
+  const query = question === -1 ? '' : rest.slice(question + 1);
+  if (question !== -1) rest = rest.slice(0, question);
+  const refused = [...new URLSearchParams(query)]
+    .filter(([name, value]) => SAME_AS_LOCKSTEP[name] !== value)
+    // Names only: a value may be a secret (SQLCipher's key).
+    .map(([name]) => (name === 'mode' ? 'mode (but mode=rwc)' : name));
+  if (refused.length > 0) {
     throw new ConfigError(
-      `SQLite URL "${url}" names no file: migrations need a database file other processes can open`,
+      `SQLite URL "${redactUrl(url)}": lockstep does not implement the parameter${refused.length > 1 ? 's' : ''} ${refused.join(', ')} (go-sqlite3's): remove ${refused.length > 1 ? 'them' : 'it'}, and set PRAGMAs in a migration (transaction:false for journal_mode)`,
+    );
+  }
+  // dbmate: `sqlite://dir/file` is the absolute `/dir/file`, and leading slashes collapse into one.
+  if (rest.startsWith('//')) rest = `/${rest.replace(/^\/+/, '')}`;
+  if (rest === '' || rest === '/' || rest === ':memory:') {
+    throw new ConfigError(
+      `SQLite URL "${redactUrl(url)}" names no file: migrations need a database file other processes can open`,
     );
   }
   try {
     rest = decodeURIComponent(rest);
   } catch {
-    throw new ConfigError(`malformed SQLite URL "${url}": bad %-escape`);
+    throw new ConfigError(`malformed SQLite URL "${redactUrl(url)}": bad %-escape`);
   }
   return path.resolve(cwd, rest);
 }
