@@ -40,6 +40,19 @@ export const OPTIONS = {
   worker: { type: 'boolean' },
   'allow-host': { type: 'string', multiple: true },
   'allow-any-host': { type: 'boolean' },
+  // dbmate's options (see DBMATE below); -v is --verbose after up, migrate and rollback.
+  'migrations-dir': { type: 'string', multiple: true },
+  'migrations-table': { type: 'string' },
+  env: { type: 'string', short: 'e' },
+  'env-file': { type: 'string', multiple: true },
+  driver: { type: 'string' },
+  'schema-file': { type: 'string', short: 's' },
+  'no-dump-schema': { type: 'boolean' },
+  'wait-timeout': { type: 'string' },
+  'wait-interval': { type: 'string' },
+  strict: { type: 'boolean' },
+  verbose: { type: 'boolean' },
+  'exit-code': { type: 'boolean' },
   json: { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
@@ -68,14 +81,57 @@ const RUN = [
   'cancel-orphans',
 ] as const;
 const ASYNC = [...WHERE, ...OUTPUT] as const;
+/**
+ * dbmate's global options, taken by every command of the core (dbmate's and lockstep's), so a
+ * dbmate command line runs unchanged. --wait: wait for the database before the command.
+ */
+const DBMATE = [
+  'migrations-dir',
+  'migrations-table',
+  'env',
+  'env-file',
+  'driver',
+  'schema-file',
+  'no-dump-schema',
+  'wait',
+  'wait-timeout',
+  'wait-interval',
+] as const;
+
+const UP = [
+  ...WHERE,
+  'direct-url',
+  ...RUN,
+  'allow-out-of-order',
+  'allow-changed',
+  'allow-missing',
+  'strict',
+  'verbose',
+  ...OUTPUT,
+] as const;
 
 /** The options each command takes; any other is an error that names the commands taking it. */
 export const COMMAND_OPTIONS: Readonly<Record<string, readonly OptionName[]>> = {
-  up: [...WHERE, 'direct-url', ...RUN, 'allow-out-of-order', 'allow-changed', 'allow-missing', ...OUTPUT],
-  down: [...WHERE, 'direct-url', ...RUN, 'steps', ...OUTPUT],
-  status: [...WHERE, ...OUTPUT],
-  resolve: [...WHERE, 'lock-timeout', 'cancel-orphans', 'applied', 'rolled-back', 'force', ...OUTPUT],
-  new: [...WHERE, 'ts', ...OUTPUT],
+  up: [...UP, ...DBMATE],
+  migrate: [...UP, ...DBMATE],
+  down: [...WHERE, 'direct-url', ...RUN, 'steps', 'verbose', ...OUTPUT, ...DBMATE],
+  status: [...WHERE, 'exit-code', ...OUTPUT, ...DBMATE],
+  resolve: [
+    ...WHERE,
+    'lock-timeout',
+    'cancel-orphans',
+    'applied',
+    'rolled-back',
+    'force',
+    ...OUTPUT,
+    ...DBMATE,
+  ],
+  new: [...WHERE, 'ts', ...OUTPUT, ...DBMATE],
+  create: [...WHERE, ...OUTPUT, ...DBMATE],
+  drop: [...WHERE, ...OUTPUT, ...DBMATE],
+  wait: [...WHERE, ...OUTPUT, ...DBMATE],
+  dump: [...WHERE, ...OUTPUT, ...DBMATE],
+  load: [...WHERE, ...OUTPUT, ...DBMATE],
   'async list': ASYNC,
   'async status': ASYNC,
   // --cancel-orphans: whoever executes a run (a worker, or --wait here) may take over a dead one.
@@ -88,12 +144,49 @@ export const COMMAND_OPTIONS: Readonly<Record<string, readonly OptionName[]>> = 
   serve: [...WHERE, 'host', 'port', 'token', 'worker', 'allow-host', 'allow-any-host', 'quiet', 'help'],
 };
 
-export const CORE_COMMANDS = ['up', 'down', 'status', 'new', 'resolve'] as const;
+export const CORE_COMMANDS = [
+  'up',
+  'migrate',
+  'down',
+  'status',
+  'new',
+  'resolve',
+  'create',
+  'drop',
+  'wait',
+  'dump',
+  'load',
+] as const;
+/** dbmate's other names of commands. */
+export const ALIASES: Readonly<Record<string, (typeof CORE_COMMANDS)[number]>> = {
+  n: 'new',
+  rollback: 'down',
+};
+/** Commands only dbmate has: one of them says that dbmate's conventions are in use. */
+export const DBMATE_COMMANDS: readonly string[] = [
+  'migrate',
+  'rollback',
+  'n',
+  'create',
+  'drop',
+  'wait',
+  'dump',
+  'load',
+];
+/** The commands where -v means --verbose, as in dbmate (anywhere else it is --version). */
+const VERBOSE_COMMANDS = ['up', 'migrate', 'down', 'rollback'];
 export const ASYNC_COMMANDS = ['list', 'status', 'trigger', 'stop', 'resume', 'rollback', 'worker', 'new'];
 
 export type CommandLine =
   /** `command` is `up`, `async list`, `serve`, ...; `async` alone when no subcommand was given. */
-  | { readonly kind: 'run'; readonly command: string; readonly args: string[]; readonly values: Values }
+  | {
+      readonly kind: 'run';
+      readonly command: string;
+      readonly args: string[];
+      readonly values: Values;
+      /** The command as typed: dbmate's `rollback` or `n` for `down` or `new`. */
+      readonly typed: string;
+    }
   /** --help anywhere: the help of `command` (`''`: lockstep's own). */
   | { readonly kind: 'help'; readonly command: string }
   | { readonly kind: 'version' };
@@ -103,16 +196,27 @@ export type CommandLine =
  * option the command does not take, a single-valued option given twice, and --version with
  * anything else are ConfigErrors (exit 2) that say what was meant. Pure.
  */
-export function parseCommandLine(argv: readonly string[]): CommandLine {
+export function parseCommandLine(argvIn: readonly string[]): CommandLine {
   // A lenient pass finds the command; the strict pass below checks the values.
-  const { tokens } = parseArgs({
-    args: [...argv],
-    options: OPTIONS,
-    allowPositionals: true,
-    strict: false,
-    tokens: true,
-  });
-  const words = tokens.flatMap((t) => (t.kind === 'positional' ? [t.value] : []));
+  const lenient = (args: readonly string[]) =>
+    parseArgs({ args: [...args], options: OPTIONS, allowPositionals: true, strict: false, tokens: true })
+      .tokens;
+  let argv = argvIn;
+  let tokens = lenient(argv);
+  const positionals = () => tokens.flatMap((t) => (t.kind === 'positional' ? [t.value] : []));
+  if (VERBOSE_COMMANDS.includes(positionals()[0] ?? '') && argv.includes('-v')) {
+    // dbmate's `up -v` is --verbose; -v alone stays --version.
+    argv = argv.map((a) => (a === '-v' ? '--verbose' : a));
+    tokens = lenient(argv);
+  }
+  let words = positionals();
+  const typed = words[0] ?? 'up';
+  if (typed === 'help' || typed === 'h') {
+    // dbmate's `help [command]`.
+    return { kind: 'help', command: ALIASES[words[1] ?? ''] ?? words[1] ?? '' };
+  }
+  const alias = ALIASES[typed];
+  if (alias) words = [alias, ...words.slice(1)];
   const { command, args } = commandOf(words);
   const given = tokens.flatMap((t) => (t.kind === 'option' ? [t] : []));
   if (given.some((t) => t.name === 'help')) return { kind: 'help', command: words.length > 0 ? command : '' };
@@ -138,7 +242,7 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
   } catch (error) {
     throw new ConfigError(`${(error as Error).message}\nRun \`${helpFor(command)}\` for usage.`);
   }
-  if (command === 'async') return { kind: 'run', command, args, values };
+  if (command === 'async') return { kind: 'run', command, args, values, typed };
   const takes = COMMAND_OPTIONS[command];
   if (!takes) throw unknownCommand(command);
   for (const option of given) {
@@ -150,6 +254,12 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     const times = given.filter((t) => t.name === name);
     if (spec.type === 'string' && !spec.multiple && times.length > 1) {
       // A URL or a token is never echoed: it may hold a secret.
+      if (name === 'dir') {
+        throw new ConfigError(
+          `--dir (-d) given ${times.length} times: lockstep reads the migrations of one directory; ` +
+            'put them in one (dbmate sorts several by file name, which one directory does too)',
+        );
+      }
       const secret = name === 'url' || name === 'token';
       const shown = secret ? '' : ` (${times.map((t) => JSON.stringify(t.value ?? '')).join(', then ')})`;
       throw new ConfigError(
@@ -157,7 +267,7 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
       );
     }
   }
-  return { kind: 'run', command, args, values };
+  return { kind: 'run', command, args, values, typed };
 }
 
 function commandOf(words: readonly string[]): { command: string; args: string[] } {
@@ -182,7 +292,8 @@ function unknownCommand(command: string): ConfigError {
         `unknown command "${command}". Commands: ${ASYNC_COMMANDS.join(', ')}. See lockstep async --help.`,
       )
     : new ConfigError(
-        `unknown command "${command}". Commands: ${CORE_COMMANDS.join(', ')}, async, serve. See --help.`,
+        `unknown command "${command}". Commands: ${CORE_COMMANDS.join(', ')}, async, serve ` +
+          `(and dbmate's ${Object.keys(ALIASES).join(', ')}, help). See --help.`,
       );
 }
 

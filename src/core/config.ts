@@ -58,6 +58,8 @@ export interface LockstepOptions extends HistoryPolicy {
   readonly dir?: string | undefined;
   /** Ledger table; `schema.table` on Postgres. Default is `lockstep_migrations` (Postgres: in `public`). */
   readonly table?: string | undefined;
+  /** dbmate's ledger table to adopt and keep updated; default schema_migrations. */
+  readonly dbmateTable?: string | undefined;
   /** How long to wait for another runner's lock, in ms or as `15m`/`30s`. Default is 15 minutes. */
   readonly lockTimeout?: number | string | undefined;
   /** Postgres `lock_timeout` for migration statements, in ms or as `5s`; null turns it off. Default is 5s. */
