@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { type LockstepOptions, poolerOption } from '../core/config.js';
 import { compareVersions } from '../core/migration.js';
-import type { StatusResult } from '../core/runner.js';
+import type { StatusResult, UpResult } from '../core/runner.js';
 import {
   DEFAULT_ASYNC_TABLE,
   DEFAULT_DDL_LOCK_RETRIES,
@@ -270,11 +270,22 @@ async function main(argv: string[]): Promise<number> {
       case 'up':
       case 'migrate': {
         expectArgs(command, args, 0);
-        if (command === 'up') await createIfMissing(url());
         warnSchemaFile(dbmate);
-        const m = migrator();
-        if (dbmate.conventions) await warnHistory(m, dbmate);
-        return report(await untilFinished(m.up()), formatUp, json, print);
+        const run = async () => {
+          const m = migrator();
+          if (dbmate.conventions) await warnHistory(m, dbmate);
+          return untilFinished(m.up());
+        };
+        let result: UpResult;
+        try {
+          result = await run();
+        } catch (error) {
+          // dbmate's up creates a missing database: asked only when it could not be reached.
+          if (command !== 'up' || !(error instanceof ConnectionError) || !(await createIfMissing(url())))
+            throw error;
+          result = await run();
+        }
+        return report(result, formatUp, json, print);
       }
       case 'down':
         expectArgs(command, args, 0);
@@ -360,18 +371,24 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** dbmate's up: create the database when it is missing (skipped when that cannot be told, as dbmate). */
-async function createIfMissing(url: string | undefined): Promise<void> {
+/**
+ * dbmate's up: creates the database when it is missing; whether to try again (it exists now). Skipped (false) when that
+ * cannot be told (no access to the server's list of databases; ClickHouse), as dbmate skips it.
+ */
+async function createIfMissing(url: string | undefined): Promise<boolean> {
   let target: DatabaseAdmin;
   try {
     target = await openAdmin(urlInUse(url), 'up');
   } catch {
-    return; // ClickHouse, or a URL the driver then refuses with its own message.
+    return false;
   }
   const exists = await target.exists().catch(() => undefined);
-  if (exists !== false) return;
+  if (exists === undefined) return false;
+  // It exists now: another runner created it since (try again); else create it.
+  if (exists) return true;
   writeStderr(`creating database ${target.name}\n`);
   await target.create({ ifMissing: true });
+  return true;
 }
 
 /** dbmate's wait: try, then once an interval until the timeout; the time waited. */

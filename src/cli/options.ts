@@ -229,10 +229,10 @@ export function parseCommandLine(argvIn: readonly string[]): CommandLine {
   if (version) {
     if (argv.length === 1) return { kind: 'version' };
     throw new ConfigError(
-      `${version.rawName === '-v' ? '-v is not verbose: -v is --version, and ' : ''}--version takes no ` +
-        'command and no other option: `lockstep --version` prints the version. There is no verbose ' +
-        'flag: progress already goes to stderr (--quiet keeps only errors), and --json prints the ' +
-        'result as JSON.',
+      `${version.rawName === '-v' ? '-v is not verbose here: -v is --version (but after up, migrate and down, as in dbmate), and ' : ''}` +
+        '--version takes no command and no other option: `lockstep --version` prints the version. ' +
+        'Progress already goes to stderr (--quiet keeps only errors); --verbose (up, migrate, down) ' +
+        'adds each statement, and --json prints the result as JSON.',
     );
   }
 
