@@ -70,6 +70,10 @@ export function dbmateSettings(typed: string, values: Values): DbmateSettings {
   if (urlVariable.trim() === '')
     throw new ConfigError('--env is empty: name the variable that holds the URL');
   const url = values.url !== undefined && values.url !== '' ? values.url : envVar(urlVariable) || undefined;
+  if (values.url !== undefined && url === undefined) {
+    // `--url "$UNSET"`: dbmate falls back to the variable; with none, never to a default database.
+    throw new ConfigError(`--url is empty and ${urlVariable} is not set: pass a database URL`);
+  }
   if (values.url === undefined && values.env !== undefined && url === undefined) {
     throw new ConfigError(
       `--env ${urlVariable}: the variable ${urlVariable} is not set (nor in the env files)`,

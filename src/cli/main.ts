@@ -75,8 +75,9 @@ const COMMAND_HELP: Record<(typeof CORE_COMMANDS)[number], string> = {
 /** Each option's entry in the help, in the order shown. */
 const OPTION_HELP: Partial<Record<OptionName, string>> = {
   url: `  -u, --url <url>            Database URL. Default: $DATABASE_URL (also read from ./.env),
-                             else ${DEFAULT_URL}. Schemes: postgres://, postgresql://,
-                             mysql://, mariadb://, clickhouse://user:password@host:8123/db
+                             else ${DEFAULT_URL} (none with dbmate's conventions).
+                             Schemes: postgres://, postgresql://, mysql://, mariadb://,
+                             clickhouse://user:password@host:8123/db
                              (with --coordinator-url), sqlite:relative/path.db, sqlite:///absolute/path.db`,
   'coordinator-url': `      --coordinator-url <url>
                              ClickHouse only: the PostgreSQL (or SQLite) database that holds the
@@ -127,6 +128,7 @@ const OPTION_HELP: Partial<Record<OptionName, string>> = {
   'wait-timeout': `      --wait-timeout <dur>   How long --wait and \`wait\` wait: a Go duration, e.g. 30s, 1m30s
                              ($DBMATE_WAIT_TIMEOUT). Default: 1m`,
   'wait-interval': `      --wait-interval <dur>  Between two tries ($DBMATE_WAIT_INTERVAL). Default: 1s`,
+  'schema-file': `  -s, --schema-file <file>   dbmate's schema file: refused for now (lockstep dumps no schema yet)`,
   'no-dump-schema': `      --no-dump-schema       Accepted: lockstep writes no schema file ($DBMATE_NO_DUMP_SCHEMA)`,
   driver: `      --driver <name>        Accepted when it agrees with the URL's scheme ($DBMATE_DRIVER)`,
   'allow-changed': `      --allow-changed        Accept applied migrations whose file changed since`,
@@ -200,9 +202,9 @@ const IGNORED: Record<(typeof CORE_COMMANDS)[number], readonly OptionName[]> = {
   status: ['async-dir', 'async-table'],
   resolve: ['async-dir', 'async-table'],
   new: ['url', 'table', 'async-dir', 'async-table'],
-  create: ['dir', 'table', 'async-dir', 'async-table'],
-  drop: ['dir', 'table', 'async-dir', 'async-table'],
-  wait: ['dir', 'table', 'async-dir', 'async-table'],
+  create: ['dir', 'table', 'migrations-table', 'async-dir', 'async-table'],
+  drop: ['dir', 'table', 'migrations-table', 'async-dir', 'async-table'],
+  wait: ['dir', 'table', 'migrations-table', 'async-dir', 'async-table'],
   dump: [],
   load: [],
 };
@@ -376,6 +378,8 @@ async function main(argv: string[]): Promise<number> {
  * cannot be told (no access to the server's list of databases; ClickHouse), as dbmate skips it.
  */
 async function createIfMissing(url: string | undefined): Promise<boolean> {
+  // A SQLite file is created by connecting: one that could not be opened cannot be made here.
+  if (/^sqlite3?:/i.test(urlInUse(url))) return false;
   let target: DatabaseAdmin;
   try {
     target = await openAdmin(urlInUse(url), 'up');

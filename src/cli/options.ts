@@ -204,9 +204,10 @@ export function parseCommandLine(argvIn: readonly string[]): CommandLine {
   let argv = argvIn;
   let tokens = lenient(argv);
   const positionals = () => tokens.flatMap((t) => (t.kind === 'positional' ? [t.value] : []));
-  if (VERBOSE_COMMANDS.includes(positionals()[0] ?? '') && argv.includes('-v')) {
-    // dbmate's `up -v` is --verbose; -v alone stays --version.
-    argv = argv.map((a) => (a === '-v' ? '--verbose' : a));
+  const first = tokens.find((t) => t.kind === 'positional');
+  if (first?.kind === 'positional' && VERBOSE_COMMANDS.includes(first.value)) {
+    // dbmate's `up -v` is --verbose; before the command (`-v up`), -v stays --version.
+    argv = argv.map((a, i) => (a === '-v' && i > first.index ? '--verbose' : a));
     tokens = lenient(argv);
   }
   let words = positionals();
@@ -254,14 +255,14 @@ export function parseCommandLine(argvIn: readonly string[]): CommandLine {
     const times = given.filter((t) => t.name === name);
     if (spec.type === 'string' && !spec.multiple && times.length > 1) {
       // A URL or a token is never echoed: it may hold a secret.
-      if (name === 'dir') {
-        throw new ConfigError(
-          `--dir (-d) given ${times.length} times: lockstep reads the migrations of one directory; ` +
-            'put them in one (dbmate sorts several by file name, which one directory does too)',
-        );
-      }
       const secret = name === 'url' || name === 'token';
       const shown = secret ? '' : ` (${times.map((t) => JSON.stringify(t.value ?? '')).join(', then ')})`;
+      if (name === 'dir') {
+        throw new ConfigError(
+          `--dir (-d) given ${times.length === 2 ? 'twice' : `${times.length} times`}${shown}: lockstep reads ` +
+            'the migrations of one directory; put them in one (dbmate runs several in file-name order, as one directory does)',
+        );
+      }
       throw new ConfigError(
         `--${name} given ${times.length === 2 ? 'twice' : `${times.length} times`}${shown}: give it once`,
       );
