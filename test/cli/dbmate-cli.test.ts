@@ -380,3 +380,28 @@ describe('dbmate CLI: wait', () => {
     });
   }
 });
+
+describe('dbmate CLI: no password in any output', () => {
+  it('create, drop, wait and up that fail never print the password, in text or --json', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lockstep-dbmate-'));
+    mkdirSync(path.join(dir, 'db/migrations'), { recursive: true });
+    const secret = 'Zq8SecretPw';
+    for (const url of [
+      `postgres://postgres:${secret}@127.0.0.1:1/x`,
+      `mysql://root:${secret}@127.0.0.1:3306/x`, // the server refuses the password
+      `mysql://root:${secret}@127.0.0.1:1/x`,
+    ]) {
+      for (const command of ['create', 'drop', 'wait', 'up']) {
+        for (const json of [[], ['--json']]) {
+          const r = await lockstep(
+            ['--wait-timeout', '1s', '--wait-interval', '200ms', '--url', url, command, ...json],
+            dir,
+          );
+          assert.notEqual(r.code, 0, show(r));
+          assert.ok(!`${r.stdout}${r.stderr}`.includes(secret), `${command} ${url}\n${show(r)}`);
+        }
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
