@@ -505,3 +505,24 @@ export class LedgerConflictError extends LockstepError {
     return new LedgerConflictError({ version, expected, found, wanted, stateLeft });
   }
 }
+
+/**
+ * `create` or `drop` (dbmate's) could not do it: the database already exists, is in use, or the
+ * server refused. Nothing was changed; the message says which database and why.
+ */
+export class DatabaseCommandError extends LockstepError {
+  readonly database!: string;
+  readonly action!: 'create' | 'drop';
+  readonly code = 'DATABASE_COMMAND';
+  readonly exitCode = ExitCode.refused;
+  readonly httpStatus = HttpStatus.refused;
+  constructor(facts: {
+    readonly database: string;
+    readonly action: 'create' | 'drop';
+    readonly message: string;
+  }) {
+    const { message, ...fields } = facts;
+    super(message);
+    Object.assign(this, fields);
+  }
+}

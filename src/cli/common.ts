@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { parseEnv } from 'node:util';
 import { ConfigError, ExitCode, LockstepError } from '../errors.js';
 import { redactUrlsIn, type Scrub, secretScrubber } from '../util/secrets.js';
 import { printable, printableJson } from '../util/text.js';
+import { loadEnvironment } from './dotenv.js';
 
 /**
  * The CLI's one place where secrets are scrubbed: everything it prints (but help and version)
@@ -30,24 +29,38 @@ export function writeResult(
   if (options.quiet && !options.json) return;
   writeStdout(text.endsWith('\n') ? text : `${text}\n`, options.json);
 }
-/** `--url`, else $DATABASE_URL, else DATABASE_URL in ./.env; undefined leaves the default to the library. */
+/** `--url`, else $DATABASE_URL (the environment and the env files); undefined leaves the default to the library. */
 export function databaseUrl(url: string | undefined): string | undefined {
   if (url !== undefined && url.trim() === '') {
     // `--url "$UNSET_VARIABLE"` must not fall back to the default SQLite file and migrate that.
     throw new ConfigError('--url is empty: pass a database URL, or leave --url out to use $DATABASE_URL');
   }
-  const found = url ?? process.env.DATABASE_URL ?? readDotEnv('DATABASE_URL');
+  const found = url ?? (envVar('DATABASE_URL') || undefined);
   scrubAlso(found);
   return found;
 }
 
-/** `--coordinator-url`, else $LOCKSTEP_COORDINATOR_URL, else that variable in ./.env. */
+/** `--coordinator-url`, else $LOCKSTEP_COORDINATOR_URL (the environment and the env files). */
 export function coordinatorUrl(url: string | undefined): string | undefined {
   if (url !== undefined && url.trim() === '')
     throw new ConfigError('--coordinator-url is empty: pass a PostgreSQL or SQLite URL, or leave it out');
-  const found = url ?? process.env.LOCKSTEP_COORDINATOR_URL ?? readDotEnv('LOCKSTEP_COORDINATOR_URL');
+  const found = url ?? (envVar('LOCKSTEP_COORDINATOR_URL') || undefined);
   scrubAlso(found);
   return found;
+}
+
+/** The process's variables and those of the env files (./.env unless --env-file), read once. */
+let environment: Map<string, string> | undefined;
+
+/** Reads the env files (`--env-file`, repeatable; default ./.env) as dbmate does: see dotenv.ts. */
+export function useEnvFiles(files: readonly string[] | undefined): void {
+  environment = loadEnvironment(files ?? ['.env']);
+}
+
+/** A variable of the environment, else of the first env file that sets it. */
+export function envVar(name: string): string | undefined {
+  environment ??= loadEnvironment(['.env']);
+  return environment.get(name);
 }
 
 /** Adds a URL whose secrets nothing the CLI prints may show (the database URL, --direct-url). */
@@ -55,26 +68,6 @@ export function scrubAlso(url: string | undefined): void {
   const before = scrub;
   const secrets = secretScrubber(url);
   scrub = before === redactUrlsIn ? secrets : (text) => secrets(before(text));
-}
-
-/** A variable from ./.env (dotenv syntax), for the URLs the CLI also takes from the environment. */
-function readDotEnv(name: string): string | undefined {
-  let text: string;
-  try {
-    text = readFileSync('.env', 'utf8');
-  } catch {
-    return undefined;
-  }
-  const value = parseEnv(text)[name];
-  const raw = new RegExp(`^\\s*(?:export\\s+)?${name}\\s*=\\s*(.*)$`, 'm').exec(text)?.[1];
-  if (value && raw?.startsWith(`${value}#`)) {
-    // Said without the value: what is left of it may be half a password.
-    throw new ConfigError(
-      `${name} in ./.env is cut at a "#", which starts a comment there: put the value in quotes ` +
-        `(${name}="…"), or write "#" in the password as %23`,
-    );
-  }
-  return value;
 }
 
 export function intOption(flag: string, value: string | undefined, fallback: number, min = 1): number {

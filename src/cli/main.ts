@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { type LockstepOptions, poolerOption } from '../core/config.js';
+import { compareVersions } from '../core/migration.js';
+import type { StatusResult, UpResult } from '../core/runner.js';
 import {
   DEFAULT_ASYNC_TABLE,
   DEFAULT_DDL_LOCK_RETRIES,
@@ -11,20 +13,25 @@ import {
   DEFAULT_MIGRATION_TIMEOUT_MS,
   DEFAULT_TABLE,
   DEFAULT_URL,
+  urlInUse,
 } from '../defaults.js';
-import { ConfigError, ExitCode } from '../errors.js';
+import { type DatabaseAdmin, openAdmin } from '../drivers/admin.js';
+import { ConfigError, ConnectionError, ExitCode } from '../errors.js';
 import { Migrator } from '../index.js';
-import { asWritten } from '../util/duration.js';
+import { asWritten, formatDuration, sleep } from '../util/duration.js';
 import {
   coordinatorUrl,
   databaseUrl,
+  envVar,
   expectArgs,
   fail,
   intOption,
   scrubAlso,
+  useEnvFiles,
   writeResult,
   writeStderr,
 } from './common.js';
+import { DBMATE_SCHEMA_FILE, type DbmateSettings, dbmateSettings } from './dbmate.js';
 import { createMigrationFile } from './new.js';
 import {
   COMMAND_OPTIONS,
@@ -38,25 +45,39 @@ import { formatCreated, formatDown, formatEvent, formatResolve, formatStatus, fo
 
 /** Each command's entry in the help: its usage and what it does, as `lockstep --help` lists it. */
 const COMMAND_HELP: Record<(typeof CORE_COMMANDS)[number], string> = {
-  up: `  up                     Apply every pending migration (the default command). Safe to run from
+  up: `  up                     Apply every pending migration (the default command), creating the
+                         database first if it does not exist (as dbmate's up). Safe to run from
                          many processes at once: one applies, the others wait, then exit 0 and
                          say who applied what.`,
-  down: `  down [--steps N]       Roll back the newest N applied migrations (default ${DEFAULT_DOWN_STEPS}).`,
-  status: `  status                 List every migration with its state, when and by whom it was applied,
-                         and the current lock holder. Takes no lock.`,
-  new: `  new <name> [--ts]      Create <dir>/<UTC timestamp>_<name>.sql (or .ts with --ts).`,
+  migrate: `  migrate                dbmate's: up without creating the database.`,
+  down: `  down [--steps N]       Roll back the newest N applied migrations (default ${DEFAULT_DOWN_STEPS}).
+                         Also dbmate's name: rollback.`,
+  status: `  status [--exit-code] [--quiet]
+                         List every migration with its state, when and by whom it was applied,
+                         and the current lock holder. Takes no lock. --exit-code: exit 1 when a
+                         migration is not applied (pending, running or failed), for readiness
+                         probes and CI gates; --quiet prints nothing and implies --exit-code.`,
+  new: `  new <name> [--ts]      Create <dir>/<UTC timestamp>_<name>.sql (or .ts with --ts). Also: n.`,
   resolve: `  resolve <version> --applied | --rolled-back [--force]
                          Record how an interrupted (running) or failed non-transactional migration
                          ended, after you checked the database: --applied if its changes are in
                          place, --rolled-back if they are not (the ledger row is removed). Any
                          other state is refused, saying what to do instead.`,
+  create: `  create                 Create the database (PostgreSQL: through the postgres database; MySQL;
+                         SQLite: the file). One that exists is refused (exit 6), as dbmate.`,
+  drop: `  drop                   Drop the database if it exists.`,
+  wait: `  wait                   Wait until the database server accepts connections (--wait-timeout,
+                         default 1m), for init containers; exit 5 if it never does.`,
+  dump: `  dump, load             dbmate's schema file: not supported yet (refused, saying so).`,
+  load: '',
 };
 
 /** Each option's entry in the help, in the order shown. */
 const OPTION_HELP: Partial<Record<OptionName, string>> = {
   url: `  -u, --url <url>            Database URL. Default: $DATABASE_URL (also read from ./.env),
-                             else ${DEFAULT_URL}. Schemes: postgres://, postgresql://,
-                             mysql://, mariadb://, clickhouse://user:password@host:8123/db
+                             else ${DEFAULT_URL} (none with dbmate's conventions).
+                             Schemes: postgres://, postgresql://, mysql://, mariadb://,
+                             clickhouse://user:password@host:8123/db
                              (with --coordinator-url), sqlite:relative/path.db, sqlite:///absolute/path.db`,
   'coordinator-url': `      --coordinator-url <url>
                              ClickHouse only: the PostgreSQL (or SQLite) database that holds the
@@ -73,7 +94,15 @@ const OPTION_HELP: Partial<Record<OptionName, string>> = {
   'direct-url': `      --direct-url <url>     With --pooler transaction: a URL to the same database that reaches
                              PostgreSQL itself (or a session-mode pooler); a run with a
                              migration to run outside a transaction goes through it instead`,
-  dir: `  -d, --dir <dir>            Migrations directory. Default: ${DEFAULT_DIR}`,
+  env: `  -e, --env <name>           The variable that holds the URL when --url is not given. Default: DATABASE_URL`,
+  'env-file': `      --env-file <file>      Read variables from this file (repeatable; the first that sets one wins,
+                             the environment before all). Default: .env. Read as dbmate reads it:
+                             quotes, # comments after a space, \${VAR} from the same file`,
+  dir: `  -d, --dir <dir>            Migrations directory (also --migrations-dir, $DBMATE_MIGRATIONS_DIR).
+                             Default: ${DEFAULT_DIR}`,
+  'migrations-table': `      --migrations-table <name>
+                             dbmate's ledger table to adopt and keep updated ($DBMATE_MIGRATIONS_TABLE).
+                             Default: schema_migrations`,
   table: `  -t, --table <name>         Ledger table. Default: ${DEFAULT_TABLE} (schema.table on Postgres;
                              unqualified means public; on MySQL it lives in the URL's database)`,
   'lock-timeout': `      --lock-timeout <dur>   How long to wait for another runner's lock, e.g. 30s, 15m. Default: ${asWritten(DEFAULT_LOCK_TIMEOUT_MS)}`,
@@ -95,6 +124,17 @@ const OPTION_HELP: Partial<Record<OptionName, string>> = {
                              run again, and the table is kept up to date from then on), keep (the
                              same, creating it if missing), off. Default: auto`,
   'allow-out-of-order': `      --allow-out-of-order   Apply pending migrations older than the newest applied one`,
+  strict: `      --strict               With up, migrate: refuse a pending migration older than the newest
+                             applied one ($DBMATE_STRICT). dbmate's conventions otherwise allow it`,
+  verbose: `  -v, --verbose              With up, migrate, down: print each statement as it runs ($DBMATE_VERBOSE)`,
+  'exit-code': `      --exit-code            With status: exit 1 when a migration is not applied`,
+  wait: `      --wait                 Wait for the database (as \`wait\`) before the command ($DBMATE_WAIT)`,
+  'wait-timeout': `      --wait-timeout <dur>   How long --wait and \`wait\` wait: a Go duration, e.g. 30s, 1m30s
+                             ($DBMATE_WAIT_TIMEOUT). Default: 1m`,
+  'wait-interval': `      --wait-interval <dur>  Between two tries ($DBMATE_WAIT_INTERVAL). Default: 1s`,
+  'schema-file': `  -s, --schema-file <file>   dbmate's schema file: refused for now (lockstep dumps no schema yet)`,
+  'no-dump-schema': `      --no-dump-schema       Accepted: lockstep writes no schema file ($DBMATE_NO_DUMP_SCHEMA)`,
+  driver: `      --driver <name>        Accepted when it agrees with the URL's scheme ($DBMATE_DRIVER)`,
   'allow-changed': `      --allow-changed        Accept applied migrations whose file changed since`,
   'allow-missing': `      --allow-missing        Accept applied migrations whose file is gone`,
   steps: `      --steps <n>            With down: how many migrations to roll back. Default: ${DEFAULT_DOWN_STEPS}`,
@@ -106,9 +146,9 @@ const OPTION_HELP: Partial<Record<OptionName, string>> = {
                              one without running its down section. Check the database first.`,
   ts: `      --ts                   With new: create a TypeScript migration module`,
   json: `      --json                 Print the result, or the error, as one JSON object on stdout`,
-  quiet: `  -q, --quiet                Print only errors`,
-  help: `  -h, --help                 Show this help (after a command: that command's)`,
-  version: `  -v, --version              Show the version (alone: it is not "verbose")`,
+  quiet: `  -q, --quiet                Print only errors (with status: nothing, and implies --exit-code)`,
+  help: `  -h, --help                 Show this help (after a command: that command's; also: help <command>)`,
+  version: `  -v, --version              Show the version (alone; after up, migrate, down -v is --verbose)`,
 };
 
 const EXIT_CODES = `Exit codes:
@@ -130,7 +170,7 @@ however many processes start at the same moment.
 Usage: lockstep <command> [options]   (options go before or after the command)
 
 Commands:
-${Object.values(COMMAND_HELP).join('\n')}
+${Object.values(COMMAND_HELP).filter(Boolean).join('\n')}
   async <command>        Long-running migrations (backfills, table rewrites) run in the
                          background with progress, stop, resume and rollback, one at a time.
                          See \`lockstep async --help\`.
@@ -140,6 +180,12 @@ ${Object.values(COMMAND_HELP).join('\n')}
 
 Options:
 ${Object.values(OPTION_HELP).join('\n')}
+
+dbmate projects: every dbmate command, option and DBMATE_* variable works (dump, load and
+--schema-file are refused for now). A dbmate command (migrate, rollback, create, drop, wait),
+option or DBMATE_* variable puts lockstep in dbmate's conventions: a URL is required (no default
+SQLite file), and a pending migration older than the newest applied one, an applied one whose
+file changed or is gone are warnings, not errors (--strict refuses the first, as dbmate).
 
 Migration files (dbmate's format):
   -- migrate:up [transaction:false] [lock_timeout:2s|off] [lock_retries:N] [timeout:30m|off]
@@ -155,10 +201,16 @@ ${EXIT_CODES}`;
 /** The "where" options (taken by every command) a command does not use. */
 const IGNORED: Record<(typeof CORE_COMMANDS)[number], readonly OptionName[]> = {
   up: ['async-dir'],
+  migrate: ['async-dir'],
   down: ['async-dir', 'async-table'],
   status: ['async-dir', 'async-table'],
   resolve: ['async-dir', 'async-table'],
   new: ['url', 'table', 'async-dir', 'async-table'],
+  create: ['dir', 'table', 'migrations-table', 'async-dir', 'async-table'],
+  drop: ['dir', 'table', 'migrations-table', 'async-dir', 'async-table'],
+  wait: ['dir', 'table', 'migrations-table', 'async-dir', 'async-table'],
+  dump: [],
+  load: [],
 };
 
 /** `lockstep <command> --help`: what the command does and the options it takes. */
@@ -170,7 +222,7 @@ function commandHelp(command: (typeof CORE_COMMANDS)[number]): string {
     .map(([, text]) => text);
   const ignored = IGNORED[command].map((name) => `--${name}`).join(', ');
   return (
-    `Usage: lockstep ${command} [options]\n\n${COMMAND_HELP[command]}\n\nOptions:\n${options.join('\n')}\n` +
+    `Usage: lockstep ${command} [options]\n\n${COMMAND_HELP[command] || COMMAND_HELP.dump}\n\nOptions:\n${options.join('\n')}\n` +
     `  (${ignored}: taken and ignored, so one wrapper script serves every command)\n\n` +
     `${EXIT_CODES}\nEverything else: lockstep --help\n`
   );
@@ -202,17 +254,48 @@ async function main(argv: string[]): Promise<number> {
     const command = CORE_COMMANDS.find((c) => c === line.command);
     return printHelp(command ? commandHelp(command) : HELP);
   }
-  const { command, args, values } = line;
+  const { command, args, values, typed } = line;
   const json = values.json ?? false;
   const print = (text: string) => writeResult(text, { json, quiet: values.quiet ?? false });
   try {
-    const migrator = () => new Migrator(toOptions(values));
+    useEnvFiles(values['env-file']);
+    const dbmate = dbmateSettings(typed, values);
+    const url = () => {
+      if (dbmate.url === undefined && dbmate.conventions) {
+        throw new ConfigError(
+          `no database URL: set ${dbmate.urlVariable} (in the environment or .env) or pass --url. ` +
+            "(With dbmate's conventions in use there is no default database.)",
+        );
+      }
+      return databaseUrl(dbmate.url);
+    };
+    const migrator = () => new Migrator(toOptions(values, dbmate, url()));
+    const admin = () => openAdmin(urlInUse(url()), command);
+    if (dbmate.wait && command !== 'new' && command !== 'wait') await waitForDatabase(await admin(), dbmate);
     switch (command) {
       case 'up':
+      case 'migrate': {
         expectArgs(command, args, 0);
-        return report(await untilFinished(migrator().up()), formatUp, json, print);
+        warnSchemaFile(dbmate);
+        const run = async () => {
+          const m = migrator();
+          if (dbmate.conventions) await warnHistory(m, dbmate);
+          return untilFinished(m.up());
+        };
+        let result: UpResult;
+        try {
+          result = await run();
+        } catch (error) {
+          // dbmate's up creates a missing database: asked only when it could not be reached.
+          if (command !== 'up' || !(error instanceof ConnectionError) || !(await createIfMissing(url())))
+            throw error;
+          result = await run();
+        }
+        return report(result, formatUp, json, print);
+      }
       case 'down':
         expectArgs(command, args, 0);
+        warnSchemaFile(dbmate);
         return report(
           await untilFinished(
             migrator().down({ steps: intOption('--steps', values.steps, DEFAULT_DOWN_STEPS) }),
@@ -221,9 +304,14 @@ async function main(argv: string[]): Promise<number> {
           json,
           print,
         );
-      case 'status':
+      case 'status': {
         expectArgs(command, args, 0);
-        return report(await migrator().status(), formatStatus, json, print);
+        const status = await migrator().status();
+        report(status, formatStatus, json, print);
+        const exitCode = values['exit-code'] || values.quiet;
+        const notApplied = status.migrations.some((m) => ['pending', 'running', 'failed'].includes(m.status));
+        return exitCode && notApplied ? ExitCode.migrationFailed : ExitCode.ok;
+      }
       case 'resolve': {
         expectArgs(command, args, 1, '<version> --applied | --rolled-back [--force]');
         if (values.applied === values['rolled-back']) {
@@ -239,17 +327,141 @@ async function main(argv: string[]): Promise<number> {
       case 'new': {
         expectArgs(command, args, 1, '<name>');
         const file = await createMigrationFile(
-          values.dir ?? DEFAULT_DIR,
+          dbmate.dir ?? DEFAULT_DIR,
           args[0] as string,
           values.ts ?? false,
         );
         return report({ created: file }, formatCreated, json, print);
       }
+      case 'create': {
+        expectArgs(command, args, 0);
+        const target = await admin();
+        writeStderr(`creating ${target.name}\n`);
+        await target.create({ ifMissing: false });
+        return report({ created: target.name }, (r) => `created ${r.created}`, json, print);
+      }
+      case 'drop': {
+        expectArgs(command, args, 0);
+        const target = await admin();
+        const dropped = await target.drop();
+        return report(
+          { database: target.name, dropped },
+          (r) => (r.dropped ? `dropped ${r.database}` : `${r.database} does not exist: nothing to drop`),
+          json,
+          print,
+        );
+      }
+      case 'wait': {
+        expectArgs(command, args, 0);
+        const target = await admin();
+        const waitedMs = await waitForDatabase(target, dbmate);
+        return report(
+          { database: target.name, waitedMs },
+          (r) =>
+            `the server of ${r.database} accepts connections${r.waitedMs > 0 ? ` (waited ${formatDuration(r.waitedMs)})` : ''}`,
+          json,
+          print,
+        );
+      }
+      case 'dump':
+      case 'load':
+        throw new ConfigError(
+          `\`${command}\` (dbmate's schema file) is not supported yet: lockstep neither writes nor loads ` +
+            `a schema file. Use ${command === 'dump' ? 'pg_dump --schema-only, mysqldump --no-data or sqlite3 .schema' : '`lockstep up` on an empty database to build the schema from the migrations'} for now.`,
+        );
       default:
         throw new ConfigError(`unknown command "${command}". See --help.`);
     }
   } catch (error) {
     return fail(error, json);
+  }
+}
+
+/**
+ * dbmate's up: creates the database when it is missing; whether to try again (it exists now). Skipped (false) when that
+ * cannot be told (no access to the server's list of databases; ClickHouse), as dbmate skips it.
+ */
+async function createIfMissing(url: string | undefined): Promise<boolean> {
+  // A SQLite file is created by connecting: one that could not be opened cannot be made here.
+  if (/^sqlite3?:/i.test(urlInUse(url))) return false;
+  let target: DatabaseAdmin;
+  try {
+    target = await openAdmin(urlInUse(url), 'up');
+  } catch {
+    return false;
+  }
+  const exists = await target.exists().catch(() => undefined);
+  if (exists === undefined) return false;
+  // It exists now: another runner created it since (try again); else create it.
+  if (exists) return true;
+  writeStderr(`creating database ${target.name}\n`);
+  await target.create({ ifMissing: true });
+  return true;
+}
+
+/** dbmate's wait: try, then once an interval until the timeout; the time waited. */
+async function waitForDatabase(target: DatabaseAdmin, settings: DbmateSettings): Promise<number> {
+  const started = Date.now();
+  let said = false;
+  for (;;) {
+    try {
+      await target.ping();
+      return Date.now() - started;
+    } catch (error) {
+      const waited = Date.now() - started;
+      if (waited + settings.waitIntervalMs > settings.waitTimeoutMs) {
+        throw new ConnectionError(
+          `the server of ${target.name} did not accept a connection within ${formatDuration(settings.waitTimeoutMs)} ` +
+            `(--wait-timeout): ${(error as Error).message}`,
+        );
+      }
+      if (!said) writeStderr(`waiting for the database server of ${target.name}...\n`);
+      said = true;
+      await sleep(settings.waitIntervalMs);
+    }
+  }
+}
+
+/** dbmate writes its schema file after up, migrate and rollback; lockstep does not yet: said once. */
+function warnSchemaFile(settings: DbmateSettings): void {
+  const file = envVar('DBMATE_SCHEMA_FILE') || DBMATE_SCHEMA_FILE;
+  if (!settings.noDumpSchema && existsSync(file)) {
+    writeStderr(
+      `note: ${file} is not updated: lockstep does not dump the schema (dbmate's dump) yet; ` +
+        '--no-dump-schema silences this\n',
+    );
+  }
+}
+
+/**
+ * With dbmate's conventions, what lockstep's history checks would refuse and dbmate does not
+ * check is a warning (lock-free read first; the run itself then allows it).
+ */
+async function warnHistory(migrator: Migrator, settings: DbmateSettings): Promise<void> {
+  let status: StatusResult;
+  try {
+    status = await migrator.status();
+  } catch {
+    return; // up says why
+  }
+  const applied = status.migrations.filter((m) => m.status === 'applied' || m.status === 'changed');
+  const newest = applied.at(-1)?.version;
+  for (const m of status.migrations) {
+    const name = `${m.version}${m.name ? `_${m.name}` : ''}`;
+    if (m.status === 'changed')
+      writeStderr(`warning: ${name} changed after it was applied (dbmate does not check)\n`);
+    if (m.status === 'missing')
+      writeStderr(`warning: ${name} is applied but its file is gone (dbmate ignores it)\n`);
+    if (
+      m.status === 'pending' &&
+      newest !== undefined &&
+      !settings.strict &&
+      compareVersions(m.version, newest) < 0
+    ) {
+      writeStderr(
+        `warning: ${name} is older than the newest applied ${newest}: applied out of order, as dbmate (--strict refuses)\n`,
+      );
+    }
   }
 }
 
@@ -259,21 +471,24 @@ function printHelp(text: string): number {
 }
 
 /** Progress goes to stderr; stdout carries only the result (text, or JSON with --json). */
-function toOptions(values: Values): LockstepOptions {
+function toOptions(values: Values, dbmate: DbmateSettings, url: string | undefined): LockstepOptions {
   const quiet = values.quiet ?? false;
   const ddlLockTimeout = values['ddl-lock-timeout'];
   const directUrl = values['direct-url'];
   if (directUrl !== undefined && directUrl.trim() === '')
     throw new ConfigError('--direct-url is empty: pass a URL, or leave it out');
   scrubAlso(directUrl);
+  const lenient = dbmate.conventions;
+  let migrating = false;
   return {
-    url: databaseUrl(values.url),
+    url,
     pooler: poolerOption(values.pooler),
     directUrl,
     coordinatorUrl: coordinatorUrl(values['coordinator-url']),
     cancelOrphans: values['cancel-orphans'],
-    dir: values.dir,
+    dir: dbmate.dir,
     table: values.table,
+    dbmateTable: dbmate.dbmateTable,
     lockTimeout: values['lock-timeout'],
     ddlLockTimeout: ddlLockTimeout === 'off' ? null : ddlLockTimeout,
     ddlLockRetries: intOption('--ddl-lock-retries', values['ddl-lock-retries'], DEFAULT_DDL_LOCK_RETRIES, 0),
@@ -281,10 +496,16 @@ function toOptions(values: Values): LockstepOptions {
     runTimeout: values['run-timeout'],
     asyncTable: values['async-table'],
     dbmate: values.dbmate as LockstepOptions['dbmate'],
-    allowOutOfOrder: values['allow-out-of-order'],
-    allowChanged: values['allow-changed'],
-    allowMissing: values['allow-missing'],
+    allowOutOfOrder: values['allow-out-of-order'] || (lenient && !dbmate.strict) || undefined,
+    allowChanged: values['allow-changed'] || lenient || undefined,
+    allowMissing: values['allow-missing'] || lenient || undefined,
     on: (event) => {
+      if (event.type === 'query') {
+        // --verbose: the statements of the migrations (not lockstep's own reads of the ledger).
+        if (dbmate.verbose && migrating) writeStderr(`  ${event.sql.trim()}\n`);
+        return;
+      }
+      if (event.type === 'migrating' || event.type === 'migrated') migrating = event.type === 'migrating';
       if (quiet && event.type !== 'lock-waiting') return;
       const line = formatEvent(event);
       if (line) writeStderr(`${line}\n`);

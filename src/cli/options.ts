@@ -41,6 +41,19 @@ export const OPTIONS = {
   worker: { type: 'boolean' },
   'allow-host': { type: 'string', multiple: true },
   'allow-any-host': { type: 'boolean' },
+  // dbmate's options (see DBMATE below); -v is --verbose after up, migrate and rollback.
+  'migrations-dir': { type: 'string', multiple: true },
+  'migrations-table': { type: 'string' },
+  env: { type: 'string', short: 'e' },
+  'env-file': { type: 'string', multiple: true },
+  driver: { type: 'string' },
+  'schema-file': { type: 'string', short: 's' },
+  'no-dump-schema': { type: 'boolean' },
+  'wait-timeout': { type: 'string' },
+  'wait-interval': { type: 'string' },
+  strict: { type: 'boolean' },
+  verbose: { type: 'boolean' },
+  'exit-code': { type: 'boolean' },
   json: { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
@@ -69,23 +82,58 @@ const RUN = [
   'cancel-orphans',
 ] as const;
 const ASYNC = [...WHERE, ...OUTPUT] as const;
+/**
+ * dbmate's global options, taken by every command of the core (dbmate's and lockstep's), so a
+ * dbmate command line runs unchanged. --wait: wait for the database before the command.
+ */
+const DBMATE = [
+  'migrations-dir',
+  'migrations-table',
+  'env',
+  'env-file',
+  'driver',
+  'schema-file',
+  'no-dump-schema',
+  'wait',
+  'wait-timeout',
+  'wait-interval',
+] as const;
+
+const UP = [
+  ...WHERE,
+  'direct-url',
+  ...RUN,
+  'allow-out-of-order',
+  'allow-changed',
+  'allow-missing',
+  'strict',
+  'verbose',
+  ...OUTPUT,
+] as const;
 
 /** The options each command takes; any other is an error that names the commands taking it. */
 export const COMMAND_OPTIONS: Readonly<Record<string, readonly OptionName[]>> = {
-  up: [
+  up: [...UP, 'dbmate', ...DBMATE],
+  migrate: [...UP, 'dbmate', ...DBMATE],
+  down: [...WHERE, 'direct-url', ...RUN, 'dbmate', 'steps', 'verbose', ...OUTPUT, ...DBMATE],
+  status: [...WHERE, 'dbmate', 'exit-code', ...OUTPUT, ...DBMATE],
+  resolve: [
     ...WHERE,
-    'direct-url',
-    ...RUN,
+    'lock-timeout',
+    'cancel-orphans',
     'dbmate',
-    'allow-out-of-order',
-    'allow-changed',
-    'allow-missing',
+    'applied',
+    'rolled-back',
+    'force',
     ...OUTPUT,
+    ...DBMATE,
   ],
-  down: [...WHERE, 'direct-url', ...RUN, 'dbmate', 'steps', ...OUTPUT],
-  status: [...WHERE, 'dbmate', ...OUTPUT],
-  resolve: [...WHERE, 'lock-timeout', 'cancel-orphans', 'applied', 'rolled-back', 'force', ...OUTPUT],
-  new: [...WHERE, 'ts', ...OUTPUT],
+  new: [...WHERE, 'ts', ...OUTPUT, ...DBMATE],
+  create: [...WHERE, ...OUTPUT, ...DBMATE],
+  drop: [...WHERE, ...OUTPUT, ...DBMATE],
+  wait: [...WHERE, ...OUTPUT, ...DBMATE],
+  dump: [...WHERE, ...OUTPUT, ...DBMATE],
+  load: [...WHERE, ...OUTPUT, ...DBMATE],
   'async list': ASYNC,
   'async status': ASYNC,
   // --cancel-orphans: whoever executes a run (a worker, or --wait here) may take over a dead one.
@@ -98,12 +146,49 @@ export const COMMAND_OPTIONS: Readonly<Record<string, readonly OptionName[]>> = 
   serve: [...WHERE, 'host', 'port', 'token', 'worker', 'allow-host', 'allow-any-host', 'quiet', 'help'],
 };
 
-export const CORE_COMMANDS = ['up', 'down', 'status', 'new', 'resolve'] as const;
+export const CORE_COMMANDS = [
+  'up',
+  'migrate',
+  'down',
+  'status',
+  'new',
+  'resolve',
+  'create',
+  'drop',
+  'wait',
+  'dump',
+  'load',
+] as const;
+/** dbmate's other names of commands. */
+export const ALIASES: Readonly<Record<string, (typeof CORE_COMMANDS)[number]>> = {
+  n: 'new',
+  rollback: 'down',
+};
+/** Commands only dbmate has: one of them says that dbmate's conventions are in use. */
+export const DBMATE_COMMANDS: readonly string[] = [
+  'migrate',
+  'rollback',
+  'n',
+  'create',
+  'drop',
+  'wait',
+  'dump',
+  'load',
+];
+/** The commands where -v means --verbose, as in dbmate (anywhere else it is --version). */
+const VERBOSE_COMMANDS = ['up', 'migrate', 'down', 'rollback'];
 export const ASYNC_COMMANDS = ['list', 'status', 'trigger', 'stop', 'resume', 'rollback', 'worker', 'new'];
 
 export type CommandLine =
   /** `command` is `up`, `async list`, `serve`, ...; `async` alone when no subcommand was given. */
-  | { readonly kind: 'run'; readonly command: string; readonly args: string[]; readonly values: Values }
+  | {
+      readonly kind: 'run';
+      readonly command: string;
+      readonly args: string[];
+      readonly values: Values;
+      /** The command as typed: dbmate's `rollback` or `n` for `down` or `new`. */
+      readonly typed: string;
+    }
   /** --help anywhere: the help of `command` (`''`: lockstep's own). */
   | { readonly kind: 'help'; readonly command: string }
   | { readonly kind: 'version' };
@@ -113,16 +198,28 @@ export type CommandLine =
  * option the command does not take, a single-valued option given twice, and --version with
  * anything else are ConfigErrors (exit 2) that say what was meant. Pure.
  */
-export function parseCommandLine(argv: readonly string[]): CommandLine {
+export function parseCommandLine(argvIn: readonly string[]): CommandLine {
   // A lenient pass finds the command; the strict pass below checks the values.
-  const { tokens } = parseArgs({
-    args: [...argv],
-    options: OPTIONS,
-    allowPositionals: true,
-    strict: false,
-    tokens: true,
-  });
-  const words = tokens.flatMap((t) => (t.kind === 'positional' ? [t.value] : []));
+  const lenient = (args: readonly string[]) =>
+    parseArgs({ args: [...args], options: OPTIONS, allowPositionals: true, strict: false, tokens: true })
+      .tokens;
+  let argv = argvIn;
+  let tokens = lenient(argv);
+  const positionals = () => tokens.flatMap((t) => (t.kind === 'positional' ? [t.value] : []));
+  const first = tokens.find((t) => t.kind === 'positional');
+  if (first?.kind === 'positional' && VERBOSE_COMMANDS.includes(first.value)) {
+    // dbmate's `up -v` is --verbose; before the command (`-v up`), -v stays --version.
+    argv = argv.map((a, i) => (a === '-v' && i > first.index ? '--verbose' : a));
+    tokens = lenient(argv);
+  }
+  let words = positionals();
+  const typed = words[0] ?? 'up';
+  if (typed === 'help' || typed === 'h') {
+    // dbmate's `help [command]`.
+    return { kind: 'help', command: ALIASES[words[1] ?? ''] ?? words[1] ?? '' };
+  }
+  const alias = ALIASES[typed];
+  if (alias) words = [alias, ...words.slice(1)];
   const { command, args } = commandOf(words);
   const given = tokens.flatMap((t) => (t.kind === 'option' ? [t] : []));
   if (given.some((t) => t.name === 'help')) return { kind: 'help', command: words.length > 0 ? command : '' };
@@ -135,10 +232,10 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
   if (version) {
     if (argv.length === 1) return { kind: 'version' };
     throw new ConfigError(
-      `${version.rawName === '-v' ? '-v is not verbose: -v is --version, and ' : ''}--version takes no ` +
-        'command and no other option: `lockstep --version` prints the version. There is no verbose ' +
-        'flag: progress already goes to stderr (--quiet keeps only errors), and --json prints the ' +
-        'result as JSON.',
+      `${version.rawName === '-v' ? '-v is not verbose here: -v is --version (but after up, migrate and down, as in dbmate), and ' : ''}` +
+        '--version takes no command and no other option: `lockstep --version` prints the version. ' +
+        'Progress already goes to stderr (--quiet keeps only errors); --verbose (up, migrate, down) ' +
+        'adds each statement, and --json prints the result as JSON.',
     );
   }
 
@@ -148,7 +245,7 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
   } catch (error) {
     throw new ConfigError(`${(error as Error).message}\nRun \`${helpFor(command)}\` for usage.`);
   }
-  if (command === 'async') return { kind: 'run', command, args, values };
+  if (command === 'async') return { kind: 'run', command, args, values, typed };
   const takes = COMMAND_OPTIONS[command];
   if (!takes) throw unknownCommand(command);
   for (const option of given) {
@@ -162,12 +259,18 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
       // A URL or a token is never echoed: it may hold a secret.
       const secret = name === 'url' || name === 'token';
       const shown = secret ? '' : ` (${times.map((t) => JSON.stringify(t.value ?? '')).join(', then ')})`;
+      if (name === 'dir') {
+        throw new ConfigError(
+          `--dir (-d) given ${times.length === 2 ? 'twice' : `${times.length} times`}${shown}: lockstep reads ` +
+            'the migrations of one directory; put them in one (dbmate runs several in file-name order, as one directory does)',
+        );
+      }
       throw new ConfigError(
         `--${name} given ${times.length === 2 ? 'twice' : `${times.length} times`}${shown}: give it once`,
       );
     }
   }
-  return { kind: 'run', command, args, values };
+  return { kind: 'run', command, args, values, typed };
 }
 
 function commandOf(words: readonly string[]): { command: string; args: string[] } {
@@ -192,7 +295,8 @@ function unknownCommand(command: string): ConfigError {
         `unknown command "${command}". Commands: ${ASYNC_COMMANDS.join(', ')}. See lockstep async --help.`,
       )
     : new ConfigError(
-        `unknown command "${command}". Commands: ${CORE_COMMANDS.join(', ')}, async, serve. See --help.`,
+        `unknown command "${command}". Commands: ${CORE_COMMANDS.join(', ')}, async, serve ` +
+          `(and dbmate's ${Object.keys(ALIASES).join(', ')}, help). See --help.`,
       );
 }
 

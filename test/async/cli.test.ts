@@ -132,7 +132,8 @@ UPDATE t SET x = 1;
         ],
         [
           ['list', '--wait'],
-          /--wait is not an option of `lockstep async list`; it goes with `lockstep async trigger`/,
+          // (and with the core's commands: there --wait is dbmate's, for the database)
+          /--wait is not an option of `lockstep async list`; it goes with .*`lockstep async trigger`/,
         ],
         [['worker', '--on-dead', 'maybe'], /--on-dead takes error or resume, got "maybe"/],
         [['worker', '--poll', 'often'], /invalid poll interval "often"/],

@@ -280,9 +280,12 @@ for (const target of TARGETS) {
       if (target.kind !== 'sqlite') {
         const url = new URL(db.url);
         url.pathname = '/lockstep_no_such_database';
-        const result = await rejected(['up', '--url', url.href, '--dir', 'migrations'], 5);
-        assert.match(result.stderr, /cannot connect/);
-        assert.match(result.stderr, NO_SUCH_DATABASE[target.kind]);
+        // migrate and status do not create it (up does, as dbmate's: test/cli/dbmate-cli.test.ts).
+        for (const command of ['migrate', 'status']) {
+          const result = await rejected([command, '--url', url.href, '--dir', 'migrations'], 5);
+          assert.match(result.stderr, /cannot connect/);
+          assert.match(result.stderr, NO_SUCH_DATABASE[target.kind]);
+        }
       } else {
         // SQLite creates a missing database file (and its directory), as documented.
         const file = path.join(db.dir, 'new', 'fresh.db');
@@ -342,8 +345,9 @@ for (const target of TARGETS) {
         `mariadb://root:pre@${SECRET}@127.0.0.1:1/x`,
         `mysql://root@127.0.0.1:1/x?password=${SECRET}`,
       ];
+      // migrate: up, but without creating the missing database (lockstep_no_such_database).
       const commands = [
-        ['up'],
+        ['migrate'],
         ['status'],
         ['down'],
         ['resolve', '001', '--applied'],
@@ -453,7 +457,7 @@ for (const target of TARGETS) {
         ['up', '--bogus', '--url', db.url, '--dir', 'migrations'],
         ['--frobnicate'],
         ['frobnicate', '--url', db.url, '--dir', 'migrations'],
-        ['migrate', '--url', db.url, '--dir', 'migrations', '--json'],
+        ['frobnicate', '--url', db.url, '--dir', 'migrations', '--json'],
       ]) {
         const result = await rejected(args);
         assert.match(result.stderr, /--help/, show(result));
@@ -882,15 +886,18 @@ describe('command line: never misread silently', () => {
 
   /** [args, what stderr must say]: each is exit 2, applies nothing and says what was meant. */
   const MISREADS: [string[], RegExp][] = [
-    [['up', '-v'], /-v is not verbose.*lockstep --version/s],
-    [['-v', 'up'], /-v is not verbose/],
+    // After up, migrate and down, -v is dbmate's --verbose; before the command, --version.
+    [['-v', 'up'], /-v is not verbose here.*lockstep --version/s],
     [['up', '--version'], /--version takes no command/],
     [['status', '-v'], /-v is not verbose/],
     [['async', 'list', '-v'], /-v is not verbose/],
     [['serve', '--version'], /--version takes no command/],
     [['-v', '--json'], /--version takes no command and no other option/],
-    [['up', '-d', 'elsewhere', '-d', 'migrations'], /--dir given twice \("elsewhere", then "migrations"\)/],
-    [['up', '--dir', 'migrations', '--dir=migrations'], /--dir given twice/],
+    [
+      ['up', '-d', 'elsewhere', '-d', 'migrations'],
+      /--dir \(-d\) given twice \("elsewhere", then "migrations"\): lockstep reads the migrations of one directory/,
+    ],
+    [['up', '--dir', 'migrations', '--dir=migrations'], /--dir \(-d\) given twice/],
     [['up', '--url', 'sqlite:one.db', '-u', 'sqlite:two.db'], /--url given twice/],
     [['--lock-timeout', '1s', 'up', '--lock-timeout', '2s'], /--lock-timeout given twice/],
     [['async', 'worker', '--poll', '1s', '--poll', '2s'], /--poll given twice/],

@@ -313,13 +313,19 @@ describe('secrets in URLs that do not parse', () => {
   }
 
   for (const scheme of ['postgres', 'mysql']) {
-    it(`${scheme}: a .env value cut at "#" is bad input that says so, without the value`, async () => {
-      // parseEnv reads `Kx7qW#rest@…` as `Kx7qW` and a comment: the URL is cut to `<scheme>://u:Kx7qW`.
-      writeFileSync(path.join(project, '.env'), `DATABASE_URL=${scheme}://u:Kx7qW#rest@127.0.0.1/db\n`);
-      try {
-        await assertRefusedEverywhere('Kx7qW', {}, [], /DATABASE_URL in \.\/\.env is cut at a "#"/);
-      } finally {
-        rmSync(path.join(project, '.env'));
+    it(`${scheme}: a "#" in a .env value (whole, or a comment after a space) is refused without the value`, async () => {
+      // .env is read as dbmate reads it: `Kx7qW#rest@…` is whole (an unencoded # in the URL), and
+      // ` #rest@…` after a space is a comment, which cuts the URL to `<scheme>://u:Kx7qW`.
+      for (const value of [
+        `${scheme}://u:Kx7qW#rest@127.0.0.1/db`,
+        `${scheme}://u:Kx7qW #rest@127.0.0.1/db`,
+      ]) {
+        writeFileSync(path.join(project, '.env'), `DATABASE_URL=${value}\n`);
+        try {
+          await assertRefusedEverywhere('Kx7qW', {}, [], /malformed .*URL ".*:\/\/u:\*\*\*/);
+        } finally {
+          rmSync(path.join(project, '.env'));
+        }
       }
     });
 

@@ -77,6 +77,12 @@ describe('parseCommandLine', () => {
         if (spec.multiple) {
           const line = parseCommandLine(argv);
           assert.deepEqual(line.kind === 'run' && line.values[name], [`${name}-value`, 'other']);
+        } else if (name === 'dir') {
+          // dbmate takes several -d; lockstep one directory, and says so.
+          assert.match(
+            refusal(argv),
+            /^--dir \(-d\) given twice .*: lockstep reads the migrations of one directory/,
+          );
         } else {
           assert.match(refusal(argv), new RegExp(`^--${name} given twice`), argv.join(' '));
         }
@@ -91,11 +97,18 @@ describe('parseCommandLine', () => {
     }
   });
 
-  it('--version only alone; -v is never verbose', () => {
+  it('--version only alone; -v is --verbose after up, migrate and down only (dbmate), elsewhere refused', () => {
     assert.deepEqual(parseCommandLine(['-v']), { kind: 'version' });
     assert.deepEqual(parseCommandLine(['--version']), { kind: 'version' });
     for (const command of COMMANDS) {
-      assert.match(refusal([...words(command), '-v']), /^-v is not verbose/);
+      if (['up', 'migrate', 'down'].includes(command)) {
+        const line = parseCommandLine([...words(command), '-v']);
+        assert.equal(line.kind === 'run' && line.values.verbose, true, command);
+        // Before the command it is --version, as in dbmate, and so refused with a command.
+        assert.match(refusal(['-v', ...words(command)]), /^-v is not verbose here/);
+        continue;
+      }
+      assert.match(refusal([...words(command), '-v']), /^-v is not verbose here/);
       assert.match(refusal(['--version', ...words(command)]), /^--version takes no command/);
     }
   });
@@ -116,7 +129,15 @@ describe('parseCommandLine', () => {
   it('up is the default command; unknown commands and options are refused with a pointer to --help', () => {
     const line = parseCommandLine(['--dir', 'x']);
     assert.equal(line.kind === 'run' && line.command, 'up');
-    assert.match(refusal(['migrate']), /unknown command "migrate".*--help/);
+    assert.match(refusal(['explode']), /unknown command "explode".*--help/);
+    for (const [alias, command] of [
+      ['n', 'new'],
+      ['rollback', 'down'],
+    ]) {
+      const aliased = parseCommandLine([alias as string, ...(alias === 'n' ? ['x'] : [])]);
+      assert.deepEqual(aliased.kind === 'run' && [aliased.command, aliased.typed], [command, alias]);
+    }
+    assert.deepEqual(parseCommandLine(['help', 'rollback']), { kind: 'help', command: 'down' });
     assert.match(refusal(['async', 'explode']), /unknown command "async explode"/);
     assert.match(refusal(['up', '--bogus']), /unknown option --bogus.*lockstep up --help/);
     assert.match(refusal(['up', '-x']), /unknown option -x/);
