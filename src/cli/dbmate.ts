@@ -22,7 +22,6 @@ const DBMATE_OPTIONS: readonly OptionName[] = [
 /** dbmate's defaults (its `--help`). */
 export const DBMATE_WAIT_TIMEOUT_MS = 60_000;
 export const DBMATE_WAIT_INTERVAL_MS = 1_000;
-export const DBMATE_SCHEMA_FILE = './db/schema.sql';
 
 /** What dbmate's options and DBMATE_* variables ask for, read and checked. */
 export interface DbmateSettings {
@@ -60,12 +59,6 @@ export function dbmateSettings(typed: string, values: Values): DbmateSettings {
     .some((name) => envVar(name) !== undefined);
   const conventions = DBMATE_COMMANDS.includes(typed) || given || variables;
 
-  if (values['schema-file'] !== undefined) {
-    throw new ConfigError(
-      '--schema-file (-s) is not supported yet: lockstep does not dump or load a schema file (dbmate ' +
-        '`dump` and `load`). Leave it out; nothing is written to the schema file.',
-    );
-  }
   const urlVariable = values.env ?? 'DATABASE_URL';
   if (urlVariable.trim() === '')
     throw new ConfigError('--env is empty: name the variable that holds the URL');

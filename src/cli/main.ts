@@ -31,7 +31,7 @@ import {
   writeResult,
   writeStderr,
 } from './common.js';
-import { DBMATE_SCHEMA_FILE, type DbmateSettings, dbmateSettings } from './dbmate.js';
+import { type DbmateSettings, dbmateSettings } from './dbmate.js';
 import { createMigrationFile } from './new.js';
 import {
   COMMAND_OPTIONS,
@@ -68,7 +68,10 @@ const COMMAND_HELP: Record<(typeof CORE_COMMANDS)[number], string> = {
   drop: `  drop                   Drop the database if it exists.`,
   wait: `  wait                   Wait until the database server accepts connections (--wait-timeout,
                          default 1m), for init containers; exit 5 if it never does.`,
-  dump: `  dump, load             dbmate's schema file: not supported yet (refused, saying so).`,
+  dump: `  dump [-- <tool args>]  Write the schema file (--schema-file) as dbmate does: pg_dump,
+                         mariadb-dump/mysqldump or sqlite3 .schema, normalised, with dbmate's
+                         applied versions. lockstep's own tables are left out.
+  load                   Run the schema file against the database (psql, mariadb/mysql, sqlite3).`,
   load: '',
 };
 
@@ -132,8 +135,11 @@ const OPTION_HELP: Partial<Record<OptionName, string>> = {
   'wait-timeout': `      --wait-timeout <dur>   How long --wait and \`wait\` wait: a Go duration, e.g. 30s, 1m30s
                              ($DBMATE_WAIT_TIMEOUT). Default: 1m`,
   'wait-interval': `      --wait-interval <dur>  Between two tries ($DBMATE_WAIT_INTERVAL). Default: 1s`,
-  'schema-file': `  -s, --schema-file <file>   dbmate's schema file: refused for now (lockstep dumps no schema yet)`,
-  'no-dump-schema': `      --no-dump-schema       Accepted: lockstep writes no schema file ($DBMATE_NO_DUMP_SCHEMA)`,
+  'schema-file': `  -s, --schema-file <file>   The schema file of dump and load, rewritten after an up or down that
+                             changed something where the project keeps one (it exists, -s or
+                             $DBMATE_SCHEMA_FILE names it, or dbmate's conventions are in use).
+                             Default: $DBMATE_SCHEMA_FILE, else db/schema.sql`,
+  'no-dump-schema': `      --no-dump-schema       Do not rewrite the schema file after up or down ($DBMATE_NO_DUMP_SCHEMA)`,
   driver: `      --driver <name>        Accepted when it agrees with the URL's scheme ($DBMATE_DRIVER)`,
   'allow-changed': `      --allow-changed        Accept applied migrations whose file changed since`,
   'allow-missing': `      --allow-missing        Accept applied migrations whose file is gone`,
@@ -181,8 +187,7 @@ ${Object.values(COMMAND_HELP).filter(Boolean).join('\n')}
 Options:
 ${Object.values(OPTION_HELP).join('\n')}
 
-dbmate projects: every dbmate command, option and DBMATE_* variable works (dump, load and
---schema-file are refused for now). A dbmate command (migrate, rollback, create, drop, wait),
+dbmate projects: every dbmate command, option and DBMATE_* variable works. A dbmate command (migrate, rollback, create, drop, wait),
 option or DBMATE_* variable puts lockstep in dbmate's conventions: a URL is required (no default
 SQLite file), and a pending migration older than the newest applied one, an applied one whose
 file changed or is gone are warnings, not errors (--strict refuses the first, as dbmate).
@@ -276,7 +281,6 @@ async function main(argv: string[]): Promise<number> {
       case 'up':
       case 'migrate': {
         expectArgs(command, args, 0);
-        warnSchemaFile(dbmate);
         const run = async () => {
           const m = migrator();
           if (dbmate.conventions) await warnHistory(m, dbmate);
@@ -291,19 +295,19 @@ async function main(argv: string[]): Promise<number> {
             throw error;
           result = await run();
         }
-        return report(result, formatUp, json, print);
+        const code = report(result, formatUp, json, print);
+        if (result.applied.length > 0) await dumpSchemaAfterChange(values, dbmate, url());
+        return code;
       }
-      case 'down':
+      case 'down': {
         expectArgs(command, args, 0);
-        warnSchemaFile(dbmate);
-        return report(
-          await untilFinished(
-            migrator().down({ steps: intOption('--steps', values.steps, DEFAULT_DOWN_STEPS) }),
-          ),
-          formatDown,
-          json,
-          print,
+        const result = await untilFinished(
+          migrator().down({ steps: intOption('--steps', values.steps, DEFAULT_DOWN_STEPS) }),
         );
+        const code = report(result, formatDown, json, print);
+        if (result.rolledBack.length > 0) await dumpSchemaAfterChange(values, dbmate, url());
+        return code;
+      }
       case 'status': {
         expectArgs(command, args, 0);
         const status = await migrator().status();
@@ -363,12 +367,15 @@ async function main(argv: string[]): Promise<number> {
           print,
         );
       }
-      case 'dump':
-      case 'load':
-        throw new ConfigError(
-          `\`${command}\` (dbmate's schema file) is not supported yet: lockstep neither writes nor loads ` +
-            `a schema file. Use ${command === 'dump' ? 'pg_dump --schema-only, mysqldump --no-data or sqlite3 .schema' : '`lockstep up` on an empty database to build the schema from the migrations'} for now.`,
-        );
+      case 'dump': {
+        const { dumpCommand } = await import('./schema.js');
+        return await dumpCommand({ ...values, url: url() }, args);
+      }
+      case 'load': {
+        expectArgs(command, args, 0);
+        const { loadCommand } = await import('./schema.js');
+        return await loadCommand({ ...values, url: url() });
+      }
       default:
         throw new ConfigError(`unknown command "${command}". See --help.`);
     }
@@ -422,15 +429,16 @@ async function waitForDatabase(target: DatabaseAdmin, settings: DbmateSettings):
   }
 }
 
-/** dbmate writes its schema file after up, migrate and rollback; lockstep does not yet: said once. */
-function warnSchemaFile(settings: DbmateSettings): void {
-  const file = envVar('DBMATE_SCHEMA_FILE') || DBMATE_SCHEMA_FILE;
-  if (!settings.noDumpSchema && existsSync(file)) {
-    writeStderr(
-      `note: ${file} is not updated: lockstep does not dump the schema (dbmate's dump) yet; ` +
-        '--no-dump-schema silences this\n',
-    );
-  }
+/**
+ * dbmate rewrites its schema file after every up and rollback; lockstep after one that changed
+ * something (never on the no-op path every worker takes at boot), where the project keeps the
+ * file: it exists, -s or $DBMATE_SCHEMA_FILE names it, or dbmate's conventions are in use.
+ */
+async function dumpSchemaAfterChange(values: Values, dbmate: DbmateSettings, url: string | undefined) {
+  const { dumpAfterChange, schemaFile } = await import('./schema.js');
+  const named = values['schema-file'] !== undefined || envVar('DBMATE_SCHEMA_FILE') !== undefined;
+  if (dbmate.noDumpSchema || !(named || dbmate.conventions || existsSync(schemaFile(values)))) return;
+  await dumpAfterChange({ ...values, url });
 }
 
 /**

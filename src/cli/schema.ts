@@ -6,7 +6,7 @@
 import { DEFAULT_ASYNC_TABLE, DEFAULT_DBMATE_TABLE, DEFAULT_TABLE, urlInUse } from '../defaults.js';
 import { ConfigError, ExitCode, LockstepError } from '../errors.js';
 import { loadSchema, type SchemaOptions, writeSchemaFile } from '../schema/index.js';
-import { databaseUrl, writeResult, writeStderr } from './common.js';
+import { databaseUrl, envVar, writeResult, writeStderr } from './common.js';
 
 export const DEFAULT_SCHEMA_FILE = 'db/schema.sql';
 
@@ -71,7 +71,7 @@ export async function dumpAfterChange(values: SchemaValues): Promise<SchemaResul
 
 /** `--schema-file`, else $DBMATE_SCHEMA_FILE, else db/schema.sql. */
 export function schemaFile(values: SchemaValues): string {
-  const file = values['schema-file'] ?? process.env.DBMATE_SCHEMA_FILE ?? DEFAULT_SCHEMA_FILE;
+  const file = values['schema-file'] ?? envVar('DBMATE_SCHEMA_FILE') ?? DEFAULT_SCHEMA_FILE;
   if (file.trim() === '')
     throw new ConfigError('--schema-file is empty: pass a file, or leave it out for db/schema.sql');
   return file;
@@ -80,7 +80,7 @@ export function schemaFile(values: SchemaValues): string {
 /** --no-dump-schema, else $DBMATE_NO_DUMP_SCHEMA read as dbmate reads a boolean (Go's ParseBool). */
 export function noDumpSchema(values: SchemaValues): boolean {
   if (values['no-dump-schema']) return true;
-  const env = process.env.DBMATE_NO_DUMP_SCHEMA;
+  const env = envVar('DBMATE_NO_DUMP_SCHEMA');
   if (env === undefined || env === '') return false;
   if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(env)) return true;
   if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(env)) return false;

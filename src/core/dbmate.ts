@@ -21,6 +21,7 @@ export class DbmateHistory {
   readonly #on: EventHandler;
   /** dbmate's versions as last read; null: not read, or dbmate has no table here. */
   #versions: Set<string> | null = null;
+  #looked = false;
 
   private constructor(table: DbmateTable, keep: boolean, on: EventHandler) {
     this.#table = table;
@@ -36,11 +37,16 @@ export class DbmateHistory {
   }
 
   /**
-   * Reads dbmate's table when this run follows it: in `keep` mode; else on a first run (no ledger
-   * yet) and once the ledger holds a migration adopted from it. Costs nothing otherwise.
+   * Reads dbmate's table, where it is there to follow: always in `keep` mode and before a change
+   * (`changing`: an up with something to do, a down, a resolve), and on the no-op path only where
+   * the ledger shows it is followed (no ledger yet, or a migration adopted from it) — so the path
+   * every worker takes at boot costs lockstep's own projects nothing. Once per command.
    */
-  async look(rows: readonly LedgerRow[] | null): Promise<void> {
-    if (!this.#keep && rows !== null && !rows.some((r) => r.appliedBy === DBMATE)) return;
+  async look(rows: readonly LedgerRow[] | null, changing = false): Promise<void> {
+    if (this.#looked) return;
+    const follows = rows === null || rows.some((r) => r.appliedBy === DBMATE);
+    if (!this.#keep && !changing && !follows) return;
+    this.#looked = true;
     const versions = await this.#table.versions();
     this.#versions = versions && new Set(versions);
   }

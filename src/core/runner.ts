@@ -142,7 +142,15 @@ export class Migrator {
         if (problems.length > 0) throw new HistoryError(problems);
         if (nothingToDo(read, first) && !dbmate?.owes(read, migrations))
           return upToDate(config, before, before, 0);
-        return this.#applyPending(session, driver, migrations, before, dbmate);
+        // Something to do: dbmate's table, if it is there, is followed (outside any transaction).
+        await dbmate?.look(read, true);
+        return this.#applyPending(
+          session,
+          driver,
+          migrations,
+          dbmate?.view(read, migrations) ?? read,
+          dbmate,
+        );
       });
       return outcome === HAND_OFF ? this.#direct().up() : outcome;
     });
@@ -301,7 +309,7 @@ export class Migrator {
       const outcome = await this.#scope.withSession(async (session, driver) => {
         const perMigration = session.lock.heldUntil === 'commit';
         const dbmate = DbmateHistory.of(session, driver, config);
-        await dbmate?.look(await session.ledger.read());
+        await dbmate?.look(await session.ledger.read(), true);
         let runDeadline: Deadline | undefined;
         while (rolledBack.length < steps) {
           const unit = await whileLocked(session.lock, this.#lock(driver), async (waitedMs) => {
@@ -392,7 +400,7 @@ export class Migrator {
       const source = migrations.find((m) => compareVersions(m.version, version) === 0);
       return this.#scope.withSession(async (session, driver) => {
         const dbmate = DbmateHistory.of(session, driver, config);
-        await dbmate?.look(await session.ledger.read());
+        await dbmate?.look(await session.ledger.read(), true);
         const ledger = keeping(session, dbmate).ledger;
         return whileLocked(session.lock, this.#lock(driver), async () => {
           await dbmate?.refresh();

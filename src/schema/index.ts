@@ -7,8 +7,8 @@
  * up to date.
  *
  * lockstep's own tables (the ledger, the long-running migrations' tables) are left out: they are
- * bookkeeping, not schema, and an empty ledger loaded from the file would make lockstep see a
- * database where nothing was applied (it adopts dbmate's versions only where it has no ledger).
+ * bookkeeping, not schema; a database loaded from the file has dbmate's versions and no ledger,
+ * which lockstep adopts as on a database dbmate migrated.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
