@@ -75,4 +75,9 @@ need_binary "${LOCKSTEP_TEST_PGBOUNCER:-/usr/sbin/pgbouncer}" pgbouncer "the poo
 # ZooKeeper (test/helpers/clickhouse.ts); only the binaries are needed here.
 need_binary "${LOCKSTEP_TEST_CLICKHOUSE:-/usr/sbin/clickhouse-server}" clickhouse-server "the ClickHouse tests" LOCKSTEP_TEST_CLICKHOUSE
 need_binary "${LOCKSTEP_TEST_ZOOKEEPER:-/usr/share/zookeeper/bin/zkServer.sh}" zookeeper "the ClickHouse cluster tests" LOCKSTEP_TEST_ZOOKEEPER
-say "PostgreSQL, MariaDB, chromium, pgbouncer, clickhouse-server and zookeeper are ready"
+# The schema-file tests run the dump tools, as dbmate does; the URL tests make a TLS certificate.
+need_binary "${LOCKSTEP_TEST_PG_DUMP:-/usr/bin/pg_dump}" postgresql-client "the schema-file tests" LOCKSTEP_TEST_PG_DUMP
+need_binary "${LOCKSTEP_TEST_MARIADB_DUMP:-/usr/bin/mariadb-dump}" mariadb-client "the schema-file tests" LOCKSTEP_TEST_MARIADB_DUMP
+need_binary "${LOCKSTEP_TEST_SQLITE3:-/usr/bin/sqlite3}" sqlite3 "the schema-file tests" LOCKSTEP_TEST_SQLITE3
+need_binary "${LOCKSTEP_TEST_OPENSSL:-/usr/bin/openssl}" openssl "the TLS URL tests" LOCKSTEP_TEST_OPENSSL
+say "PostgreSQL, MariaDB, chromium, pgbouncer, clickhouse-server, zookeeper and the dump tools are ready"

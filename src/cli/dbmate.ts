@@ -1,23 +1,9 @@
 import { ConfigError } from '../errors.js';
 import { envVar } from './common.js';
-import { DBMATE_COMMANDS, type OptionName, type Values } from './options.js';
+import { DBMATE_COMMANDS, DBMATE_OPTIONS, type OptionName, type Values } from './options.js';
 
 /** The options only dbmate has: one of them given says that dbmate's conventions are in use. */
-const DBMATE_OPTIONS: readonly OptionName[] = [
-  'migrations-dir',
-  'migrations-table',
-  'env',
-  'env-file',
-  'driver',
-  'schema-file',
-  'no-dump-schema',
-  'wait',
-  'wait-timeout',
-  'wait-interval',
-  'strict',
-  'verbose',
-  'exit-code',
-];
+const ONLY_DBMATE: readonly OptionName[] = [...DBMATE_OPTIONS, 'strict', 'verbose', 'exit-code'];
 
 /** dbmate's defaults (its `--help`). */
 export const DBMATE_WAIT_TIMEOUT_MS = 60_000;
@@ -47,7 +33,7 @@ export interface DbmateSettings {
 
 /** dbmate's options and variables → settings; `typed` is the command as typed. */
 export function dbmateSettings(typed: string, values: Values): DbmateSettings {
-  const given = DBMATE_OPTIONS.some((name) => values[name] !== undefined && values[name] !== false);
+  const given = ONLY_DBMATE.some((name) => values[name] !== undefined && values[name] !== false);
   const variables = [
     'DBMATE_DRIVER',
     'DBMATE_MIGRATIONS_DIR',

@@ -41,7 +41,7 @@ export const OPTIONS = {
   worker: { type: 'boolean' },
   'allow-host': { type: 'string', multiple: true },
   'allow-any-host': { type: 'boolean' },
-  // dbmate's options (see DBMATE below); -v is --verbose after up, migrate and rollback.
+  // dbmate's options (see DBMATE_OPTIONS below); -v is --verbose after up, migrate and rollback.
   'migrations-dir': { type: 'string', multiple: true },
   'migrations-table': { type: 'string' },
   env: { type: 'string', short: 'e' },
@@ -86,7 +86,7 @@ const ASYNC = [...WHERE, ...OUTPUT] as const;
  * dbmate's global options, taken by every command of the core (dbmate's and lockstep's), so a
  * dbmate command line runs unchanged. --wait: wait for the database before the command.
  */
-const DBMATE = [
+export const DBMATE_OPTIONS = [
   'migrations-dir',
   'migrations-table',
   'env',
@@ -113,10 +113,10 @@ const UP = [
 
 /** The options each command takes; any other is an error that names the commands taking it. */
 export const COMMAND_OPTIONS: Readonly<Record<string, readonly OptionName[]>> = {
-  up: [...UP, 'dbmate', ...DBMATE],
-  migrate: [...UP, 'dbmate', ...DBMATE],
-  down: [...WHERE, 'direct-url', ...RUN, 'dbmate', 'steps', 'verbose', ...OUTPUT, ...DBMATE],
-  status: [...WHERE, 'dbmate', 'exit-code', ...OUTPUT, ...DBMATE],
+  up: [...UP, 'dbmate', ...DBMATE_OPTIONS],
+  migrate: [...UP, 'dbmate', ...DBMATE_OPTIONS],
+  down: [...WHERE, 'direct-url', ...RUN, 'dbmate', 'steps', 'verbose', ...OUTPUT, ...DBMATE_OPTIONS],
+  status: [...WHERE, 'dbmate', 'exit-code', ...OUTPUT, ...DBMATE_OPTIONS],
   resolve: [
     ...WHERE,
     'lock-timeout',
@@ -126,14 +126,14 @@ export const COMMAND_OPTIONS: Readonly<Record<string, readonly OptionName[]>> = 
     'rolled-back',
     'force',
     ...OUTPUT,
-    ...DBMATE,
+    ...DBMATE_OPTIONS,
   ],
-  new: [...WHERE, 'ts', ...OUTPUT, ...DBMATE],
-  create: [...WHERE, ...OUTPUT, ...DBMATE],
-  drop: [...WHERE, ...OUTPUT, ...DBMATE],
-  wait: [...WHERE, ...OUTPUT, ...DBMATE],
-  dump: [...WHERE, ...OUTPUT, ...DBMATE],
-  load: [...WHERE, ...OUTPUT, ...DBMATE],
+  new: [...WHERE, 'ts', ...OUTPUT, ...DBMATE_OPTIONS],
+  create: [...WHERE, ...OUTPUT, ...DBMATE_OPTIONS],
+  drop: [...WHERE, ...OUTPUT, ...DBMATE_OPTIONS],
+  wait: [...WHERE, ...OUTPUT, ...DBMATE_OPTIONS],
+  dump: [...WHERE, ...OUTPUT, ...DBMATE_OPTIONS],
+  load: [...WHERE, ...OUTPUT, ...DBMATE_OPTIONS],
   'async list': ASYNC,
   'async status': ASYNC,
   // --cancel-orphans: whoever executes a run (a worker, or --wait here) may take over a dead one.

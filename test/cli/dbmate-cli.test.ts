@@ -6,7 +6,15 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${VAR} in .env text is the point
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -168,13 +176,11 @@ describe('dbmate CLI: options and variables', () => {
     }
   });
 
-  it('what lockstep cannot do is refused, saying what to use: dump, load, -s, --driver against the URL, several -d', async () => {
+  it('what lockstep cannot do is refused, saying what to use: dump of no database, --driver against the URL, several -d; -s and --no-dump-schema work', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'lockstep-dbmate-'));
     const env = { DATABASE_URL: 'sqlite:r.db' };
     for (const [args, pattern] of [
-      [['dump'], /not supported yet.*pg_dump/],
-      [['load'], /not supported yet/],
-      [['-s', 'db/schema.sql', 'up'], /--schema-file.*not supported yet/],
+      [['dump'], /no SQLite database at .*r\.db: nothing to dump/],
       [['--driver', 'postgres', 'up'], /--driver postgres.*scheme, here sqlite/],
       [['-d', 'a', '-d', 'b', 'up'], /one directory/],
       [['--migrations-dir', 'a', '--migrations-dir', 'b', 'up'], /one directory/],
@@ -188,6 +194,13 @@ describe('dbmate CLI: options and variables', () => {
     writeMigrations(dir, { '001_t.sql': MIGRATION }, 'db/migrations');
     const r = await lockstep(['--driver', 'sqlite', '--no-dump-schema', 'up'], dir, env);
     assert.equal(r.code, 0, show(r));
+    assert.equal(existsSync(path.join(dir, 'db/schema.sql')), false, '--no-dump-schema');
+    // -s: the schema file is rewritten after an up that applied something.
+    writeMigrations(dir, { '002_u.sql': MIGRATION.replaceAll('t1', 'u1') }, 'db/migrations');
+    const dumped = await lockstep(['-s', 'db/schema.sql', 'up'], dir, env);
+    assert.equal(dumped.code, 0, show(dumped));
+    assert.match(dumped.stderr, /wrote db\/schema\.sql/);
+    assert.match(readFileSync(path.join(dir, 'db/schema.sql'), 'utf8'), /CREATE TABLE u1/);
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -331,6 +331,13 @@ describe('the CLI side: dump, load, and the dump after a change', () => {
     const { dumpAfterChange, dumpCommand, loadCommand, noDumpSchema, schemaFile } = await import(
       '../../src/cli/schema.js'
     );
+    const { useEnvFiles } = await import('../../src/cli/common.js');
+    /** The CLI reads its variables once per process: read again after each change. */
+    const setVariable = (name: string, value: string) => {
+      process.env[name] = value;
+      useEnvFiles([]);
+    };
+    useEnvFiles([]);
     const unset = {
       DBMATE_SCHEMA_FILE: undefined,
       DBMATE_NO_DUMP_SCHEMA: undefined,
@@ -338,20 +345,21 @@ describe('the CLI side: dump, load, and the dump after a change', () => {
       PATH: process.env.PATH,
     };
     await within(tmpdir(), unset, async () => {
+      useEnvFiles([]);
       assert.equal(schemaFile({}), 'db/schema.sql');
       assert.equal(schemaFile({ 'schema-file': 'x.sql' }), 'x.sql');
-      process.env.DBMATE_SCHEMA_FILE = 'env.sql';
+      setVariable('DBMATE_SCHEMA_FILE', 'env.sql');
       assert.equal(schemaFile({}), 'env.sql');
       assert.equal(schemaFile({ 'schema-file': 'x.sql' }), 'x.sql');
       assert.equal(noDumpSchema({}), false);
       for (const yes of ['1', 'true', 'TRUE', 't']) {
-        process.env.DBMATE_NO_DUMP_SCHEMA = yes;
+        setVariable('DBMATE_NO_DUMP_SCHEMA', yes);
         assert.equal(noDumpSchema({}), true);
       }
-      process.env.DBMATE_NO_DUMP_SCHEMA = 'false';
+      setVariable('DBMATE_NO_DUMP_SCHEMA', 'false');
       assert.equal(noDumpSchema({}), false);
       assert.equal(noDumpSchema({ 'no-dump-schema': true }), true);
-      process.env.DBMATE_NO_DUMP_SCHEMA = 'yes';
+      setVariable('DBMATE_NO_DUMP_SCHEMA', 'yes');
       assert.throws(() => noDumpSchema({}), /DBMATE_NO_DUMP_SCHEMA="yes" is not a boolean/);
     });
 
@@ -359,6 +367,7 @@ describe('the CLI side: dump, load, and the dump after a change', () => {
     try {
       const url = 'sqlite:app.db';
       await within(dir, unset, async () => {
+        useEnvFiles([]);
         const { default: Database } = await import('better-sqlite3');
         const sqlite = new Database('app.db');
         sqlite.exec(
