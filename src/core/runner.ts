@@ -216,6 +216,9 @@ export class Migrator {
         if (problems.length > 0) throw new HistoryError(problems);
         reportOthers(rows);
         if (plan.pending.length === 0) return 'done';
+        // A runner of the wave that just saw the next migration fail refuses before it pays for
+        // loading anything: the waiters behind one failure pass the lock on at once.
+        refuseIfFailedInThisWave(plan.pending[0] as Migration, rows, previousRows);
         // Load (modules: import) everything pending before changing anything, so a bad file
         // changes nothing; after locking, so runners that find the work done never pay for it.
         const unloaded = plan.pending.filter((m) => !steps.has(m.version));
@@ -231,19 +234,7 @@ export class Migrator {
         const run = { session: keeping(session, dbmate), driver, config, runDeadline };
         for (const migration of perMigration ? plan.pending.slice(0, 1) : plan.pending) {
           const row = rows.find((r) => r.version === migration.version);
-          if (
-            row &&
-            failedInThisWave(row, previousRows.get(migration.version), migration.checksum, Date.now())
-          ) {
-            throw new FailedWhileWaitingError({
-              version: migration.version,
-              file: migration.file,
-              by: row.appliedBy,
-              at: row.finishedAt ?? row.startedAt,
-              recordedError: row.error ?? 'unknown error',
-              retryAfterMs: WAVE_WINDOW_MS,
-            });
-          }
+          refuseIfFailedInThisWave(migration, rows, previousRows);
           const step = steps.get(migration.version) as Step;
           const durationMs = await runMigration(run, migration, step, 'up', row);
           applied.push({ version: migration.version, name: migration.name, durationMs });
@@ -583,6 +574,25 @@ async function checkRequirements(
 }
 
 /** Nothing pending, failed or running, and the history checks out. */
+/** A migration that failed in this runner's wave is not run again by it (see failedInThisWave). */
+function refuseIfFailedInThisWave(
+  migration: Migration,
+  rows: readonly LedgerRow[],
+  seenAtStart: ReadonlyMap<string, LedgerRow>,
+): void {
+  const row = rows.find((r) => r.version === migration.version);
+  if (!row || !failedInThisWave(row, seenAtStart.get(migration.version), migration.checksum, Date.now()))
+    return;
+  throw new FailedWhileWaitingError({
+    version: migration.version,
+    file: migration.file,
+    by: row.appliedBy,
+    at: row.finishedAt ?? row.startedAt,
+    recordedError: row.error ?? 'unknown error',
+    retryAfterMs: WAVE_WINDOW_MS,
+  });
+}
+
 /** The session, its ledger writing dbmate's table too where this run keeps it. */
 function keeping(session: Session, dbmate: DbmateHistory | undefined): Session {
   return dbmate ? { ...session, ledger: dbmate.ledger(session.ledger) } : session;
