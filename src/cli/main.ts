@@ -291,8 +291,11 @@ async function main(argv: string[]): Promise<number> {
           result = await run();
         } catch (error) {
           // dbmate's up creates a missing database: asked only when it could not be reached.
-          if (command !== 'up' || !(error instanceof ConnectionError) || !(await createIfMissing(url())))
-            throw error;
+          // Only a connection that could not be opened: a session lost during the run is its
+          // outcome (exit 5), never a reason to run again.
+          const notOpened =
+            error instanceof ConnectionError && error.message.startsWith('cannot connect to ');
+          if (command !== 'up' || !notOpened || !(await createIfMissing(url()))) throw error;
           result = await run();
         }
         const code = report(result, formatUp, json, print);
