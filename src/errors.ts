@@ -460,6 +460,9 @@ export class ConnectionError extends LockstepError {
   readonly httpStatus = HttpStatus.unavailable;
 }
 
+/** The connection could not be opened at all (as opposed to a session lost while it worked). */
+export class ConnectFailedError extends ConnectionError {}
+
 function abbreviate(sql: string): string {
   const oneLine = sql.replace(/\s+/g, ' ').trim();
   return oneLine.length > 200 ? `${oneLine.slice(0, 197)}...` : oneLine;

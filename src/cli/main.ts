@@ -16,7 +16,7 @@ import {
   urlInUse,
 } from '../defaults.js';
 import { type DatabaseAdmin, openAdmin } from '../drivers/admin.js';
-import { ConfigError, ConnectionError, ExitCode } from '../errors.js';
+import { ConfigError, ConnectFailedError, ConnectionError, ExitCode } from '../errors.js';
 import { Migrator } from '../index.js';
 import { asWritten, formatDuration, sleep } from '../util/duration.js';
 import {
@@ -293,8 +293,7 @@ async function main(argv: string[]): Promise<number> {
           // dbmate's up creates a missing database: asked only when it could not be reached.
           // Only a connection that could not be opened: a session lost during the run is its
           // outcome (exit 5), never a reason to run again.
-          const notOpened =
-            error instanceof ConnectionError && error.message.startsWith('cannot connect to ');
+          const notOpened = error instanceof ConnectFailedError;
           if (command !== 'up' || !notOpened || !(await createIfMissing(url()))) throw error;
           result = await run();
         }

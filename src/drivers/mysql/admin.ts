@@ -1,5 +1,5 @@
 import type { Connection } from 'mysql2/promise';
-import { ConfigError, ConnectionError, DatabaseCommandError } from '../../errors.js';
+import { ConfigError, ConnectFailedError, DatabaseCommandError } from '../../errors.js';
 import { redactUrl } from '../../util/secrets.js';
 import { type DatabaseAdmin, databaseName } from '../admin.js';
 
@@ -22,7 +22,9 @@ export function mysqlAdmin(given: string): DatabaseAdmin {
     try {
       connection = await mysql.createConnection({ uri: server.href, connectTimeout: 10_000 });
     } catch (error) {
-      throw new ConnectionError(`cannot connect to ${redactUrl(server.href)}: ${(error as Error).message}`);
+      throw new ConnectFailedError(
+        `cannot connect to ${redactUrl(server.href)}: ${(error as Error).message}`,
+      );
     }
     try {
       return await work(connection);

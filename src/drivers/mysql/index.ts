@@ -1,6 +1,6 @@
 import type { SslOptions } from 'mysql2';
 import type { Connection as MysqlClient } from 'mysql2/promise';
-import { ConfigError, ConnectionError } from '../../errors.js';
+import { ConfigError, ConnectFailedError } from '../../errors.js';
 import { redactUrl } from '../../util/secrets.js';
 import type { CallerHandle } from '../caller.js';
 import type { Database, DriverOptions } from '../driver.js';
@@ -78,7 +78,7 @@ export function createMysqlDriver(url: string, options: DriverOptions, caller?: 
             return await connect(undefined);
           }
         } catch (error) {
-          throw new ConnectionError(
+          throw new ConnectFailedError(
             `cannot connect to ${redactUrl(url)}: ${tlsFailure(target, error as Error)}`,
           );
         }

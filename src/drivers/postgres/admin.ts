@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { ConfigError, ConnectionError, DatabaseCommandError } from '../../errors.js';
+import { ConfigError, ConnectFailedError, DatabaseCommandError } from '../../errors.js';
 import { redactUrl } from '../../util/secrets.js';
 import { type DatabaseAdmin, databaseName } from '../admin.js';
 import { quoteIdentifier } from '../sql-helpers.js';
@@ -25,7 +25,7 @@ export function postgresAdmin(given: string): DatabaseAdmin {
     } catch (error) {
       await client.end().catch(() => {});
       throw Object.assign(
-        new ConnectionError(`cannot connect to ${redactUrl(target.href)}: ${(error as Error).message}`),
+        new ConnectFailedError(`cannot connect to ${redactUrl(target.href)}: ${(error as Error).message}`),
         { sqlState: (error as { code?: string }).code },
       );
     }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import { ConfigError, ConnectionError } from '../../errors.js';
+import { ConfigError, ConnectFailedError } from '../../errors.js';
 import { redactUrl } from '../../util/secrets.js';
 import type { CallerHandle } from '../caller.js';
 import { type Database, type DriverOptions, type PoolerMode, poolerMode } from '../driver.js';
@@ -69,7 +69,9 @@ export function createPostgresDriver(given: string, options: DriverOptions, call
       const failed = (error: unknown) =>
         error instanceof ConfigError
           ? error
-          : new ConnectionError(`cannot connect to ${shown}: ${connectFailure(error as Error, target.tls)}`);
+          : new ConnectFailedError(
+              `cannot connect to ${shown}: ${connectFailure(error as Error, target.tls)}`,
+            );
       const lease = lendCaller
         ? await lendCaller((settings) => open(settings).catch((error) => Promise.reject(failed(error))))
         : ownConnection(
