@@ -6,7 +6,9 @@ export type { LockstepOptions } from './core/config.js';
 export type { EventHandler, LockstepEvent } from './core/events.js';
 export type { MigrationContext, MigrationFunction } from './core/migration.js';
 export type { MigrationStatus, StatusEntry } from './core/plan.js';
+export type { ToolName } from './core/tools/tool.js';
 export type {
+  AdoptResult,
   AppliedElsewhere,
   AppliedMigration,
   DownResult,

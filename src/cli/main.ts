@@ -186,9 +186,10 @@ const EXIT_CODES = `Exit codes:
   4  dirty state: an interrupted non-transactional migration needs \`lockstep resolve\`
   5  the database could not be reached, or the session was lost during the run
   6  refused, nothing changed: a migration requires a long-running migration that is not
-     completed; resolve was asked about a migration that is not interrupted or failed; or a
+     completed; resolve was asked about a migration that is not interrupted or failed; a
      connection pooler is in the way (undeclared, or a transaction-mode pooler and a migration
-     outside a transaction, or long-running migrations)
+     outside a transaction, or long-running migrations); another tool's history that up would
+     run again (lockstep adopt --from <tool> first), or one adopt cannot take as it stands
 `;
 
 const HELP = `lockstep — database migrations applied exactly once, in order, by exactly one process,
