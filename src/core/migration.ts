@@ -49,6 +49,15 @@ export interface SqlStatement {
   readonly offset: number;
 }
 
+/** Whose format a migration file is written in (tool names as core/tools/tool.ts spells them). */
+export type MigrationFormat =
+  | 'lockstep'
+  | 'golang-migrate'
+  | 'goose'
+  | 'node-pg-migrate'
+  | 'prisma'
+  | 'drizzle';
+
 /** A migration file, read and checked, not yet run. */
 export interface Migration {
   readonly version: string;
@@ -64,6 +73,10 @@ export interface Migration {
    * as in dbmate); for a module, whether it exports `down`.
    */
   readonly hasDown: boolean;
+  /** Why it cannot be rolled back, where that is its format's rule (Prisma, Drizzle: no down). */
+  readonly noDown?: string;
+  /** Whose file format it is written in; lockstep's own (dbmate's) when absent. */
+  readonly format?: MigrationFormat;
   /** Loads (modules: imports) and splits one direction for the given database syntax. */
   load(direction: 'up' | 'down', dialect: import('../sql/split.js').SplitDialect): Promise<Step>;
 }

@@ -1,22 +1,43 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, readlinkSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+} from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SourceError, type SourceProblem } from '../errors.js';
-import { lineFinder, type SplitDialect, splitStatements } from '../sql/split.js';
 import { durationMs } from '../util/duration.js';
 import { isObject } from '../util/objects.js';
 import { bytesForDisplay, decodeUtf8, invalidUtf8At } from '../util/text.js';
+import { type FormatRead, type Section, splitRange } from './formats/common.js';
+import { DRIZZLE_NO_DOWN, drizzleSection, readDrizzleJournal } from './formats/drizzle.js';
+import {
+  type GolangMigratePart,
+  golangMigrateFile,
+  golangMigratePart,
+  pairGolangMigrate,
+} from './formats/golang-migrate.js';
+import { GOOSE_GO_REFUSAL, hasGooseAnnotation, isGooseGoFile, readGoose } from './formats/goose.js';
+import { foreignModuleRefusal, foreignModuleTool } from './formats/knex.js';
+import { hasNodePgMigrateMarker, readNodePgMigrate } from './formats/node-pg-migrate.js';
+import { PRISMA_FILE, PRISMA_NO_DOWN, prismaSection } from './formats/prisma.js';
 import {
   compareVersions,
   MAX_VERSION_DIGITS,
   type Migration,
+  type MigrationFormat,
   type MigrationFunction,
   type MigrationSettings,
   type Step,
 } from './migration.js';
-import { parseSqlFile, type SqlSection } from './sql-file.js';
+import { hasDbmateMarker, parseSqlFile, type SqlSection } from './sql-file.js';
 
 /**
  * A migration's name without its extension: leading digits are its version, as dbmate reads
@@ -60,26 +81,34 @@ export async function readMigrations(
 
   const problems: SourceProblem[] = [];
   const migrations: Migration[] = [];
+  const golangMigrate: GolangMigratePart[] = [];
+  const shown = (fullPath: string) => displayPath(fullPath, cwd);
+  // A Drizzle Kit folder: its journal says which .sql files are migrations.
+  const drizzle = readDrizzleJournal(absoluteDir, shown);
+  if (drizzle) problems.push(...drizzle.problems);
   // Only names that can be migrations are read: README.md and the like are ignored.
   const candidates = entries
     .map((bytes) => ({ bytes, name: bytes.toString('utf8') }))
-    .filter(({ name }) => isSourceFileName(name))
+    .filter(
+      ({ name }) =>
+        isSourceFileName(name) || isGooseGoFile(name) || isPrismaFolder(path.join(absoluteDir, name)),
+    )
     .sort((a, b) => Buffer.compare(a.bytes, b.bytes));
   for (const { bytes, name: fileName } of candidates) {
     if (invalidUtf8At(bytes) !== -1) {
       problems.push({
-        file: displayPath(path.join(absoluteDir, bytesForDisplay(bytes)), cwd),
+        file: shown(path.join(absoluteDir, bytesForDisplay(bytes))),
         problem: 'the file name is not valid UTF-8: rename it',
       });
       continue;
     }
     const fullPath = path.join(absoluteDir, fileName);
-    const shown = displayPath(fullPath, cwd);
+    const file = shown(fullPath);
     const match = VERSIONED.exec(withoutExtension(fileName));
     if (!match) {
       // dbmate ignores it too (schema.sql, a helper module): said, in case it was meant to run.
       warn({
-        file: shown,
+        file,
         problem: 'ignored: not a migration, its name does not start with a version (<version>_<name>.sql)',
       });
       continue;
@@ -88,30 +117,104 @@ export async function readMigrations(
     const name = match[2] ?? '';
     if (version.length > MAX_VERSION_DIGITS) {
       problems.push({
-        file: shown,
+        file,
         problem: `a version of ${version.length} digits: the ledger's version column holds at most ${MAX_VERSION_DIGITS} digits (on every database)`,
       });
       continue;
     }
     if (isDirectory(fullPath)) {
-      warn({ file: shown, problem: 'ignored: a directory, not a migration file (dbmate skips it too)' });
+      if (isPrismaFolder(fullPath)) {
+        const sqlPath = path.join(fullPath, PRISMA_FILE);
+        const sqlFile = shown(sqlPath);
+        const read = readSource(sqlPath);
+        if ('problem' in read) problems.push({ file: sqlFile, ...read });
+        else {
+          const up = prismaSection(sqlFile, read.text);
+          migrations.push(
+            formatMigration({ version, name, file: sqlFile, path: sqlPath }, 'prisma', {
+              up,
+              noDown: PRISMA_NO_DOWN,
+            }),
+          );
+        }
+      } else warn({ file, problem: 'ignored: a directory, not a migration file (dbmate skips it too)' });
+      continue;
+    }
+    if (isGooseGoFile(fileName)) {
+      warn({ file, problem: `${GOOSE_GO_REFUSAL}; lockstep up refuses while it is pending` });
+      migrations.push(refusedMigration({ version, name, file, path: fullPath }, 'goose', GOOSE_GO_REFUSAL));
       continue;
     }
     const read = readSource(fullPath);
     if ('problem' in read) {
-      problems.push({ file: shown, ...read });
+      problems.push({ file, ...read });
       continue;
     }
     const { text } = read;
+    const base = { version, name, file, path: fullPath };
     if (fileName.endsWith('.sql')) {
-      const parsed = parseSqlFile(text, shown);
+      if (drizzle?.files.has(fileName)) {
+        migrations.push(
+          formatMigration(base, 'drizzle', { up: drizzleSection(file, text), noDown: DRIZZLE_NO_DOWN }),
+        );
+        continue;
+      }
+      const golang = hasDbmateMarker(text) ? undefined : golangMigrateFile(fileName);
+      if (golang) {
+        golangMigrate.push(golangMigratePart(golang, file, fullPath, text));
+        continue;
+      }
+      const format = sqlFormat(text);
+      if (format === 'lockstep' && drizzle) {
+        warn({
+          file,
+          problem: `ignored: not listed in Drizzle's journal (${drizzle.file}), and not in another format lockstep reads`,
+        });
+        continue;
+      }
+      const formatted =
+        format === 'goose'
+          ? readGoose(text, file)
+          : format === 'node-pg-migrate'
+            ? readNodePgMigrate(text, file)
+            : undefined;
+      if (formatted) {
+        problems.push(...formatted.problems);
+        for (const warning of formatted.warnings) warn(warning);
+        const { up } = formatted;
+        if (up && formatted.problems.length === 0)
+          migrations.push(formatMigration(base, format, { ...formatted, up }));
+        continue;
+      }
+      const parsed = parseSqlFile(text, file);
       problems.push(...parsed.problems);
       for (const warning of parsed.warnings) warn(warning);
-      if (parsed.up)
-        migrations.push(sqlMigration(version, name, shown, fullPath, text, parsed.up, parsed.down));
+      if (parsed.up) migrations.push(sqlMigration(base, text, parsed.up, parsed.down));
     } else if (MODULE_EXTENSIONS.test(fileName)) {
-      migrations.push(moduleMigration(version, name, shown, fullPath, text));
+      const tool = foreignModuleTool(text);
+      migrations.push(
+        tool
+          ? refusedMigration(
+              base,
+              tool === 'node-pg-migrate' ? tool : undefined,
+              foreignModuleRefusal(tool),
+              text,
+            )
+          : moduleMigration(version, name, file, fullPath, text),
+      );
     }
+  }
+  const paired = pairGolangMigrate(golangMigrate);
+  problems.push(...paired.problems);
+  for (const { up, down } of paired.pairs) {
+    const base = { version: up.version, name: up.name, file: up.file, path: up.path };
+    migrations.push(
+      formatMigration(
+        base,
+        'golang-migrate',
+        down ? { up: up.section, down: down.section } : { up: up.section },
+      ),
+    );
   }
 
   migrations.sort((a, b) => compareVersions(a.version, b.version));
@@ -127,6 +230,32 @@ export async function readMigrations(
   }
   if (problems.length > 0) throw new SourceError(problems);
   return migrations;
+}
+
+/** Whose format a SQL file that is not golang-migrate's or Drizzle's is in, from its text. */
+function sqlFormat(text: string): 'lockstep' | 'goose' | 'node-pg-migrate' {
+  // dbmate's markers first: a lockstep file stays one whatever its comments mention.
+  if (hasDbmateMarker(text)) return 'lockstep';
+  if (hasGooseAnnotation(text)) return 'goose';
+  if (hasNodePgMigrateMarker(text)) return 'node-pg-migrate';
+  return 'lockstep';
+}
+
+/** A Prisma Migrate folder: `<version>_<name>/migration.sql`. */
+function isPrismaFolder(fullPath: string): boolean {
+  return (
+    VERSIONED.test(path.basename(fullPath)) &&
+    isDirectory(fullPath) &&
+    isFile(path.join(fullPath, PRISMA_FILE))
+  );
+}
+
+function isFile(fullPath: string): boolean {
+  try {
+    return statSync(fullPath).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /** A directory itself, not a symbolic link to one (dbmate skips the first, fails on the second). */
@@ -203,39 +332,85 @@ function linkTarget(fullPath: string): string | undefined {
   }
 }
 
+interface MigrationBase {
+  readonly version: string;
+  readonly name: string;
+  readonly file: string;
+  readonly path: string;
+}
+
+/** A dbmate-format file: its sections as lockstep's directions (its checksum as ever). */
 function sqlMigration(
-  version: string,
-  name: string,
-  file: string,
-  fullPath: string,
+  base: MigrationBase,
   text: string,
   up: SqlSection,
   down: SqlSection | undefined,
 ): Migration {
-  const checksum = sha256(`${up.optionsText}\n${up.text.trimEnd()}`);
+  const section = (s: SqlSection): Section => ({
+    file: base.file,
+    fileText: text,
+    settings: s.settings,
+    checksumText: `${s.optionsText}\n${s.text.trimEnd()}`,
+    statements: (dialect) => splitRange(text, s.offset, s.offset + s.text.length, dialect),
+  });
+  // An empty or absent down section rolls back as a no-op, as in dbmate: only the ledger row goes.
+  return formatMigration(
+    base,
+    'lockstep',
+    down ? { up: section(up), down: section(down) } : { up: section(up) },
+  );
+}
+
+/** A SQL migration in any format lockstep reads: its directions, split when loaded. */
+function formatMigration(
+  base: MigrationBase,
+  format: MigrationFormat,
+  read: Pick<FormatRead, 'down' | 'noDown'> & { readonly up: Section },
+): Migration {
+  const { up, down, noDown } = read;
   return {
-    version,
-    name,
-    file,
-    path: fullPath,
-    checksum,
+    ...base,
+    checksum: sha256(up.checksumText),
     kind: 'sql',
-    // An empty or absent down section rolls back as a no-op, as in dbmate: only the ledger row goes.
-    hasDown: true,
+    format,
+    hasDown: noDown === undefined,
+    ...(noDown === undefined ? {} : { noDown }),
     async load(direction, dialect) {
+      if (direction === 'down' && noDown !== undefined)
+        throw new SourceError([{ file: base.file, problem: noDown }]);
       const section = direction === 'up' ? up : down;
       if (!section) return { kind: 'sql', settings: { transaction: true }, statements: [] };
-      return { kind: 'sql', settings: section.settings, statements: splitSection(text, section, dialect) };
+      return { kind: 'sql', settings: section.settings, statements: section.statements(dialect) };
     },
   };
 }
 
-function splitSection(fileText: string, section: SqlSection, dialect: SplitDialect) {
-  const lineOf = lineFinder(fileText);
-  return splitStatements(section.text, dialect).map((s) => {
-    const offset = section.offset + s.offset;
-    return { sql: s.sql, offset, line: lineOf(offset) };
-  });
+/**
+ * A migration lockstep lists but cannot run (goose's Go code, a knex or node-pg-migrate module):
+ * its version is known to the history, and loading it, up or down, is refused with what to do.
+ */
+function refusedMigration(
+  base: MigrationBase,
+  format: MigrationFormat | undefined,
+  refusal: string,
+  text?: string,
+): Migration {
+  const fullText = text ?? readFileIfAny(base.path);
+  return {
+    ...base,
+    checksum: sha256(fullText),
+    kind: 'module',
+    ...(format ? { format } : {}),
+    hasDown: true,
+    async load() {
+      throw new SourceError([{ file: base.file, problem: refusal }]);
+    },
+  };
+}
+
+function readFileIfAny(fullPath: string): string {
+  const read = readSource(fullPath);
+  return 'text' in read ? read.text : '';
 }
 
 function moduleMigration(

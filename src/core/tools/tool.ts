@@ -5,7 +5,14 @@
  */
 import type { Connection, Dialect } from '../../drivers/driver.js';
 
-export const TOOL_NAMES = ['golang-migrate', 'goose', 'knex', 'node-pg-migrate', 'prisma', 'drizzle'] as const;
+export const TOOL_NAMES = [
+  'golang-migrate',
+  'goose',
+  'knex',
+  'node-pg-migrate',
+  'prisma',
+  'drizzle',
+] as const;
 export type ToolName = (typeof TOOL_NAMES)[number];
 
 /** A migration file as the histories map to it: its version, and the name its file gives. */
