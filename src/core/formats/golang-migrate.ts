@@ -7,6 +7,7 @@
 import type { SourceProblem } from '../../errors.js';
 import { rangeSection, type Section } from './common.js';
 
+const MAX_UINT64 = 18446744073709551615n;
 const FILE = /^([0-9]+)_(.*)\.(down|up)\.(.*)$/;
 
 export interface GolangMigrateFile {
@@ -57,6 +58,13 @@ export function pairGolangMigrate(parts: readonly GolangMigratePart[]): {
   for (const part of parts) {
     // golang-migrate reads the version as a number: 1 and 01 are one version.
     const key = part.version.replace(/^0+(?=\d)/, '');
+    if (BigInt(key) > MAX_UINT64) {
+      problems.push({
+        file: part.file,
+        problem: `version ${part.version} is beyond golang-migrate's 64-bit versions (at most ${MAX_UINT64}): golang-migrate skips this file; rename it with a smaller version`,
+      });
+      continue;
+    }
     const entry = byVersion.get(key) ?? {};
     const other = entry[part.direction];
     if (other) {

@@ -286,7 +286,17 @@ export function parseGoose(text: string, file: string): ParsedGoose {
     seen.add(key);
     problems.push(p);
   }
-  return { up: up.units, down: down.units, transaction: up.transaction, problems, warnings: [] };
+  const warnings: SourceProblem[] = [];
+  if (up.envsub.length === 0 && down.envsub.length === 0)
+    for (const line of lines)
+      if (isGooseAnnotationLine(line.text) && gooseAnnotation(line.text) === 'ENVSUB ON')
+        warnings.push({
+          file,
+          line: line.number,
+          problem:
+            'lockstep does not substitute environment variables; no line this covers holds a $, so the SQL is the same as goose would run',
+        });
+  return { up: up.units, down: down.units, transaction: up.transaction, problems, warnings };
 }
 
 /** A goose statement as lockstep runs it: a block whole, a plain statement split by lockstep's splitter. */
