@@ -322,7 +322,8 @@ export class Migrator {
                 missing.map((r) => ({
                   file: sources.get(r.version)?.file ?? `${r.version}_${r.name}`,
                   problem: sources.has(r.version)
-                    ? (sources.get(r.version)?.noDown ?? 'exports no down(ctx) function: it cannot be rolled back')
+                    ? (sources.get(r.version)?.noDown ??
+                      'exports no down(ctx) function: it cannot be rolled back')
                     : 'is applied but its file is missing: it cannot be rolled back',
                 })),
               );

@@ -86,6 +86,7 @@ export async function readMigrations(
   // A Drizzle Kit folder: its journal says which .sql files are migrations.
   const drizzle = readDrizzleJournal(absoluteDir, shown);
   if (drizzle) problems.push(...drizzle.problems);
+  const drizzleRead = new Set<string>();
   // Only names that can be migrations are read: README.md and the like are ignored.
   const candidates = entries
     .map((bytes) => ({ bytes, name: bytes.toString('utf8') }))
@@ -154,6 +155,7 @@ export async function readMigrations(
     const base = { version, name, file, path: fullPath };
     if (fileName.endsWith('.sql')) {
       if (drizzle?.files.has(fileName)) {
+        drizzleRead.add(fileName);
         migrations.push(
           formatMigration(base, 'drizzle', { up: drizzleSection(file, text), noDown: DRIZZLE_NO_DOWN }),
         );
@@ -165,7 +167,7 @@ export async function readMigrations(
         continue;
       }
       const format = sqlFormat(text);
-      if (format === 'lockstep' && drizzle) {
+      if (format === 'lockstep' && drizzle && !hasDbmateMarker(text)) {
         warn({
           file,
           problem: `ignored: not listed in Drizzle's journal (${drizzle.file}), and not in another format lockstep reads`,
@@ -203,6 +205,14 @@ export async function readMigrations(
           : moduleMigration(version, name, file, fullPath, text),
       );
     }
+  }
+  for (const listed of drizzle?.files ?? []) {
+    // One that is there and was not read has a problem of its own (its name, its format).
+    if (!drizzleRead.has(listed) && !isFile(path.join(absoluteDir, listed)))
+      problems.push({
+        file: shown(path.join(absoluteDir, listed)),
+        problem: `listed in Drizzle's journal (${drizzle?.file}) but not there (or not a file): restore it, or remove its entry`,
+      });
   }
   const paired = pairGolangMigrate(golangMigrate);
   problems.push(...paired.problems);

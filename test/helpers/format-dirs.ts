@@ -13,7 +13,8 @@ import type { SplitDialect } from '../../src/sql/split.js';
 
 const options = { table: 'lockstep_migrations', runnerId: 'test:1' };
 export const SQLITE: SplitDialect = createSqliteDriver('sqlite:unused.db', options).dialect.syntax;
-export const POSTGRES: SplitDialect = createPostgresDriver('postgres://localhost/unused', options).dialect.syntax;
+export const POSTGRES: SplitDialect = createPostgresDriver('postgres://localhost/unused', options).dialect
+  .syntax;
 export const MYSQL: SplitDialect = createMysqlDriver('mysql://root@localhost/unused', options).dialect.syntax;
 
 /** Runs `fn` on a fresh temporary directory holding `files` (a `/` in a name makes a subdirectory). */

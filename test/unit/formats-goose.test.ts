@@ -100,7 +100,10 @@ SELECT 4;           -- fourth
 DROP TABLE book;    -- first
 `);
     assert.equal(up.length, 4);
-    assert.equal(up[0], 'CREATE TABLE book (\n    id int NOT NULL,\n    title text,\n    PRIMARY KEY(id)\n);                  -- first');
+    assert.equal(
+      up[0],
+      'CREATE TABLE book (\n    id int NOT NULL,\n    title text,\n    PRIMARY KEY(id)\n);                  -- first',
+    );
     assert.equal(up[2], 'SELECT 3; SELECT 3; -- third: goose runs both at once');
     assert.deepEqual(down, ['DROP TABLE book;    -- first']);
   });
@@ -136,7 +139,7 @@ DROP FUNCTION ledger_month(date);
 DROP TABLE ledger;
 `);
     assert.equal(up.length, 2);
-    assert.match(up[1] ?? '', /^CREATE OR REPLACE FUNCTION[^]*LANGUAGE plpgsql;$/);
+    assert.match(up[1] ?? '', /^CREATE OR REPLACE FUNCTION[\s\S]*LANGUAGE plpgsql;$/);
     assert.equal(down.length, 2);
   });
 
@@ -165,7 +168,9 @@ SELECT shout('x');
   });
 
   it('COPY ... FROM stdin with its data in a block: one statement', () => {
-    const { up } = units('\n-- +goose Up\n-- +goose StatementBegin\nCOPY t (a, b) FROM stdin;\n1\tone\n2\ttwo\n\\.\n-- +goose StatementEnd\n');
+    const { up } = units(
+      '\n-- +goose Up\n-- +goose StatementBegin\nCOPY t (a, b) FROM stdin;\n1\tone\n2\ttwo\n\\.\n-- +goose StatementEnd\n',
+    );
     assert.deepEqual(up, ['COPY t (a, b) FROM stdin;\n1\tone\n2\ttwo\n\\.']);
   });
 
@@ -217,16 +222,23 @@ DROP TRIGGER touch_t ON t;
 DROP FUNCTION touch();
 `);
     assert.deepEqual([up.length, down.length], [2, 2]);
-    assert.equal(up[1], 'CREATE TRIGGER touch_t\nBEFORE UPDATE\nON t\nFOR EACH ROW EXECUTE PROCEDURE touch();');
+    assert.equal(
+      up[1],
+      'CREATE TRIGGER touch_t\nBEFORE UPDATE\nON t\nFOR EACH ROW EXECUTE PROCEDURE touch();',
+    );
   });
 
   it('"-->" inside a string ends no statement early (goose reads words, not strings)', () => {
-    const { up } = units("-- +goose Up\nCREATE TABLE a (c int)\nCOMMENT='an arrow -->';\n\nCREATE TABLE b (c int);\n");
+    const { up } = units(
+      "-- +goose Up\nCREATE TABLE a (c int)\nCOMMENT='an arrow -->';\n\nCREATE TABLE b (c int);\n",
+    );
     assert.equal(up.length, 1, 'goose reads "-->\';" as a comment: one statement up to the next ";"');
   });
 
   it('CRLF lines: the same statements, without the \\r', () => {
-    const { up, down } = units('-- +goose Up\r\nSELECT 1;\r\nSELECT\r\n  2;\r\n-- +goose Down\r\nSELECT 3;\r\n');
+    const { up, down } = units(
+      '-- +goose Up\r\nSELECT 1;\r\nSELECT\r\n  2;\r\n-- +goose Down\r\nSELECT 3;\r\n',
+    );
     assert.deepEqual(up, ['SELECT 1;', 'SELECT\n  2;']);
     assert.deepEqual(down, ['SELECT 3;']);
   });
@@ -240,9 +252,19 @@ describe('goose: files goose refuses are refused, with the line', () => {
       6,
       /inside a StatementBegin block/,
     ],
-    ['an unfinished statement before Down', '\n-- +goose Up\nALTER TABLE post\n\n-- +goose Down\n', 5, /missing semicolon/],
+    [
+      'an unfinished statement before Down',
+      '\n-- +goose Up\nALTER TABLE post\n\n-- +goose Down\n',
+      5,
+      /missing semicolon/,
+    ],
     ['no annotations', '\nCREATE TABLE post (\n    id int\n);\n', 2, /SQL before "-- \+goose Up"/],
-    ['a second Up', '-- +goose Up\nSELECT 1;\n-- +goose Down\nSELECT 2;\n-- +goose Up\nSELECT 3;\n', 5, /second "-- \+goose Up"/],
+    [
+      'a second Up',
+      '-- +goose Up\nSELECT 1;\n-- +goose Down\nSELECT 2;\n-- +goose Up\nSELECT 3;\n',
+      5,
+      /second "-- \+goose Up"/,
+    ],
     ['Down first', '-- +goose Down\nDROP TABLE t;\n', 1, /before "-- \+goose Up"/],
     ['the last statement without ";"', '-- +goose Up\nSELECT 1;\nSELECT 2\n', 3, /missing semicolon/],
     [
@@ -251,10 +273,30 @@ describe('goose: files goose refuses are refused, with the line', () => {
       4,
       /missing semicolon/,
     ],
-    ['an unfinished up statement, an empty down', '-- +goose Up\nSELECT 2\n-- +goose Down\n', 3, /missing semicolon/],
-    ['an unfinished down statement', '-- +goose Up\nSELECT 1;\n-- +goose Down\nSELECT 2\n', 4, /last down statement/],
-    ['StatementEnd without StatementBegin', '-- +goose Up\nSELECT 1;\n-- +goose StatementEnd\n', 3, /without a/],
-    ['a block never closed at the end', '-- +goose Up\n-- +goose StatementBegin\nSELECT 1;\n', 3, /without its/],
+    [
+      'an unfinished up statement, an empty down',
+      '-- +goose Up\nSELECT 2\n-- +goose Down\n',
+      3,
+      /missing semicolon/,
+    ],
+    [
+      'an unfinished down statement',
+      '-- +goose Up\nSELECT 1;\n-- +goose Down\nSELECT 2\n',
+      4,
+      /last down statement/,
+    ],
+    [
+      'StatementEnd without StatementBegin',
+      '-- +goose Up\nSELECT 1;\n-- +goose StatementEnd\n',
+      3,
+      /without a/,
+    ],
+    [
+      'a block never closed at the end',
+      '-- +goose Up\n-- +goose StatementBegin\nSELECT 1;\n',
+      3,
+      /without its/,
+    ],
     ['only blank lines', '\n\n', 1, /no "-- \+goose Up"/],
     [
       'an empty block (goose would drop the next line)',
@@ -276,9 +318,14 @@ describe('goose: NO TRANSACTION and ENVSUB', () => {
   it('NO TRANSACTION, anywhere in the file, runs both directions outside a transaction', async () => {
     assert.equal(units('-- +goose Up\nCREATE TABLE a (b int);\n').parsed.transaction, true);
     assert.equal(units('-- +goose NO TRANSACTION\n-- +goose Up\nSELECT 1;\n').parsed.transaction, false);
-    assert.equal(units('-- +goose Up\nSELECT 1;\n-- +goose Down\n-- +goose NO TRANSACTION\nSELECT 2;\n').parsed.transaction, false);
+    assert.equal(
+      units('-- +goose Up\nSELECT 1;\n-- +goose Down\n-- +goose NO TRANSACTION\nSELECT 2;\n').parsed
+        .transaction,
+      false,
+    );
     const { migrations } = await read({
-      '00001_index.sql': '-- +goose NO TRANSACTION\n-- +goose Up\nCREATE INDEX CONCURRENTLY i ON t (c);\n-- +goose Down\nDROP INDEX CONCURRENTLY i;\n',
+      '00001_index.sql':
+        '-- +goose NO TRANSACTION\n-- +goose Up\nCREATE INDEX CONCURRENTLY i ON t (c);\n-- +goose Down\nDROP INDEX CONCURRENTLY i;\n',
     });
     for (const direction of ['up', 'down'] as const) {
       const step = await migrations[0]?.load(direction, POSTGRES);
@@ -287,12 +334,14 @@ describe('goose: NO TRANSACTION and ENVSUB', () => {
   });
 
   it('ENVSUB ON over a line with "$": refused at that line (lockstep does not substitute: it would run other SQL)', () => {
-    const problems = refused('-- +goose ENVSUB ON\n-- +goose Up\nCREATE TABLE ${TABLE} (id int);\n-- +goose ENVSUB OFF\nSELECT $$x$$;\n');
+    const problems = refused(
+      `-- +goose ENVSUB ON\n-- +goose Up\nCREATE TABLE \${TABLE} (id int);\n-- +goose ENVSUB OFF\nSELECT $$x$$;\n`,
+    );
     assert.deepEqual(
       problems.map((p) => p.line),
       [3],
     );
-    assert.match(problems[0]?.problem ?? '', /ENVSUB ON" \(line 1\)[^]*does not substitute/);
+    assert.match(problems[0]?.problem ?? '', /ENVSUB ON" \(line 1\)[\s\S]*does not substitute/);
   });
 
   it('ENVSUB ON over lines without "$": read, with a warning at the annotation', async () => {
@@ -307,7 +356,7 @@ describe('goose: NO TRANSACTION and ENVSUB', () => {
   });
 
   it('"$" without ENVSUB ON is left alone, as goose leaves it', () => {
-    assert.deepEqual(units('-- +goose Up\nSELECT \'${NAME}\', $1;\n').up, ["SELECT '${NAME}', $1;"]);
+    assert.deepEqual(units(`-- +goose Up\nSELECT '\${NAME}', $1;\n`).up, [`SELECT '\${NAME}', $1;`]);
   });
 });
 
@@ -367,7 +416,9 @@ DROP TABLE a;
   });
 
   it('a dbmate file that mentions +goose in a comment stays a dbmate file', async () => {
-    const { migrations } = await read({ '001_a.sql': '-- migrate:up\n-- ported from -- +goose Up\nSELECT 1;\n' });
+    const { migrations } = await read({
+      '001_a.sql': '-- migrate:up\n-- ported from -- +goose Up\nSELECT 1;\n',
+    });
     assert.equal(migrations[0]?.format, 'lockstep');
   });
 
@@ -393,7 +444,10 @@ DROP TABLE a;
     for (const direction of ['up', 'down'] as const) {
       const problems = await problemsOf(migrations[1]?.load(direction, POSTGRES) ?? Promise.resolve());
       assert.equal(problems[0]?.file, '00002_backfill.go');
-      assert.match(problems[0]?.problem ?? '', /goose Go migration: lockstep cannot run it[^]*lockstep adopt --from goose/);
+      assert.match(
+        problems[0]?.problem ?? '',
+        /goose Go migration: lockstep cannot run it[\s\S]*lockstep adopt --from goose/,
+      );
     }
   });
 });

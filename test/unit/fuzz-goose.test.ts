@@ -73,17 +73,59 @@ const LINES = [
   'BEGIN',
   'END;',
   '$$ LANGUAGE plpgsql;',
-  'SELECT ${NAME};',
+  `SELECT \${NAME};`,
   '/* block ; */',
   'é😀',
   '\u00a0SELECT 3;\u2028',
 ];
 
+const SQL_LINES = LINES.filter((l) => !l.includes('+goose'));
+/** A body goose mostly accepts: SQL lines, statements ending with ";", blocks, comments. */
+const body = fc
+  .array(
+    fc.oneof(
+      { weight: 4, arbitrary: fc.constantFrom(...SQL_LINES).map((l) => [l]) },
+      {
+        weight: 3,
+        arbitrary: fc
+          .constantFrom('SELECT 1;', 'CREATE TABLE t (\n  a int\n);', 'DROP TABLE t; -- gone')
+          .map((l) => [l]),
+      },
+      {
+        weight: 2,
+        arbitrary: fc
+          .array(fc.constantFrom(...SQL_LINES), { minLength: 1, maxLength: 4 })
+          .map((inner) => ['-- +goose StatementBegin', ...inner, '-- +goose StatementEnd']),
+      },
+      { weight: 1, arbitrary: fc.constantFrom(...ANNOTATIONS).map((l) => [l]) },
+    ),
+    { maxLength: 8 },
+  )
+  .map((parts) => parts.flat());
+const shapedLines = fc
+  .record({
+    head: fc.subarray(['', '-- header', '-- +goose NO TRANSACTION']),
+    up: body,
+    down: fc.option(body),
+  })
+  .map(({ head, up, down }) => [
+    ...head,
+    '-- +goose Up',
+    ...up,
+    ...(down ? ['-- +goose Down', ...down] : []),
+  ]);
+
 const files = fc
   .record({
-    lines: fc.array(fc.oneof({ weight: 8, arbitrary: fc.constantFrom(...LINES) }, tokenSoup(['x', ';', '--', '$'], 3)), {
-      maxLength: 30,
-    }),
+    lines: fc.oneof(
+      shapedLines,
+      fc.array(
+        fc.oneof({ weight: 8, arbitrary: fc.constantFrom(...LINES) }, tokenSoup(['x', ';', '--', '$'], 3)),
+        {
+          maxLength: 30,
+        },
+      ),
+    ),
     eol: fc.constantFrom('\n', '\r\n'),
     finalNewline: fc.boolean(),
   })
@@ -108,7 +150,10 @@ function checkParsed(text: string) {
   const count = lineCount(text);
   for (const problem of [...parsed.problems, ...parsed.warnings]) {
     assert.equal(problem.file, FILE);
-    assert.ok(problem.line !== undefined && problem.line >= 1 && problem.line <= count, `line ${problem.line} of ${count}`);
+    assert.ok(
+      problem.line !== undefined && problem.line >= 1 && problem.line <= count,
+      `line ${problem.line} of ${count}`,
+    );
   }
   if (parsed.problems.length > 0) return parsed;
   const lines = scan(text);
@@ -123,7 +168,10 @@ function checkParsed(text: string) {
   ] as const) {
     let previous = from;
     for (const unit of units) {
-      assert.ok(unit.start >= previous && unit.end >= unit.start && unit.end <= to, 'in order, inside its section');
+      assert.ok(
+        unit.start >= previous && unit.end >= unit.start && unit.end <= to,
+        'in order, inside its section',
+      );
       previous = unit.end;
       const own = lines
         .filter((l) => l.start >= unit.start && l.end <= unit.end && !isGooseAnnotationLine(l.text))
@@ -131,7 +179,8 @@ function checkParsed(text: string) {
         .join('\n');
       assert.equal(unit.sql, goTrim(own), "goose's statement is the file's text");
       const last = lines.find((l) => l.end === unit.end);
-      if (!unit.block) assert.ok(last && gooseEndsWithSemicolon(last.text), 'a plain statement ends on a ";" line');
+      if (!unit.block)
+        assert.ok(last && gooseEndsWithSemicolon(last.text), 'a plain statement ends on a ";" line');
     }
   }
   return parsed;
@@ -165,7 +214,8 @@ async function checkRead(written: string, dir: string) {
         const unit = parsed[direction].find((u) => u.start <= statement.offset && statement.offset < u.end);
         assert.ok(unit, 'each statement lies in a statement goose found');
         assert.ok(statement.offset + statement.sql.length <= unit.end);
-        if (unit.block) assert.equal(statement.sql, goTrim(text.slice(unit.start, unit.end)), 'a block is whole');
+        if (unit.block)
+          assert.equal(statement.sql, goTrim(text.slice(unit.start, unit.end)), 'a block is whole');
         assert.ok(statement.line >= 1 && statement.line <= count);
       }
     }
@@ -200,7 +250,8 @@ if (isMainThread) {
       runInWorker(new URL(import.meta.url), null, FUZZ_DEADLINE_MS));
 
     it('accepted files are accepted again with their lines in CRLF', () => {
-      const text = '-- +goose Up\nSELECT 1;\n-- +goose StatementBegin\nSELECT 2;\nSELECT 3;\n-- +goose StatementEnd\n';
+      const text =
+        '-- +goose Up\nSELECT 1;\n-- +goose StatementBegin\nSELECT 2;\nSELECT 3;\n-- +goose StatementEnd\n';
       const lf = checkParsed(text);
       const crlf = checkParsed(text.replaceAll('\n', '\r\n'));
       assert.deepEqual(

@@ -8,7 +8,8 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { SourceProblem } from '../../errors.js';
+import { SourceError, type SourceProblem } from '../../errors.js';
+import { type SplitDialect, splitStatements } from '../../sql/split.js';
 import { isObject } from '../../util/objects.js';
 import type { SqlStatement } from '../migration.js';
 import { IN_TRANSACTION, type Section, splitRange } from './common.js';
@@ -119,13 +120,32 @@ export function drizzlePieces(text: string): { start: number; end: number }[] {
   return pieces;
 }
 
+/** Whether `piece` ends inside a string, block comment or body: a `;` after it ends no statement. */
+function endsOpen(piece: string, dialect: SplitDialect): boolean {
+  const probe = 'SELECT 1';
+  const statements = splitStatements(`${piece}\n;${probe}`, dialect);
+  return statements.at(-1)?.sql !== probe;
+}
+
 export function drizzleSection(file: string, text: string): Section {
   return {
     file,
     fileText: text,
     settings: IN_TRANSACTION,
     checksumText: `\n${text.trimEnd()}`,
-    statements: (dialect) =>
-      drizzlePieces(text).flatMap(({ start, end }): SqlStatement[] => splitRange(text, start, end, dialect)),
+    statements: (dialect) => {
+      const pieces = drizzlePieces(text);
+      pieces.slice(0, -1).forEach(({ start, end }) => {
+        if (endsOpen(text.slice(start, end), dialect))
+          throw new SourceError([
+            {
+              file,
+              line: text.slice(0, end).split('\n').length,
+              problem: `"${BREAKPOINT}" inside a string, comment or statement body: Drizzle's migrator splits there too and runs the two halves; move it after the statement's ";"`,
+            },
+          ]);
+      });
+      return pieces.flatMap(({ start, end }): SqlStatement[] => splitRange(text, start, end, dialect));
+    },
   };
 }

@@ -310,6 +310,8 @@ function unitStatements(
   for (const unit of units) {
     const raw = text.slice(unit.start, unit.end);
     if (unit.block) {
+      // Only white space between the annotations: goose runs an empty statement, a no-op.
+      if (unit.sql === '') continue;
       const offset = unit.start + (LEADING_SPACE.exec(raw)?.[0].length ?? 0);
       statements.push({ sql: goTrim(raw), offset, line: lineOf(offset) });
       continue;
