@@ -24,7 +24,13 @@ import {
   golangMigratePart,
   pairGolangMigrate,
 } from './formats/golang-migrate.js';
-import { GOOSE_GO_REFUSAL, hasGooseAnnotation, isGooseGoFile, readGoose } from './formats/goose.js';
+import {
+  GOOSE_GO_REFUSAL,
+  GOOSE_GO_WARNING,
+  hasGooseAnnotation,
+  isGooseGoFile,
+  readGoose,
+} from './formats/goose.js';
 import { foreignModuleRefusal, foreignModuleTool } from './formats/knex.js';
 import { hasNodePgMigrateMarker, readNodePgMigrate } from './formats/node-pg-migrate.js';
 import { PRISMA_FILE, PRISMA_NO_DOWN, prismaSection } from './formats/prisma.js';
@@ -142,7 +148,7 @@ export async function readMigrations(
       continue;
     }
     if (isGooseGoFile(fileName)) {
-      warn({ file, problem: `${GOOSE_GO_REFUSAL}; lockstep up refuses while it is pending` });
+      warn({ file, problem: GOOSE_GO_WARNING });
       migrations.push(refusedMigration({ version, name, file, path: fullPath }, 'goose', GOOSE_GO_REFUSAL));
       continue;
     }

@@ -348,3 +348,6 @@ export function isGooseGoFile(fileName: string): boolean {
 
 export const GOOSE_GO_REFUSAL =
   'goose Go migration: lockstep cannot run it (it is Go code, compiled into your goose binary). Applied already, it is adopted with `lockstep adopt --from goose`; pending, run it with goose, or rewrite it as a lockstep SQL file or up(ctx) module';
+
+export const GOOSE_GO_WARNING =
+  'goose Go migration: lockstep cannot run it; listed by its version, refused (not skipped) while it is pending';
