@@ -34,6 +34,8 @@ export type Step =
       readonly kind: 'sql';
       readonly settings: MigrationSettings;
       readonly statements: readonly SqlStatement[];
+      /** The file the statements' lines are in, when not the migration's (golang-migrate's down file). */
+      readonly file?: string;
     }
   | {
       readonly kind: 'module';

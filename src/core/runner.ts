@@ -341,7 +341,9 @@ export class Migrator {
                   type: 'notice',
                   message: `${migration.file}: its down section is empty or absent: rolling it back only removes its ledger row (as dbmate does)`,
                 });
-              const durationMs = await runMigration(run, migration, step, 'down', row);
+              // Where the down is a file of its own (golang-migrate), failures name that file.
+              const shown = step.kind === 'sql' && step.file ? { ...migration, file: step.file } : migration;
+              const durationMs = await runMigration(run, shown, step, 'down', row);
               rolledBack.push({ version: row.version, name: row.name, durationMs });
             }
             return perMigration && targets.length > 0 ? 'more' : 'done';

@@ -396,7 +396,10 @@ function formatMigration(
         throw new SourceError([{ file: base.file, problem: noDown }]);
       const section = direction === 'up' ? up : down;
       if (!section) return { kind: 'sql', settings: { transaction: true }, statements: [] };
-      return { kind: 'sql', settings: section.settings, statements: section.statements(dialect) };
+      const statements = section.statements(dialect);
+      return section.file === base.file
+        ? { kind: 'sql', settings: section.settings, statements }
+        : { kind: 'sql', settings: section.settings, statements, file: section.file };
     },
   };
 }

@@ -125,6 +125,19 @@ for (const target of TARGETS) {
       assert.deepEqual(await versions(), []);
     });
 
+    it('golang-migrate: a failing statement of a down file is named by that file and its line', async () => {
+      writeFolder(db.dir, 'gmbad', {
+        '1_a.up.sql': 'CREATE TABLE gm_a (id integer PRIMARY KEY);\n',
+        '1_a.down.sql': '-- undo\nDROP TABLE gm_nonexistent;\n',
+      });
+      const up = await run('gmbad', 'up');
+      assert.equal(up.code, 0, show(up));
+      const down = await run('gmbad', 'down');
+      assert.equal(down.code, 1, show(down));
+      assert.match(down.stderr, /1_a\.down\.sql:2/);
+      assert.deepEqual(await tables(), ['gm_a']);
+    });
+
     it(
       'goose: Up/Down, a StatementBegin/End block as one statement' +
         (target.kind === 'postgres' ? ', NO TRANSACTION with CREATE INDEX CONCURRENTLY' : ''),
