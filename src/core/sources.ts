@@ -17,7 +17,12 @@ import { durationMs } from '../util/duration.js';
 import { isObject } from '../util/objects.js';
 import { bytesForDisplay, decodeUtf8, invalidUtf8At } from '../util/text.js';
 import { type FormatRead, type Section, splitRange } from './formats/common.js';
-import { DRIZZLE_NO_DOWN, drizzleSection, readDrizzleJournal } from './formats/drizzle.js';
+import {
+  DRIZZLE_NO_DOWN,
+  type DrizzleJournal,
+  drizzleSection,
+  readDrizzleJournal,
+} from './formats/drizzle.js';
 import {
   type GolangMigratePart,
   golangMigrateFile,
@@ -85,14 +90,20 @@ export async function readMigrations(
     throw new SourceError([{ file: dir, problem: directoryProblem(error as NodeJS.ErrnoException) }]);
   }
 
-  const problems: SourceProblem[] = [];
-  const migrations: Migration[] = [];
-  const golangMigrate: GolangMigratePart[] = [];
   const shown = (fullPath: string) => displayPath(fullPath, cwd);
-  // A Drizzle Kit folder: its journal says which .sql files are migrations.
-  const drizzle = readDrizzleJournal(absoluteDir, shown);
+  const folder: Folder = {
+    dir: absoluteDir,
+    shown,
+    warn,
+    problems: [],
+    migrations: [],
+    golangMigrate: [],
+    // A Drizzle Kit folder: its journal says which .sql files are migrations.
+    drizzle: readDrizzleJournal(absoluteDir, shown),
+    drizzleRead: new Set(),
+  };
+  const { problems, migrations, drizzle } = folder;
   if (drizzle) problems.push(...drizzle.problems);
-  const drizzleRead = new Set<string>();
   // Only names that can be migrations are read: README.md and the like are ignored.
   const candidates = entries
     .map((bytes) => ({ bytes, name: bytes.toString('utf8') }))
@@ -121,7 +132,6 @@ export async function readMigrations(
       continue;
     }
     const version = match[1] as string;
-    const name = match[2] ?? '';
     if (version.length > MAX_VERSION_DIGITS) {
       problems.push({
         file,
@@ -129,108 +139,22 @@ export async function readMigrations(
       });
       continue;
     }
-    if (isDirectory(fullPath)) {
-      if (isPrismaFolder(fullPath)) {
-        const sqlPath = path.join(fullPath, PRISMA_FILE);
-        const sqlFile = shown(sqlPath);
-        const read = readSource(sqlPath);
-        if ('problem' in read) problems.push({ file: sqlFile, ...read });
-        else {
-          const up = prismaSection(sqlFile, read.text);
-          migrations.push(
-            formatMigration({ version, name, file: sqlFile, path: sqlPath }, 'prisma', {
-              up,
-              noDown: PRISMA_NO_DOWN,
-            }),
-          );
-        }
-      } else warn({ file, problem: 'ignored: a directory, not a migration file (dbmate skips it too)' });
-      continue;
-    }
-    if (isGooseGoFile(fileName)) {
-      warn({ file, problem: GOOSE_GO_WARNING });
-      migrations.push(refusedMigration({ version, name, file, path: fullPath }, 'goose', GOOSE_GO_REFUSAL));
-      continue;
-    }
-    const read = readSource(fullPath);
-    if ('problem' in read) {
-      problems.push({ file, ...read });
-      continue;
-    }
-    const { text } = read;
-    const base = { version, name, file, path: fullPath };
-    if (fileName.endsWith('.sql')) {
-      if (drizzle?.files.has(fileName)) {
-        drizzleRead.add(fileName);
-        migrations.push(
-          formatMigration(base, 'drizzle', { up: drizzleSection(file, text), noDown: DRIZZLE_NO_DOWN }),
-        );
-        continue;
-      }
-      const golang = hasDbmateMarker(text) ? undefined : golangMigrateFile(fileName);
-      if (golang) {
-        golangMigrate.push(golangMigratePart(golang, file, fullPath, text));
-        continue;
-      }
-      const format = sqlFormat(text);
-      if (format === 'lockstep' && drizzle && !hasDbmateMarker(text)) {
-        warn({
-          file,
-          problem: `ignored: not listed in Drizzle's journal (${drizzle.file}), and not in another format lockstep reads`,
-        });
-        continue;
-      }
-      const formatted =
-        format === 'goose'
-          ? readGoose(text, file)
-          : format === 'node-pg-migrate'
-            ? readNodePgMigrate(text, file)
-            : undefined;
-      if (formatted) {
-        problems.push(...formatted.problems);
-        for (const warning of formatted.warnings) warn(warning);
-        const { up } = formatted;
-        if (up && formatted.problems.length === 0)
-          migrations.push(formatMigration(base, format, { ...formatted, up }));
-        continue;
-      }
-      const parsed = parseSqlFile(text, file);
-      problems.push(...parsed.problems);
-      for (const warning of parsed.warnings) warn(warning);
-      if (parsed.up) migrations.push(sqlMigration(base, text, parsed.up, parsed.down));
-    } else if (MODULE_EXTENSIONS.test(fileName)) {
-      const tool = foreignModuleTool(text);
-      migrations.push(
-        tool
-          ? refusedMigration(
-              base,
-              tool === 'node-pg-migrate' ? tool : undefined,
-              foreignModuleRefusal(tool),
-              text,
-            )
-          : moduleMigration(version, name, file, fullPath, text),
-      );
-    }
+    readEntry(folder, { version, name: match[2] ?? '', file, path: fullPath }, fileName);
   }
   for (const listed of drizzle?.files ?? []) {
     // One that is there and was not read has a problem of its own (its name, its format).
-    if (!drizzleRead.has(listed) && !isFile(path.join(absoluteDir, listed)))
+    if (!folder.drizzleRead.has(listed) && !isFile(path.join(absoluteDir, listed)))
       problems.push({
         file: shown(path.join(absoluteDir, listed)),
         problem: `listed in Drizzle's journal (${drizzle?.file}) but not there (or not a file): restore it, or remove its entry`,
       });
   }
-  const paired = pairGolangMigrate(golangMigrate);
+  const paired = pairGolangMigrate(folder.golangMigrate);
   problems.push(...paired.problems);
   for (const { up, down } of paired.pairs) {
     const base = { version: up.version, name: up.name, file: up.file, path: up.path };
-    migrations.push(
-      formatMigration(
-        base,
-        'golang-migrate',
-        down ? { up: up.section, down: down.section } : { up: up.section },
-      ),
-    );
+    const sections = down ? { up: up.section, down: down.section } : { up: up.section };
+    migrations.push(formatMigration(base, 'golang-migrate', sections));
   }
 
   migrations.sort((a, b) => compareVersions(a.version, b.version));
@@ -248,13 +172,105 @@ export async function readMigrations(
   return migrations;
 }
 
-/** Whose format a SQL file that is not golang-migrate's or Drizzle's is in, from its text. */
-function sqlFormat(text: string): 'lockstep' | 'goose' | 'node-pg-migrate' {
-  // dbmate's markers first: a lockstep file stays one whatever its comments mention.
-  if (hasDbmateMarker(text)) return 'lockstep';
-  if (hasGooseAnnotation(text)) return 'goose';
-  if (hasNodePgMigrateMarker(text)) return 'node-pg-migrate';
-  return 'lockstep';
+/** What reading one migrations directory gathers, entry by entry. */
+interface Folder {
+  readonly dir: string;
+  readonly shown: (fullPath: string) => string;
+  readonly warn: (warning: SourceProblem) => void;
+  readonly problems: SourceProblem[];
+  readonly migrations: Migration[];
+  /** golang-migrate's files, paired into migrations once all are read. */
+  readonly golangMigrate: GolangMigratePart[];
+  readonly drizzle: DrizzleJournal | undefined;
+  /** The journal's files read, so that one listed and missing is said. */
+  readonly drizzleRead: Set<string>;
+}
+
+/**
+ * One versioned entry of the directory, read in the format its name or text says: the one
+ * dispatch point for lockstep's (dbmate's) format and the other tools' (core/formats/).
+ */
+function readEntry(folder: Folder, base: MigrationBase, fileName: string): void {
+  const { problems, migrations, warn } = folder;
+  if (isDirectory(base.path)) {
+    if (!isPrismaFolder(base.path)) {
+      warn({ file: base.file, problem: 'ignored: a directory, not a migration file (dbmate skips it too)' });
+      return;
+    }
+    const sqlPath = path.join(base.path, PRISMA_FILE);
+    const file = folder.shown(sqlPath);
+    const read = readSource(sqlPath);
+    if ('problem' in read) problems.push({ file, ...read });
+    else {
+      const sections = { up: prismaSection(file, read.text), noDown: PRISMA_NO_DOWN };
+      migrations.push(formatMigration({ ...base, file, path: sqlPath }, 'prisma', sections));
+    }
+    return;
+  }
+  if (isGooseGoFile(fileName)) {
+    warn({ file: base.file, problem: GOOSE_GO_WARNING });
+    migrations.push(refusedMigration(base, 'goose', GOOSE_GO_REFUSAL));
+    return;
+  }
+  const read = readSource(base.path);
+  if ('problem' in read) {
+    problems.push({ file: base.file, ...read });
+    return;
+  }
+  if (fileName.endsWith('.sql')) readSqlFile(folder, base, fileName, read.text);
+  else if (MODULE_EXTENSIONS.test(fileName)) {
+    const tool = foreignModuleTool(read.text);
+    migrations.push(
+      tool
+        ? refusedMigration(base, tool === 'knex' ? undefined : tool, foreignModuleRefusal(tool), read.text)
+        : moduleMigration(base.version, base.name, base.file, base.path, read.text),
+    );
+  }
+}
+
+/** A `.sql` file: Drizzle's when its journal lists it, golang-migrate's by its name, else by its text. */
+function readSqlFile(folder: Folder, base: MigrationBase, fileName: string, text: string): void {
+  const { problems, migrations, warn, drizzle } = folder;
+  const { file } = base;
+  if (drizzle?.files.has(fileName)) {
+    folder.drizzleRead.add(fileName);
+    migrations.push(
+      formatMigration(base, 'drizzle', { up: drizzleSection(file, text), noDown: DRIZZLE_NO_DOWN }),
+    );
+    return;
+  }
+  const dbmate = hasDbmateMarker(text);
+  const golang = dbmate ? undefined : golangMigrateFile(fileName);
+  if (golang) {
+    folder.golangMigrate.push(golangMigratePart(golang, file, base.path, text));
+    return;
+  }
+  const formatted = dbmate
+    ? undefined
+    : hasGooseAnnotation(text)
+      ? { format: 'goose' as const, read: readGoose(text, file) }
+      : hasNodePgMigrateMarker(text)
+        ? { format: 'node-pg-migrate' as const, read: readNodePgMigrate(text, file) }
+        : undefined;
+  if (formatted) {
+    const { format, read } = formatted;
+    problems.push(...read.problems);
+    for (const warning of read.warnings) warn(warning);
+    const { up } = read;
+    if (up && read.problems.length === 0) migrations.push(formatMigration(base, format, { ...read, up }));
+    return;
+  }
+  if (drizzle && !dbmate) {
+    warn({
+      file,
+      problem: `ignored: not listed in Drizzle's journal (${drizzle.file}), and not in another format lockstep reads`,
+    });
+    return;
+  }
+  const parsed = parseSqlFile(text, file);
+  problems.push(...parsed.problems);
+  for (const warning of parsed.warnings) warn(warning);
+  if (parsed.up) migrations.push(sqlMigration(base, text, parsed.up, parsed.down));
 }
 
 /** A Prisma Migrate folder: `<version>_<name>/migration.sql`. */
@@ -364,7 +380,6 @@ function sqlMigration(
 ): Migration {
   const section = (s: SqlSection): Section => ({
     file: base.file,
-    fileText: text,
     settings: s.settings,
     checksumText: `${s.optionsText}\n${s.text.trimEnd()}`,
     statements: (dialect) => splitRange(text, s.offset, s.offset + s.text.length, dialect),

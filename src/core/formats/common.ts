@@ -11,11 +11,10 @@ import type { MigrationSettings, SqlStatement } from '../migration.js';
 export interface Section {
   /** The file this direction is in, as shown (golang-migrate keeps down in a file of its own). */
   readonly file: string;
-  readonly fileText: string;
   readonly settings: MigrationSettings;
   /** What the migration's checksum covers (the up direction's). */
   readonly checksumText: string;
-  /** Its statements for a database's syntax, each with its offset and line in `fileText`. */
+  /** Its statements for a database's syntax, each with its offset and line in `file`. */
   statements(dialect: SplitDialect): SqlStatement[];
 }
 
@@ -55,7 +54,6 @@ export function rangeSection(
 ): Section {
   return {
     file,
-    fileText,
     settings,
     checksumText: `\n${fileText.slice(start, end).trimEnd()}`,
     statements: (dialect) => splitRange(fileText, start, end, dialect),

@@ -130,7 +130,6 @@ function endsOpen(piece: string, dialect: SplitDialect): boolean {
 export function drizzleSection(file: string, text: string): Section {
   return {
     file,
-    fileText: text,
     settings: IN_TRANSACTION,
     checksumText: `\n${text.trimEnd()}`,
     statements: (dialect) => {

@@ -331,7 +331,6 @@ export function readGoose(text: string, file: string): FormatRead {
   const settings = { transaction: parsed.transaction };
   const section = (units: readonly GooseUnit[]): Section => ({
     file,
-    fileText: text,
     settings,
     checksumText: `goose transaction:${parsed.transaction}\n${units.map((u) => u.sql).join('\n')}`,
     statements: (dialect) => unitStatements(text, units, dialect),
