@@ -209,7 +209,11 @@ function readEntry(folder: Folder, base: MigrationBase, fileName: string): void 
   }
   if (isGooseGoFile(fileName)) {
     warn({ file: base.file, problem: GOOSE_GO_WARNING });
-    migrations.push(refusedMigration(base, 'goose', GOOSE_GO_REFUSAL));
+    const text = readFileIfAny(base.path);
+    // The line that registers it with goose, where there is one.
+    const at = text.search(/\bgoose\.Add(?:Named)?Migration/);
+    const line = at < 0 ? undefined : text.slice(0, at).split('\n').length;
+    migrations.push(refusedMigration(base, 'goose', { problem: GOOSE_GO_REFUSAL, line }, text));
     return;
   }
   const read = readSource(base.path);
@@ -219,10 +223,15 @@ function readEntry(folder: Folder, base: MigrationBase, fileName: string): void 
   }
   if (fileName.endsWith('.sql')) readSqlFile(folder, base, fileName, read.text);
   else if (MODULE_EXTENSIONS.test(fileName)) {
-    const tool = foreignModuleTool(read.text);
+    const foreign = foreignModuleTool(read.text);
     migrations.push(
-      tool
-        ? refusedMigration(base, tool === 'knex' ? undefined : tool, foreignModuleRefusal(tool), read.text)
+      foreign
+        ? refusedMigration(
+            base,
+            foreign.tool === 'knex' ? undefined : foreign.tool,
+            { problem: foreignModuleRefusal(foreign.tool), line: foreign.line },
+            read.text,
+          )
         : moduleMigration(base.version, base.name, base.file, base.path, read.text),
     );
   }
@@ -426,18 +435,22 @@ function formatMigration(
 function refusedMigration(
   base: MigrationBase,
   format: MigrationFormat | undefined,
-  refusal: string,
-  text?: string,
+  refusal: { readonly problem: string; readonly line: number | undefined },
+  text: string,
 ): Migration {
-  const fullText = text ?? readFileIfAny(base.path);
+  const problem: SourceProblem = {
+    file: base.file,
+    ...(refusal.line === undefined ? {} : { line: refusal.line }),
+    problem: refusal.problem,
+  };
   return {
     ...base,
-    checksum: sha256(fullText),
+    checksum: sha256(text),
     kind: 'module',
     ...(format ? { format } : {}),
     hasDown: true,
     async load() {
-      throw new SourceError([{ file: base.file, problem: refusal }]);
+      throw new SourceError([problem]);
     },
   };
 }

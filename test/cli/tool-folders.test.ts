@@ -267,7 +267,7 @@ DROP TABLE npm_users;
       });
       const up = await run('gogo', 'up');
       assert.notEqual(up.code, 0, show(up));
-      assert.match(up.stderr, /00002_backfill\.go: goose Go migration: lockstep cannot run it/);
+      assert.match(up.stderr, /00002_backfill\.go:3: goose Go migration: lockstep cannot run it/);
       // Refused while the files are read: nothing is applied, not even 00001.
       assert.deepEqual(await tables(), []);
 
@@ -279,7 +279,7 @@ DROP TABLE npm_users;
       assert.equal(knex.code, 2, show(knex));
       assert.match(
         knex.stderr,
-        /20240101000000_users\.js: a knex migration[\s\S]*lockstep adopt --from knex/,
+        /20240101000000_users\.js:1: a knex migration[\s\S]*lockstep adopt --from knex/,
       );
       assert.ok(!(await tables()).includes('knex_users'));
     });

@@ -444,6 +444,7 @@ DROP TABLE a;
     for (const direction of ['up', 'down'] as const) {
       const problems = await problemsOf(migrations[1]?.load(direction, POSTGRES) ?? Promise.resolve());
       assert.equal(problems[0]?.file, '00002_backfill.go');
+      assert.equal(problems[0]?.line, 3, 'the line that registers it with goose');
       assert.match(
         problems[0]?.problem ?? '',
         /goose Go migration: lockstep cannot run it[\s\S]*lockstep adopt --from goose/,

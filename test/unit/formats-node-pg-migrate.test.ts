@@ -117,13 +117,14 @@ describe('modules written for node-pg-migrate or knex: recognised, refused, neve
     ['export async function up({ query }) {}\n', undefined],
   ] as const) {
     it(`${JSON.stringify(text.split('\n')[0])}: ${tool ?? "lockstep's"}`, () =>
-      assert.equal(foreignModuleTool(text), tool));
+      assert.equal(foreignModuleTool(text)?.tool, tool));
   }
 
   it('load() refuses with the tool and what to do, without importing the module', async () => {
     const { migrations } = await read({
       '1_a.js': 'throw new Error("imported");\nexports.up = function (knex) { return knex.schema; };\n',
-      '2_b.ts': 'export async function up(pgm: MigrationBuilder) { throw new Error("called"); }\n',
+      '2_b.ts':
+        '// a node-pg-migrate migration\nexport async function up(pgm: MigrationBuilder) { throw new Error("called"); }\n',
     });
     for (const [migration, tool] of [
       [migrations[0], 'knex'],
@@ -132,6 +133,7 @@ describe('modules written for node-pg-migrate or knex: recognised, refused, neve
       for (const direction of ['up', 'down'] as const) {
         const problems = await problemsOf(migration?.load(direction, POSTGRES) ?? Promise.resolve());
         assert.equal(problems[0]?.file, migration?.file);
+        assert.equal(problems[0]?.line, 2, 'the line of its up');
         assert.match(
           problems[0]?.problem ?? '',
           new RegExp(

@@ -16,10 +16,25 @@ const IMPORTS = (tool: string) =>
 const KNEX_IMPORT = IMPORTS('knex');
 const PGM_IMPORT = IMPORTS('node-pg-migrate');
 
-/** The tool a migration module was written for, when it is not lockstep's. */
-export function foreignModuleTool(text: string): Extract<ToolName, 'knex' | 'node-pg-migrate'> | undefined {
-  if (PGM_UP.test(text) || PGM_IMPORT.test(text)) return 'node-pg-migrate';
-  if (KNEX_UP.test(text) || KNEX_IMPORT.test(text)) return 'knex';
+/** The tool a migration module was written for, when it is not lockstep's, and the line that says so. */
+export function foreignModuleTool(
+  text: string,
+): { tool: Extract<ToolName, 'knex' | 'node-pg-migrate'>; line: number } | undefined {
+  for (const [tool, patterns] of [
+    ['node-pg-migrate', [PGM_UP, PGM_IMPORT]],
+    ['knex', [KNEX_UP, KNEX_IMPORT]],
+  ] as const) {
+    for (const pattern of patterns) {
+      const match = pattern.exec(text);
+      // The match may start with the white space before it: the line is where its text starts.
+      if (match)
+        return {
+          tool,
+          line: text.slice(0, match.index + (match[0].length - match[0].trimStart().length)).split('\n')
+            .length,
+        };
+    }
+  }
   return undefined;
 }
 
