@@ -251,6 +251,17 @@ function readSqlFile(folder: Folder, base: MigrationBase, fileName: string, text
   const dbmate = hasDbmateMarker(text);
   const golang = dbmate ? undefined : golangMigrateFile(fileName);
   if (golang) {
+    const other = hasGooseAnnotation(text)
+      ? 'goose annotations'
+      : hasNodePgMigrateMarker(text)
+        ? 'node-pg-migrate markers'
+        : undefined;
+    // Its name makes it golang-migrate's: the whole file runs, what looks like sections too.
+    if (other)
+      warn({
+        file,
+        problem: `named as golang-migrate's (<version>_<name>.${golang.direction}.sql), so the whole file is its ${golang.direction}: its ${other} are read as comments; rename it if it is not golang-migrate's`,
+      });
     folder.golangMigrate.push(golangMigratePart(golang, file, base.path, text));
     return;
   }

@@ -96,6 +96,18 @@ describe('golang-migrate: a folder', () => {
     assert.deepEqual(await statementsOf(migrations[0], 'down'), ['SELECT 2']);
   });
 
+  it('a golang-migrate name with goose annotations inside: the whole file, with a warning', async () => {
+    const { migrations, warnings } = await read({
+      '1_a.up.sql': '-- +goose Up\nSELECT 1;\n-- +goose Down\nSELECT 2;\n',
+    });
+    assert.equal(migrations[0]?.format, 'golang-migrate');
+    assert.deepEqual(await statementsOf(migrations[0], 'up'), ['SELECT 1', 'SELECT 2']);
+    assert.match(
+      warnings[0]?.problem ?? '',
+      /whole file is its up: its goose annotations are read as comments/,
+    );
+  });
+
   it('mixes with dbmate files in one folder, ordered by version', async () => {
     const { migrations } = await read({
       '1_a.up.sql': 'SELECT 1;\n',
