@@ -62,6 +62,21 @@ describe('drizzle: the split', () => {
     assert.match(problems[0]?.problem ?? '', /inside a string, comment or statement body/);
   });
 
+  it("a DO $$ block (older Drizzle Kit's foreign keys) stays one statement; a file without breakpoints is split at its ;", async () => {
+    const { migrations } = await read({
+      'meta/_journal.json': journal(['0000_fk', '0001_plain'], false),
+      '0000_fk.sql': `CREATE TABLE "b" ("a_id" integer);\n${BREAKPOINT}\nDO $$ BEGIN\n ALTER TABLE "b" ADD CONSTRAINT "b_a_fk" FOREIGN KEY ("a_id") REFERENCES "a"("id");\nEXCEPTION\n WHEN duplicate_object THEN null;\nEND $$;\n`,
+      '0001_plain.sql': 'CREATE TABLE c (id int);\nCREATE TABLE d (id int);\n',
+    });
+    const fk = await statementsOf(migrations[0], 'up', POSTGRES);
+    assert.equal(fk.length, 2);
+    assert.match(fk[1] ?? '', /^DO \$\$ BEGIN[\s\S]*END \$\$$/);
+    assert.deepEqual(await statementsOf(migrations[1], 'up', POSTGRES), [
+      'CREATE TABLE c (id int)',
+      'CREATE TABLE d (id int)',
+    ]);
+  });
+
   it('no down: rolling back is refused', async () => {
     const { migrations } = await read({
       'meta/_journal.json': journal(['0000_a']),
