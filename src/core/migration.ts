@@ -34,6 +34,8 @@ export type Step =
       readonly kind: 'sql';
       readonly settings: MigrationSettings;
       readonly statements: readonly SqlStatement[];
+      /** The file the statements' lines are in, when not the migration's (golang-migrate's down file). */
+      readonly file?: string;
     }
   | {
       readonly kind: 'module';
@@ -48,6 +50,15 @@ export interface SqlStatement {
   /** Offset of the statement in the migration file. */
   readonly offset: number;
 }
+
+/** Whose format a migration file is written in (tool names as core/tools/tool.ts spells them). */
+export type MigrationFormat =
+  | 'lockstep'
+  | 'golang-migrate'
+  | 'goose'
+  | 'node-pg-migrate'
+  | 'prisma'
+  | 'drizzle';
 
 /** A migration file, read and checked, not yet run. */
 export interface Migration {
@@ -64,6 +75,10 @@ export interface Migration {
    * as in dbmate); for a module, whether it exports `down`.
    */
   readonly hasDown: boolean;
+  /** Why it cannot be rolled back, where that is its format's rule (Prisma, Drizzle: no down). */
+  readonly noDown?: string;
+  /** Whose file format it is written in; lockstep's own (dbmate's) when absent. */
+  readonly format?: MigrationFormat;
   /** Loads (modules: imports) and splits one direction for the given database syntax. */
   load(direction: 'up' | 'down', dialect: import('../sql/split.js').SplitDialect): Promise<Step>;
 }

@@ -340,7 +340,8 @@ export class Migrator {
                 missing.map((r) => ({
                   file: sources.get(r.version)?.file ?? `${r.version}_${r.name}`,
                   problem: sources.has(r.version)
-                    ? 'exports no down(ctx) function: it cannot be rolled back'
+                    ? (sources.get(r.version)?.noDown ??
+                      'exports no down(ctx) function: it cannot be rolled back')
                     : 'is applied but its file is missing: it cannot be rolled back',
                 })),
               );
@@ -358,7 +359,9 @@ export class Migrator {
                   type: 'notice',
                   message: `${migration.file}: its down section is empty or absent: rolling it back only removes its ledger row (as dbmate does)`,
                 });
-              const durationMs = await runMigration(run, migration, step, 'down', row);
+              // Where the down is a file of its own (golang-migrate), failures name that file.
+              const shown = step.kind === 'sql' && step.file ? { ...migration, file: step.file } : migration;
+              const durationMs = await runMigration(run, shown, step, 'down', row);
               rolledBack.push({ version: row.version, name: row.name, durationMs });
             }
             return perMigration && targets.length > 0 ? 'more' : 'done';

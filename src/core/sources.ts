@@ -1,22 +1,54 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, readlinkSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+} from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SourceError, type SourceProblem } from '../errors.js';
-import { lineFinder, type SplitDialect, splitStatements } from '../sql/split.js';
 import { durationMs } from '../util/duration.js';
 import { isObject } from '../util/objects.js';
 import { bytesForDisplay, decodeUtf8, invalidUtf8At } from '../util/text.js';
+import { type FormatRead, type Section, splitRange } from './formats/common.js';
+import {
+  DRIZZLE_NO_DOWN,
+  type DrizzleJournal,
+  drizzleSection,
+  readDrizzleJournal,
+} from './formats/drizzle.js';
+import {
+  type GolangMigratePart,
+  golangMigrateFile,
+  golangMigratePart,
+  pairGolangMigrate,
+} from './formats/golang-migrate.js';
+import {
+  GOOSE_GO_REFUSAL,
+  GOOSE_GO_WARNING,
+  hasGooseAnnotation,
+  isGooseGoFile,
+  readGoose,
+} from './formats/goose.js';
+import { foreignModuleRefusal, foreignModuleTool } from './formats/knex.js';
+import { hasNodePgMigrateMarker, readNodePgMigrate } from './formats/node-pg-migrate.js';
+import { PRISMA_FILE, PRISMA_NO_DOWN, prismaSection } from './formats/prisma.js';
 import {
   compareVersions,
   MAX_VERSION_DIGITS,
   type Migration,
+  type MigrationFormat,
   type MigrationFunction,
   type MigrationSettings,
   type Step,
 } from './migration.js';
-import { parseSqlFile, type SqlSection } from './sql-file.js';
+import { hasDbmateMarker, parseSqlFile, type SqlSection } from './sql-file.js';
 
 /**
  * A migration's name without its extension: leading digits are its version, as dbmate reads
@@ -58,60 +90,71 @@ export async function readMigrations(
     throw new SourceError([{ file: dir, problem: directoryProblem(error as NodeJS.ErrnoException) }]);
   }
 
-  const problems: SourceProblem[] = [];
-  const migrations: Migration[] = [];
+  const shown = (fullPath: string) => displayPath(fullPath, cwd);
+  const folder: Folder = {
+    dir: absoluteDir,
+    shown,
+    warn,
+    problems: [],
+    migrations: [],
+    golangMigrate: [],
+    // A Drizzle Kit folder: its journal says which .sql files are migrations.
+    drizzle: readDrizzleJournal(absoluteDir, shown),
+    drizzleRead: new Set(),
+  };
+  const { problems, migrations, drizzle } = folder;
+  if (drizzle) problems.push(...drizzle.problems);
   // Only names that can be migrations are read: README.md and the like are ignored.
   const candidates = entries
     .map((bytes) => ({ bytes, name: bytes.toString('utf8') }))
-    .filter(({ name }) => isSourceFileName(name))
+    .filter(
+      ({ name }) =>
+        isSourceFileName(name) || isGooseGoFile(name) || isPrismaFolder(path.join(absoluteDir, name)),
+    )
     .sort((a, b) => Buffer.compare(a.bytes, b.bytes));
   for (const { bytes, name: fileName } of candidates) {
     if (invalidUtf8At(bytes) !== -1) {
       problems.push({
-        file: displayPath(path.join(absoluteDir, bytesForDisplay(bytes)), cwd),
+        file: shown(path.join(absoluteDir, bytesForDisplay(bytes))),
         problem: 'the file name is not valid UTF-8: rename it',
       });
       continue;
     }
     const fullPath = path.join(absoluteDir, fileName);
-    const shown = displayPath(fullPath, cwd);
+    const file = shown(fullPath);
     const match = VERSIONED.exec(withoutExtension(fileName));
     if (!match) {
       // dbmate ignores it too (schema.sql, a helper module): said, in case it was meant to run.
       warn({
-        file: shown,
+        file,
         problem: 'ignored: not a migration, its name does not start with a version (<version>_<name>.sql)',
       });
       continue;
     }
     const version = match[1] as string;
-    const name = match[2] ?? '';
     if (version.length > MAX_VERSION_DIGITS) {
       problems.push({
-        file: shown,
+        file,
         problem: `a version of ${version.length} digits: the ledger's version column holds at most ${MAX_VERSION_DIGITS} digits (on every database)`,
       });
       continue;
     }
-    if (isDirectory(fullPath)) {
-      warn({ file: shown, problem: 'ignored: a directory, not a migration file (dbmate skips it too)' });
-      continue;
-    }
-    const read = readSource(fullPath);
-    if ('problem' in read) {
-      problems.push({ file: shown, ...read });
-      continue;
-    }
-    const { text } = read;
-    if (fileName.endsWith('.sql')) {
-      const parsed = parseSqlFile(text, shown);
-      problems.push(...parsed.problems);
-      for (const warning of parsed.warnings) warn(warning);
-      if (parsed.up)
-        migrations.push(sqlMigration(version, name, shown, fullPath, text, parsed.up, parsed.down));
-    } else if (MODULE_EXTENSIONS.test(fileName)) {
-      migrations.push(moduleMigration(version, name, shown, fullPath, text));
-    }
+    readEntry(folder, { version, name: match[2] ?? '', file, path: fullPath }, fileName);
+  }
+  for (const listed of drizzle?.files ?? []) {
+    // One that is there and was not read has a problem of its own (its name, its format).
+    if (!folder.drizzleRead.has(listed) && !isFile(path.join(absoluteDir, listed)))
+      problems.push({
+        file: shown(path.join(absoluteDir, listed)),
+        problem: `listed in Drizzle's journal (${drizzle?.file}) but not there (or not a file): restore it, or remove its entry`,
+      });
+  }
+  const paired = pairGolangMigrate(folder.golangMigrate);
+  problems.push(...paired.problems);
+  for (const { up, down } of paired.pairs) {
+    const base = { version: up.version, name: up.name, file: up.file, path: up.path };
+    const sections = down ? { up: up.section, down: down.section } : { up: up.section };
+    migrations.push(formatMigration(base, 'golang-migrate', sections));
   }
 
   migrations.sort((a, b) => compareVersions(a.version, b.version));
@@ -127,6 +170,144 @@ export async function readMigrations(
   }
   if (problems.length > 0) throw new SourceError(problems);
   return migrations;
+}
+
+/** What reading one migrations directory gathers, entry by entry. */
+interface Folder {
+  readonly dir: string;
+  readonly shown: (fullPath: string) => string;
+  readonly warn: (warning: SourceProblem) => void;
+  readonly problems: SourceProblem[];
+  readonly migrations: Migration[];
+  /** golang-migrate's files, paired into migrations once all are read. */
+  readonly golangMigrate: GolangMigratePart[];
+  readonly drizzle: DrizzleJournal | undefined;
+  /** The journal's files read, so that one listed and missing is said. */
+  readonly drizzleRead: Set<string>;
+}
+
+/**
+ * One versioned entry of the directory, read in the format its name or text says: the one
+ * dispatch point for lockstep's (dbmate's) format and the other tools' (core/formats/).
+ */
+function readEntry(folder: Folder, base: MigrationBase, fileName: string): void {
+  const { problems, migrations, warn } = folder;
+  if (isDirectory(base.path)) {
+    if (!isPrismaFolder(base.path)) {
+      warn({ file: base.file, problem: 'ignored: a directory, not a migration file (dbmate skips it too)' });
+      return;
+    }
+    const sqlPath = path.join(base.path, PRISMA_FILE);
+    const file = folder.shown(sqlPath);
+    const read = readSource(sqlPath);
+    if ('problem' in read) problems.push({ file, ...read });
+    else {
+      const sections = { up: prismaSection(file, read.text), noDown: PRISMA_NO_DOWN };
+      migrations.push(formatMigration({ ...base, file, path: sqlPath }, 'prisma', sections));
+    }
+    return;
+  }
+  if (isGooseGoFile(fileName)) {
+    warn({ file: base.file, problem: GOOSE_GO_WARNING });
+    const text = readFileIfAny(base.path);
+    // The line that registers it with goose, where there is one.
+    const at = text.search(/\bgoose\.Add(?:Named)?Migration/);
+    const line = at < 0 ? undefined : text.slice(0, at).split('\n').length;
+    migrations.push(refusedMigration(base, 'goose', { problem: GOOSE_GO_REFUSAL, line }, text));
+    return;
+  }
+  const read = readSource(base.path);
+  if ('problem' in read) {
+    problems.push({ file: base.file, ...read });
+    return;
+  }
+  if (fileName.endsWith('.sql')) readSqlFile(folder, base, fileName, read.text);
+  else if (MODULE_EXTENSIONS.test(fileName)) {
+    const foreign = foreignModuleTool(read.text);
+    migrations.push(
+      foreign
+        ? refusedMigration(
+            base,
+            foreign.tool === 'knex' ? undefined : foreign.tool,
+            { problem: foreignModuleRefusal(foreign.tool), line: foreign.line },
+            read.text,
+          )
+        : moduleMigration(base.version, base.name, base.file, base.path, read.text),
+    );
+  }
+}
+
+/** A `.sql` file: Drizzle's when its journal lists it, golang-migrate's by its name, else by its text. */
+function readSqlFile(folder: Folder, base: MigrationBase, fileName: string, text: string): void {
+  const { problems, migrations, warn, drizzle } = folder;
+  const { file } = base;
+  if (drizzle?.files.has(fileName)) {
+    folder.drizzleRead.add(fileName);
+    migrations.push(
+      formatMigration(base, 'drizzle', { up: drizzleSection(file, text), noDown: DRIZZLE_NO_DOWN }),
+    );
+    return;
+  }
+  const dbmate = hasDbmateMarker(text);
+  const golang = dbmate ? undefined : golangMigrateFile(fileName);
+  if (golang) {
+    const other = hasGooseAnnotation(text)
+      ? 'goose annotations'
+      : hasNodePgMigrateMarker(text)
+        ? 'node-pg-migrate markers'
+        : undefined;
+    // Its name makes it golang-migrate's: the whole file runs, what looks like sections too.
+    if (other)
+      warn({
+        file,
+        problem: `named as golang-migrate's (<version>_<name>.${golang.direction}.sql), so the whole file is its ${golang.direction}: its ${other} are read as comments; rename it if it is not golang-migrate's`,
+      });
+    folder.golangMigrate.push(golangMigratePart(golang, file, base.path, text));
+    return;
+  }
+  const formatted = dbmate
+    ? undefined
+    : hasGooseAnnotation(text)
+      ? { format: 'goose' as const, read: readGoose(text, file) }
+      : hasNodePgMigrateMarker(text)
+        ? { format: 'node-pg-migrate' as const, read: readNodePgMigrate(text, file) }
+        : undefined;
+  if (formatted) {
+    const { format, read } = formatted;
+    problems.push(...read.problems);
+    for (const warning of read.warnings) warn(warning);
+    const { up } = read;
+    if (up && read.problems.length === 0) migrations.push(formatMigration(base, format, { ...read, up }));
+    return;
+  }
+  if (drizzle && !dbmate) {
+    warn({
+      file,
+      problem: `ignored: not listed in Drizzle's journal (${drizzle.file}), and not in another format lockstep reads`,
+    });
+    return;
+  }
+  const parsed = parseSqlFile(text, file);
+  problems.push(...parsed.problems);
+  for (const warning of parsed.warnings) warn(warning);
+  if (parsed.up) migrations.push(sqlMigration(base, text, parsed.up, parsed.down));
+}
+
+/** A Prisma Migrate folder: `<version>_<name>/migration.sql`. */
+function isPrismaFolder(fullPath: string): boolean {
+  return (
+    VERSIONED.test(path.basename(fullPath)) &&
+    isDirectory(fullPath) &&
+    isFile(path.join(fullPath, PRISMA_FILE))
+  );
+}
+
+function isFile(fullPath: string): boolean {
+  try {
+    return statSync(fullPath).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /** A directory itself, not a symbolic link to one (dbmate skips the first, fails on the second). */
@@ -203,39 +384,91 @@ function linkTarget(fullPath: string): string | undefined {
   }
 }
 
+interface MigrationBase {
+  readonly version: string;
+  readonly name: string;
+  readonly file: string;
+  readonly path: string;
+}
+
+/** A dbmate-format file: its sections as lockstep's directions (its checksum as ever). */
 function sqlMigration(
-  version: string,
-  name: string,
-  file: string,
-  fullPath: string,
+  base: MigrationBase,
   text: string,
   up: SqlSection,
   down: SqlSection | undefined,
 ): Migration {
-  const checksum = sha256(`${up.optionsText}\n${up.text.trimEnd()}`);
+  const section = (s: SqlSection): Section => ({
+    file: base.file,
+    settings: s.settings,
+    checksumText: `${s.optionsText}\n${s.text.trimEnd()}`,
+    statements: (dialect) => splitRange(text, s.offset, s.offset + s.text.length, dialect),
+  });
+  // An empty or absent down section rolls back as a no-op, as in dbmate: only the ledger row goes.
+  return formatMigration(
+    base,
+    'lockstep',
+    down ? { up: section(up), down: section(down) } : { up: section(up) },
+  );
+}
+
+/** A SQL migration in any format lockstep reads: its directions, split when loaded. */
+function formatMigration(
+  base: MigrationBase,
+  format: MigrationFormat,
+  read: Pick<FormatRead, 'down' | 'noDown'> & { readonly up: Section },
+): Migration {
+  const { up, down, noDown } = read;
   return {
-    version,
-    name,
-    file,
-    path: fullPath,
-    checksum,
+    ...base,
+    checksum: sha256(up.checksumText),
     kind: 'sql',
-    // An empty or absent down section rolls back as a no-op, as in dbmate: only the ledger row goes.
-    hasDown: true,
+    format,
+    hasDown: noDown === undefined,
+    ...(noDown === undefined ? {} : { noDown }),
     async load(direction, dialect) {
+      if (direction === 'down' && noDown !== undefined)
+        throw new SourceError([{ file: base.file, problem: noDown }]);
       const section = direction === 'up' ? up : down;
       if (!section) return { kind: 'sql', settings: { transaction: true }, statements: [] };
-      return { kind: 'sql', settings: section.settings, statements: splitSection(text, section, dialect) };
+      const statements = section.statements(dialect);
+      return section.file === base.file
+        ? { kind: 'sql', settings: section.settings, statements }
+        : { kind: 'sql', settings: section.settings, statements, file: section.file };
     },
   };
 }
 
-function splitSection(fileText: string, section: SqlSection, dialect: SplitDialect) {
-  const lineOf = lineFinder(fileText);
-  return splitStatements(section.text, dialect).map((s) => {
-    const offset = section.offset + s.offset;
-    return { sql: s.sql, offset, line: lineOf(offset) };
-  });
+/**
+ * A migration lockstep lists but cannot run (goose's Go code, a knex or node-pg-migrate module):
+ * its version is known to the history, and loading it, up or down, is refused with what to do.
+ */
+function refusedMigration(
+  base: MigrationBase,
+  format: MigrationFormat | undefined,
+  refusal: { readonly problem: string; readonly line: number | undefined },
+  text: string,
+): Migration {
+  const problem: SourceProblem = {
+    file: base.file,
+    ...(refusal.line === undefined ? {} : { line: refusal.line }),
+    problem: refusal.problem,
+  };
+  return {
+    ...base,
+    checksum: sha256(text),
+    kind: 'module',
+    ...(format ? { format } : {}),
+    hasDown: true,
+    async load() {
+      throw new SourceError([problem]);
+    },
+  };
+}
+
+function readFileIfAny(fullPath: string): string {
+  const read = readSource(fullPath);
+  return 'text' in read ? read.text : '';
 }
 
 function moduleMigration(

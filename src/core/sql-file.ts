@@ -33,6 +33,11 @@ const NEAR_MARKER = /^\s*--\s*migrate\s*:/i;
 const SPACE = /[\t\n\f\r ]+/;
 const KNOWN = 'transaction, lock_timeout, lock_retries, timeout, requires';
 
+/** Whether a file has a dbmate marker line: then it is read as dbmate's, whatever its name. */
+export function hasDbmateMarker(text: string): boolean {
+  return text.split('\n').some((line) => MARKER.test(line.replace(/\r$/, '')));
+}
+
 interface Marker {
   readonly direction: 'up' | 'down';
   readonly line: number;
