@@ -269,6 +269,8 @@ export interface DirtyState {
   readonly reachedLine?: number | undefined;
   /** The runner that ran it, and when it started. */
   readonly by: string;
+  /** The tool it was adopted from, half-done (`lockstep adopt`): how far it got is that tool's knowledge. */
+  readonly adoptedFrom?: string | undefined;
   readonly since: string;
   readonly recordedError?: string | undefined;
   /** What else the database holds of it (e.g. an invalid index). Default is none. */
@@ -327,6 +329,7 @@ export class DirtyStateError extends LockstepError implements DirtyState {
   readonly statementCount!: number | undefined;
   readonly reachedLine!: number | undefined;
   readonly by!: string;
+  readonly adoptedFrom!: string | undefined;
   readonly since!: string;
   readonly recordedError!: string | undefined;
   readonly leftovers!: readonly string[];
@@ -335,7 +338,19 @@ export class DirtyStateError extends LockstepError implements DirtyState {
   readonly httpStatus = HttpStatus.internal;
   constructor(facts: DirtyState) {
     const { version, file, state, direction, statementsDone, statementCount, reachedLine } = facts;
-    const { by, since, recordedError, leftovers = [], inFlight } = facts;
+    const { by, since, recordedError, leftovers = [], inFlight, adoptedFrom } = facts;
+    if (adoptedFrom !== undefined) {
+      super(
+        `migration ${version} (${direction}) was left half-done by ${adoptedFrom}, and adopted so (${file}).\n` +
+          `${recordedError ? `  recorded: ${recordedError}\n` : ''}` +
+          `  How far it got is not recorded, so lockstep will not re-run or skip it. Inspect the database, ` +
+          `finish or undo the change by hand, then run one of:\n` +
+          `    lockstep resolve ${version} --applied       # its effects are in place\n` +
+          `    lockstep resolve ${version} --rolled-back   # its effects are undone (lockstep runs it at the next up)`,
+      );
+      Object.assign(this, facts, { leftovers });
+      return;
+    }
     const what =
       state === 'running'
         ? `was interrupted (its runner ${by} died or lost its connection; started ${since})`
@@ -419,6 +434,45 @@ export class PoolerRefusedError extends LockstepError {
     const { message, ...fields } = facts;
     super(message);
     Object.assign(this, fields);
+  }
+}
+
+/**
+ * `adopt` cannot take another tool's history as it stands (its table is not that tool's, the
+ * tool is migrating right now, its journal is missing): nothing was changed; the message says why.
+ */
+export class AdoptRefusedError extends LockstepError {
+  readonly code = 'ADOPT_REFUSED';
+  readonly exitCode = ExitCode.refused;
+  readonly httpStatus = HttpStatus.refused;
+}
+
+/**
+ * Another tool's table records migrations lockstep's ledger lacks: `up` would run them a second
+ * time. Nothing was changed; `lockstep adopt --from <tool>` records them first.
+ */
+export class UnadoptedHistoryError extends LockstepError {
+  readonly tool!: string;
+  readonly table!: string;
+  readonly versions!: readonly string[];
+  readonly code = 'UNADOPTED_HISTORY';
+  readonly exitCode = ExitCode.refused;
+  readonly httpStatus = HttpStatus.refused;
+  constructor(facts: {
+    readonly tool: string;
+    readonly table: string;
+    readonly versions: readonly string[];
+  }) {
+    const { tool, table, versions } = facts;
+    const shown =
+      versions.length > 5
+        ? `${versions.slice(0, 5).join(', ')} and ${versions.length - 5} more`
+        : versions.join(', ');
+    super(
+      `${tool}'s ${table} records migrations lockstep's ledger does not have (${shown}): running them would apply them ` +
+        `a second time. Nothing was changed.\n  fix: lockstep adopt --from ${tool}   # records them as applied, runs nothing`,
+    );
+    Object.assign(this, facts);
   }
 }
 

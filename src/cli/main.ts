@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { type LockstepOptions, poolerOption } from '../core/config.js';
 import { compareVersions } from '../core/migration.js';
 import type { StatusResult, UpResult } from '../core/runner.js';
+import { isToolName, TOOL_NAMES } from '../core/tools/tool.js';
 import {
   DEFAULT_ASYNC_TABLE,
   DEFAULT_DDL_LOCK_RETRIES,
@@ -41,7 +42,15 @@ import {
   parseCommandLine,
   type Values,
 } from './options.js';
-import { formatCreated, formatDown, formatEvent, formatResolve, formatStatus, formatUp } from './output.js';
+import {
+  formatAdopt,
+  formatCreated,
+  formatDown,
+  formatEvent,
+  formatResolve,
+  formatStatus,
+  formatUp,
+} from './output.js';
 
 /** Each command's entry in the help: its usage and what it does, as `lockstep --help` lists it. */
 const COMMAND_HELP: Record<(typeof CORE_COMMANDS)[number], string> = {
@@ -63,6 +72,12 @@ const COMMAND_HELP: Record<(typeof CORE_COMMANDS)[number], string> = {
                          ended, after you checked the database: --applied if its changes are in
                          place, --rolled-back if they are not (the ledger row is removed). Any
                          other state is refused, saying what to do instead.`,
+  adopt: `  adopt --from <tool> [--from-table <name>] [--dry-run]
+                         Take another tool's history into the ledger, under the lock: what
+                         golang-migrate, goose, knex, node-pg-migrate, prisma or drizzle applied
+                         is recorded as applied (never run), what it left half-done as failed
+                         (lockstep resolve decides it). Runs no migration; again, it adds only
+                         what is missing. up refuses while such a history is not adopted.`,
   create: `  create                 Create the database (PostgreSQL: through the postgres database; MySQL;
                          SQLite: the file). One that exists is refused (exit 6), as dbmate.`,
   drop: `  drop                   Drop the database if it exists.`,
@@ -150,6 +165,12 @@ const OPTION_HELP: Partial<Record<OptionName, string>> = {
                              pending, rolled-back or edited migration applied without running it
                              (changes made by hand); --rolled-back deletes the row of an applied
                              one without running its down section. Check the database first.`,
+  from: `      --from <tool>          With adopt: golang-migrate, goose, knex, node-pg-migrate, prisma, drizzle`,
+  'from-table': `      --from-table <name>    With adopt: the tool's table when it was told another one (schema.table
+                             on PostgreSQL). Default: the tool's own (knex_migrations, pgmigrations,
+                             schema_migrations, goose_db_version, _prisma_migrations,
+                             drizzle.__drizzle_migrations)`,
+  'dry-run': `      --dry-run              With adopt: print what it would record, write nothing, take no lock`,
   ts: `      --ts                   With new: create a TypeScript migration module`,
   json: `      --json                 Print the result, or the error, as one JSON object on stdout`,
   quiet: `  -q, --quiet                Print only errors (with status: nothing, and implies --exit-code)`,
@@ -210,6 +231,7 @@ const IGNORED: Record<(typeof CORE_COMMANDS)[number], readonly OptionName[]> = {
   down: ['async-dir', 'async-table'],
   status: ['async-dir', 'async-table'],
   resolve: ['async-dir', 'async-table'],
+  adopt: ['async-dir', 'async-table'],
   new: ['url', 'table', 'async-dir', 'async-table'],
   create: ['dir', 'table', 'migrations-table', 'async-dir', 'async-table'],
   drop: ['dir', 'table', 'migrations-table', 'async-dir', 'async-table'],
@@ -329,6 +351,23 @@ async function main(argv: string[]): Promise<number> {
           { force: values.force },
         );
         return report(result, formatResolve, json, print);
+      }
+      case 'adopt': {
+        expectArgs(command, args, 0);
+        const from = values.from;
+        if (from === undefined || !isToolName(from)) {
+          throw new ConfigError(
+            `adopt needs --from <tool>, one of: ${TOOL_NAMES.join(', ')}${from === undefined ? '' : ` (got "${from}")`}` +
+              (from === 'dbmate'
+                ? "; dbmate's history needs no adopt: lockstep follows it by itself (--dbmate)"
+                : ''),
+          );
+        }
+        const result = await migrator().adopt(from, {
+          table: values['from-table'],
+          dryRun: values['dry-run'],
+        });
+        return report(result, formatAdopt, json, print);
       }
       case 'new': {
         expectArgs(command, args, 1, '<name>');

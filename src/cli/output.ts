@@ -1,6 +1,7 @@
 import type { LockstepEvent } from '../core/events.js';
 import { isAdopted } from '../core/ledger-rows.js';
-import type { DownResult, ResolveResult, StatusResult, UpResult } from '../core/runner.js';
+import type { AdoptResult, DownResult, ResolveResult, StatusResult, UpResult } from '../core/runner.js';
+import type { LedgerRow } from '../drivers/driver.js';
 import { describeHolder } from '../errors.js';
 import { formatDuration } from '../util/duration.js';
 import { printableName } from '../util/text.js';
@@ -61,8 +62,35 @@ export function formatResolve(r: ResolveResult): string {
   return `migration ${r.version} recorded as ${r.resolvedAs} (was ${r.previousState ?? 'not in the ledger'})`;
 }
 
+export function formatAdopt(r: AdoptResult): string {
+  const would = r.dryRun ? 'would record' : 'recorded';
+  const lines = [
+    r.adopted.length > 0
+      ? `${r.dryRun ? 'would adopt' : 'adopted'} ${plural(r.adopted.length, 'migration')} that ${r.from} applied (its ${r.table}): ${r.adopted.join(', ')}; ${would} as applied, never run by lockstep`
+      : `nothing to adopt from ${r.from}'s ${r.table}${r.already.length > 0 ? `: the ledger has all ${r.already.length} already` : ''}`,
+  ];
+  for (const f of r.failed)
+    lines.push(
+      `${would} ${f.version} as failed: ${f.detail}; lockstep resolve ${f.version} --applied | --rolled-back decides it`,
+    );
+  if (r.already.length > 0 && r.adopted.length > 0)
+    lines.push(`already in the ledger: ${r.already.join(', ')}`);
+  for (const c of r.conflicts) lines.push(`left as the ledger says: ${c.version}: ${c.detail}`);
+  if (r.withoutFile.length > 0)
+    lines.push(
+      `no file in the migrations folder for: ${r.withoutFile.join(', ')} (status lists them as missing)`,
+    );
+  for (const u of r.unmapped) lines.push(`not mapped: ${r.from} recorded "${u.key}": ${u.why}`);
+  return lines.join('\n');
+}
+
 export function formatCreated(r: CreatedFile): string {
   return `created ${r.created}`;
+}
+
+function appliedAt(row: LedgerRow): string {
+  if (!isAdopted(row)) return row.finishedAt ?? '';
+  return row.finishedAt !== null && row.startedAt !== row.finishedAt ? row.startedAt : '';
 }
 
 export function formatStatus(status: StatusResult): string {
@@ -78,8 +106,8 @@ export function formatStatus(status: StatusResult): string {
     m.status === 'running' && m.row
       ? `running (${m.row.statementsDone}/${m.row.statementCount ?? '?'} statements)`
       : m.status,
-    // An adopted row's time is when it was adopted: when the other tool applied it is not known.
-    m.row?.state === 'applied' && !isAdopted(m.row) ? (m.row.finishedAt ?? '') : '',
+    // An adopted row's finish is when it was adopted; when the other tool applied it is its start, where that tool said.
+    m.row?.state === 'applied' ? appliedAt(m.row) : '',
     m.row && m.row.state !== 'rolled_back'
       ? `${m.row.appliedBy}${isAdopted(m.row) ? ` (adopted ${m.row.finishedAt ?? 'by the next up'})` : ''}`
       : '',

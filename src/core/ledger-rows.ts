@@ -96,12 +96,16 @@ export function resolvedRow(
 /** What an adopted migration's checksum is: none to compare (its file was never read when it ran). */
 const ADOPTED_CHECKSUM = '';
 
-/** A migration another tool applied (dbmate), taken into the ledger as applied: never run again. */
+/**
+ * A migration another tool applied (dbmate, knex, ...), taken into the ledger as applied: never
+ * run again. `at`: when that tool says it applied it, if it says.
+ */
 export function adoptedRow(
   version: string,
   source: LedgerIdentity | undefined,
   from: string,
   now: string,
+  at: string | null = null,
 ): LedgerRow {
   return {
     version,
@@ -111,7 +115,8 @@ export function adoptedRow(
     direction: 'up',
     statementsDone: 0,
     statementCount: null,
-    startedAt: now,
+    // started: when the tool applied it, where it says; finished: when the ledger adopted it.
+    startedAt: at ?? now,
     finishedAt: now,
     durationMs: null,
     appliedBy: from,
@@ -119,9 +124,28 @@ export function adoptedRow(
   };
 }
 
+/**
+ * A migration another tool left half-done (golang-migrate's dirty flag, a failed Prisma
+ * migration), taken into the ledger as failed: lockstep's dirty state, which a person resolves.
+ */
+export function adoptedFailedRow(
+  version: string,
+  source: LedgerIdentity | undefined,
+  from: string,
+  detail: string,
+  now: string,
+): LedgerRow {
+  return { ...adoptedRow(version, source, from, now), state: 'failed', finishedAt: null, error: detail };
+}
+
 /** Whether the ledger took this row from another tool: its file's checksum is not compared. */
 export function isAdopted(row: Pick<LedgerRow, 'state' | 'checksum'>): boolean {
   return row.state === 'applied' && row.checksum === ADOPTED_CHECKSUM;
+}
+
+/** The tool the ledger took this row from (in any state), or undefined for lockstep's own. */
+export function adoptedFrom(row: Pick<LedgerRow, 'checksum' | 'appliedBy'>): string | undefined {
+  return row.checksum === ADOPTED_CHECKSUM ? row.appliedBy : undefined;
 }
 
 /**

@@ -1,6 +1,8 @@
+import path from 'node:path';
 import { DEFAULT_DOWN_STEPS } from '../defaults.js';
 import type { Dialect, Driver, LedgerRow, Session } from '../drivers/driver.js';
 import {
+  AdoptRefusedError,
   AsyncRequiredError,
   ConfigError,
   DirtyStateError,
@@ -12,15 +14,23 @@ import {
   PoolerRefusedError,
   ResolveRefusedError,
   SourceError,
+  UnadoptedHistoryError,
 } from '../errors.js';
 import { transactionControl } from '../sql/transaction-control.js';
 import { asWritten } from '../util/duration.js';
+import {
+  type AdoptionReport,
+  keepingAdoptedRollbacks,
+  notAdopted,
+  planAdoption,
+  toolsToCheck,
+} from './adopt.js';
 import { type LockstepOptions, type ResolvedConfig, resolveConfig } from './config.js';
 import { DbmateHistory } from './dbmate.js';
 import { runMigration, stepRunsInTransaction } from './execute.js';
 import { guardProcessExit } from './exit-guard.js';
 import { settleInFlight } from './in-flight.js';
-import { resolvedRow } from './ledger-rows.js';
+import { adoptedFrom, resolvedRow } from './ledger-rows.js';
 import { compareVersions, type Migration, type Step } from './migration.js';
 import {
   describeStatus,
@@ -35,6 +45,7 @@ import { planResolve, type ResolveAs } from './resolve.js';
 import { SessionScope, whileLocked } from './scope.js';
 import { readMigrations } from './sources.js';
 import { type Deadline, deadline } from './time-limits.js';
+import { type ToolName, toolHistory } from './tools/index.js';
 
 /** A command that a transaction-mode pooler cannot carry goes through the direct URL instead. */
 const HAND_OFF = Symbol('hand off to the direct URL');
@@ -75,6 +86,11 @@ export interface StatusResult {
   readonly migrations: StatusEntry[];
   readonly lockHolder: LockHolder | null;
   readonly ledgerExists: boolean;
+}
+
+export interface AdoptResult extends AdoptionReport {
+  /** Nothing was written: what adopting would do (`--dry-run`). */
+  readonly dryRun: boolean;
 }
 
 export interface ResolveResult {
@@ -142,8 +158,10 @@ export class Migrator {
         if (problems.length > 0) throw new HistoryError(problems);
         if (nothingToDo(read, first) && !dbmate?.owes(read, migrations))
           return upToDate(config, before, before, 0);
-        // Something to do: dbmate's table, if it is there, is followed (outside any transaction).
+        // Something to do: dbmate's table, if it is there, is followed (outside any transaction);
+        // another tool's history the ledger lacks is refused, never run a second time.
         await dbmate?.look(read, true);
+        await refuseNotAdopted(session, driver, config, migrations, read);
         return this.#applyPending(
           session,
           driver,
@@ -231,7 +249,7 @@ export class Migrator {
           return HAND_OFF;
         if (!found) await session.ledger.create();
 
-        const run = { session: keeping(session, dbmate), driver, config, runDeadline };
+        const run = { session: keeping(session, dbmate, config.runnerId), driver, config, runDeadline };
         for (const migration of perMigration ? plan.pending.slice(0, 1) : plan.pending) {
           const row = rows.find((r) => r.version === migration.version);
           refuseIfFailedInThisWave(migration, rows, previousRows);
@@ -331,7 +349,7 @@ export class Migrator {
             const loaded = await loadSteps(chosen, 'down', driver, importLimit(config, runDeadline));
             if (perMigration && this.#needsSession(chosen, loaded, driver, 'down', rolledBack.length === 0))
               return HAND_OFF;
-            const run = { session: keeping(session, dbmate), driver, config, runDeadline };
+            const run = { session: keeping(session, dbmate, config.runnerId), driver, config, runDeadline };
             for (const row of targets) {
               const migration = sources.get(row.version) as Migration;
               const step = loaded.get(row.version) as Step;
@@ -374,6 +392,54 @@ export class Migrator {
   }
 
   /**
+   * Takes another tool's history into the ledger, under the lock: what it applied as applied
+   * (adopted: never run), what it left half-done as failed. Runs no migration. Again, it adds
+   * only what the ledger lacks, so racing runs adopt once.
+   */
+  adopt(
+    from: ToolName,
+    options: { readonly table?: string | undefined; readonly dryRun?: boolean | undefined } = {},
+  ): Promise<AdoptResult> {
+    return this.#scope.command(async () => {
+      const config = this.#config;
+      const migrations = await this.#readMigrations();
+      const dir = path.resolve(config.cwd, config.dir);
+      return this.#scope.withSession(async (session, driver) => {
+        if (driver.dialect.noTransactions)
+          throw new ConfigError(
+            `adopt: lockstep keeps no ledger on ${driver.dialect.name} itself; adopt into the coordinator is not supported`,
+          );
+        const history = toolHistory(from, session.connection, driver.dialect, options.table);
+        // Read first without the lock: a table that is not there is said without taking it (and,
+        // under a transaction-mode pooler's lock, a failing read would end the transaction).
+        const seen = await history.read(dir, migrations);
+        if (seen === null) {
+          throw new AdoptRefusedError(
+            `${from}'s ${history.table} is not on ${driver.target}: nothing to adopt, nothing was changed.` +
+              (from === 'golang-migrate'
+                ? ` (A ${history.table} without a dirty column is dbmate's: lockstep follows that one by itself.)`
+                : '') +
+              `\n  fix: check --url, or name the table with --from-table <name> if ${from} was told another one`,
+          );
+        }
+        const now = new Date().toISOString();
+        if (options.dryRun) {
+          const plan = planAdoption(from, history.table, seen, await session.ledger.read(), migrations, now);
+          return { ...plan.report, dryRun: true };
+        }
+        return whileLocked(session.lock, this.#lock(driver), async () => {
+          const state = (await history.read(dir, migrations)) ?? seen;
+          const rows = await session.ledger.read();
+          const plan = planAdoption(from, history.table, state, rows, migrations, now);
+          if (plan.writes.length > 0 && rows === null) await session.ledger.create();
+          for (const { row, expected } of plan.writes) await session.ledger.write(row, expected);
+          return { ...plan.report, dryRun: false };
+        });
+      });
+    });
+  }
+
+  /**
    * Records by hand what a person decided about an interrupted or failed migration:
    * `applied` (its effects are in place) or `rolled-back` (they are not; the row is removed).
    * Any other state is refused (planResolve says why and what instead) unless `force`.
@@ -392,7 +458,7 @@ export class Migrator {
       return this.#scope.withSession(async (session, driver) => {
         const dbmate = DbmateHistory.of(session, driver, config);
         await dbmate?.look(await session.ledger.read(), true);
-        const ledger = keeping(session, dbmate).ledger;
+        const ledger = keeping(session, dbmate, config.runnerId).ledger;
         return whileLocked(session.lock, this.#lock(driver), async () => {
           await dbmate?.refresh();
           const rows = await ledger.read();
@@ -593,9 +659,13 @@ function refuseIfFailedInThisWave(
   });
 }
 
-/** The session, its ledger writing dbmate's table too where this run keeps it. */
-function keeping(session: Session, dbmate: DbmateHistory | undefined): Session {
-  return dbmate ? { ...session, ledger: dbmate.ledger(session.ledger) } : session;
+/**
+ * The session, its ledger writing dbmate's table too where this run keeps it, and keeping a row
+ * for a migration adopted from another tool when it is rolled back.
+ */
+function keeping(session: Session, dbmate: DbmateHistory | undefined, runnerId: string): Session {
+  const ledger = keepingAdoptedRollbacks(session.ledger, runnerId);
+  return { ...session, ledger: dbmate ? dbmate.ledger(ledger) : ledger };
 }
 
 function nothingToDo(rows: readonly LedgerRow[] | null, plan: UpPlan): boolean {
@@ -655,11 +725,36 @@ async function dirtyError(
     statementCount: row.statementCount ?? undefined,
     reachedLine,
     by: row.appliedBy,
+    adoptedFrom: adoptedFrom(row),
     since: row.startedAt,
     recordedError: row.error ?? undefined,
     leftovers: (await session.leftovers?.().catch(() => [])) ?? [],
     inFlight: settled?.inFlight,
   });
+}
+
+/**
+ * Before `up` changes anything: another tool's table (golang-migrate, goose, knex, ...) that
+ * records migrations the ledger has no row for is refused; running them would apply them twice.
+ * Looked at where it can matter (toolsToCheck); a refusal reads the ledger once more first, in
+ * case another runner adopted them meanwhile.
+ */
+async function refuseNotAdopted(
+  session: Session,
+  driver: Driver,
+  config: ResolvedConfig,
+  migrations: readonly Migration[],
+  rows: readonly LedgerRow[] | null,
+): Promise<void> {
+  if (driver.dialect.noTransactions) return;
+  const dir = path.resolve(config.cwd, config.dir);
+  for (const tool of toolsToCheck(rows)) {
+    const history = toolHistory(tool, session.connection, driver.dialect);
+    const state = await history.read(dir, migrations);
+    if (state === null || notAdopted(state, rows).length === 0) continue;
+    const versions = notAdopted(state, await session.ledger.read());
+    if (versions.length > 0) throw new UnadoptedHistoryError({ tool, table: history.table, versions });
+  }
 }
 
 export { LockstepError };

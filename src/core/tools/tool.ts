@@ -5,7 +5,14 @@
  */
 import type { Connection, Dialect } from '../../drivers/driver.js';
 
-export const TOOL_NAMES = ['golang-migrate', 'goose', 'knex', 'node-pg-migrate', 'prisma', 'drizzle'] as const;
+export const TOOL_NAMES = [
+  'golang-migrate',
+  'goose',
+  'knex',
+  'node-pg-migrate',
+  'prisma',
+  'drizzle',
+] as const;
 export type ToolName = (typeof TOOL_NAMES)[number];
 
 /** A migration file as the histories map to it: its version, and the name its file gives. */
@@ -42,5 +49,12 @@ export interface ToolHistory {
   read(dir: string, migrations: readonly FolderMigration[]): Promise<ToolState | null>;
 }
 
-/** The constructor each tool's module exports: its history on this connection. */
-export type ToolHistoryOf = (connection: Connection, dialect: Dialect) => ToolHistory;
+/**
+ * The constructor each tool's module exports: its history on this connection, in the table the
+ * user named (`--from-table`) or the tool's default.
+ */
+export type ToolHistoryOf = (connection: Connection, dialect: Dialect, table?: string) => ToolHistory;
+
+export function isToolName(name: string): name is ToolName {
+  return (TOOL_NAMES as readonly string[]).includes(name);
+}
