@@ -19,10 +19,15 @@ export class DbmateTable {
     this.#table = dialect.table(name);
   }
 
-  /** The versions dbmate recorded, or null when it has no table here. One round trip. */
+  /**
+   * The versions dbmate recorded, or null when it has no table here. One round trip. A
+   * `schema_migrations` with a `dirty` column is golang-migrate's (`lockstep adopt --from
+   * golang-migrate`), not dbmate's: null too, neither adopted from nor written to.
+   */
   async versions(): Promise<string[] | null> {
     try {
-      const { rows } = await this.#connection.query(`SELECT version FROM ${this.#table}`);
+      const { rows } = await this.#connection.query(`SELECT * FROM ${this.#table}`);
+      if (rows.some((r) => 'dirty' in r)) return null;
       return rows.map((r) => String(r.version));
     } catch (error) {
       if (this.#dialect.isUndefinedTable(error)) return null;
