@@ -8,7 +8,7 @@
  * migration writes a row into `counter`, so a migration run twice shows.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { CLEAN_ENV, type ProcessResult, runCli, TARGETS, type TestDatabase } from '../helpers/targets.js';
@@ -210,6 +210,50 @@ for (const target of TARGETS) {
         }
       });
     }
+  });
+
+  describe(`golang-migrate's schema_migrations is not dbmate's: ${target.kind}`, () => {
+    it("status, adopt and up on a lockstep-format folder: nothing adopted from dbmate, golang-migrate's row untouched", async () => {
+      const db = await target.create();
+      try {
+        // golang-migrate's folder as lockstep's files (the same SQL, with lockstep's markers), so
+        // this holds without lockstep reading golang-migrate's file names.
+        const project = toolProject('golang-migrate', db);
+        const run = await migrateWithTool(project, db);
+        assert.equal(run.code, 0, show(run));
+        for (const n of [1, 2, 3]) {
+          const base = path.join(project.migrations, `${n}_create_runs_${n}`);
+          const up = readFileSync(`${base}.up.sql`, 'utf8');
+          const down = readFileSync(`${base}.down.sql`, 'utf8');
+          writeFileSync(`${base}.sql`, `-- migrate:up\n${up}\n-- migrate:down\n${down}`);
+          rmSync(`${base}.up.sql`);
+          rmSync(`${base}.down.sql`);
+        }
+        const before = await lockstep(db, project, 'status');
+        assert.equal(before.code, 0, show(before));
+        assert.doesNotMatch(before.stdout, /dbmate/, show(before));
+
+        const adopt = await lockstep(db, project, 'adopt', '--from', 'golang-migrate');
+        assert.equal(adopt.code, 0, show(adopt));
+        addLockstepMigration(project);
+        const up = await lockstep(db, project, 'up');
+        assert.equal(up.code, 0, show(up));
+        assert.deepEqual(await counterRows(db), [...TOOL_COUNTER['golang-migrate'], NEXT_COUNTER].sort());
+        const rows = await ledger(db);
+        assert.deepEqual(
+          rows.map((r) => r.by === 'golang-migrate'),
+          [true, true, true, false],
+          JSON.stringify(rows),
+        );
+        assert.deepEqual(
+          await readToolTable('golang-migrate', db),
+          ['3:clean'],
+          "golang-migrate's row as it was",
+        );
+      } finally {
+        await db.cleanup();
+      }
+    });
   });
 
   describe(`a half-done migration of the tool: ${target.kind}`, () => {
