@@ -52,7 +52,29 @@ const NEXT_FILE: Record<ToolName, string> = {
 };
 const NEXT_COUNTER = 'lockstep_create_runs_4';
 
+/**
+ * The migration added after the adoption: in lockstep's format, but for Drizzle, whose journal
+ * says which files of its folder are migrations (lockstep ignores others there, saying so): in
+ * Drizzle Kit's format, listed in the journal.
+ */
 function addLockstepMigration(project: ToolProject): void {
+  if (project.tool === 'drizzle') {
+    writeFileSync(
+      path.join(project.migrations, NEXT_FILE.drizzle),
+      `CREATE TABLE runs_4 (id int);\n--> statement-breakpoint\nINSERT INTO counter (migration) VALUES ('${NEXT_COUNTER}');\n`,
+    );
+    const journalFile = path.join(project.migrations, 'meta', '_journal.json');
+    const journal = JSON.parse(readFileSync(journalFile, 'utf8')) as { entries: Record<string, unknown>[] };
+    const last = journal.entries.at(-1) as Record<string, unknown>;
+    journal.entries.push({
+      ...last,
+      idx: journal.entries.length,
+      when: Number(last.when) + 86_400_000,
+      tag: NEXT_FILE.drizzle.replace(/\.sql$/, ''),
+    });
+    writeFileSync(journalFile, `${JSON.stringify(journal, null, 2)}\n`);
+    return;
+  }
   writeFileSync(
     path.join(project.migrations, NEXT_FILE[project.tool]),
     [
