@@ -161,6 +161,8 @@ for (const target of TARGETS) {
           assert.equal(status.code, 0, show(status));
           assert.equal((status.stdout.match(/\(adopted /g) ?? []).length, 3, show(status));
           assert.match(status.stdout, /^3 applied$/m, show(status));
+          // No fixture applied anything in 2024: Drizzle's journal times are when it generated each one.
+          assert.doesNotMatch(status.stdout, /2024-01-0\d/, show(status));
 
           addLockstepMigration(project);
           const up = await lockstep(db, project, 'up');
