@@ -7,6 +7,7 @@ export type { EventHandler, LockstepEvent } from './core/events.js';
 export type { MigrationContext, MigrationFunction } from './core/migration.js';
 export type { MigrationStatus, StatusEntry } from './core/plan.js';
 export type {
+  AdoptResult,
   AppliedElsewhere,
   AppliedMigration,
   DownResult,
@@ -14,6 +15,7 @@ export type {
   StatusResult,
   UpResult,
 } from './core/runner.js';
+export type { ToolName } from './core/tools/tool.js';
 export { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL } from './defaults.js';
 export { redactUrl } from './drivers/registry.js';
 export * from './errors.js';

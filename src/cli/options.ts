@@ -131,7 +131,7 @@ export const COMMAND_OPTIONS: Readonly<Record<string, readonly OptionName[]>> = 
     ...OUTPUT,
     ...DBMATE_OPTIONS,
   ],
-  adopt: [...WHERE, 'lock-timeout', 'dbmate', 'from', 'from-table', 'dry-run', ...OUTPUT, ...DBMATE_OPTIONS],
+  adopt: [...WHERE, 'lock-timeout', 'from', 'from-table', 'dry-run', ...OUTPUT, ...DBMATE_OPTIONS],
   new: [...WHERE, 'ts', ...OUTPUT, ...DBMATE_OPTIONS],
   create: [...WHERE, ...OUTPUT, ...DBMATE_OPTIONS],
   drop: [...WHERE, ...OUTPUT, ...DBMATE_OPTIONS],

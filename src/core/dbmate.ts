@@ -56,7 +56,7 @@ export class DbmateHistory {
    * transaction (a transaction-mode pooler's lock) a failing statement would end it.
    */
   async refresh(): Promise<void> {
-    if (this.#versions) this.#versions = new Set((await this.#table.versions()) ?? []);
+    if (this.#versions) this.#versions = new Set((await this.#table.versions(true)) ?? []);
   }
 
   /**

@@ -20,17 +20,29 @@ export class DbmateTable {
   }
 
   /**
-   * The versions dbmate recorded, or null when it has no table here. One round trip. A
-   * `schema_migrations` with a `dirty` column is golang-migrate's (`lockstep adopt --from
-   * golang-migrate`), not dbmate's: null too, neither adopted from nor written to.
+   * The versions dbmate recorded, or null when it has no table here. golang-migrate's table has
+   * the same name and a `dirty` column: that is not dbmate's (`lockstep adopt --from
+   * golang-migrate` reads it). One round trip; two when the table is empty. `known`: this table
+   * was read as dbmate's before (under the lock, in a transaction, nothing may fail).
    */
-  async versions(): Promise<string[] | null> {
+  async versions(known = false): Promise<string[] | null> {
     try {
-      const { rows } = await this.#connection.query(`SELECT * FROM ${this.#table}`);
-      if (rows.some((r) => 'dirty' in r)) return null;
+      const { rows } = await this.#connection.query(`SELECT ${known ? 'version' : '*'} FROM ${this.#table}`);
+      if (!known && (rows.some((r) => 'dirty' in r) || (rows.length === 0 && (await this.#hasDirtyColumn()))))
+        return null;
       return rows.map((r) => String(r.version));
     } catch (error) {
       if (this.#dialect.isUndefinedTable(error)) return null;
+      throw error;
+    }
+  }
+
+  async #hasDirtyColumn(): Promise<boolean> {
+    try {
+      await this.#connection.query(`SELECT dirty FROM ${this.#table} WHERE 1 = 0`);
+      return true;
+    } catch (error) {
+      if (this.#dialect.isUndefinedColumn(error)) return false;
       throw error;
     }
   }
