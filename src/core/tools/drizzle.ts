@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { AdoptRefusedError } from '../../errors.js';
 import { compareVersions } from '../migration.js';
-import { folderVersion, isoOf, leadingVersion, rowsIfThere, toolTable } from './rows.js';
+import { folderVersion, leadingVersion, rowsIfThere, toolTable } from './rows.js';
 import type { ToolHistoryOf } from './tool.js';
 
 interface JournalEntry {
@@ -49,7 +49,9 @@ export const drizzleHistory: ToolHistoryOf = (connection, dialect, named) => {
           });
           continue;
         }
-        applied.push({ version: folderVersion(version, migrations), at: isoOf(when) });
+        // created_at is the journal's `when` (drizzle-orm's migrator inserts the migration's
+        // folderMillis): when drizzle-kit generated the migration, not when it was applied.
+        applied.push({ version: folderVersion(version, migrations), at: null });
       }
       applied.sort((a, b) => compareVersions(a.version, b.version));
       return { applied, failed: [], unmapped };
