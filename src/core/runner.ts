@@ -45,7 +45,7 @@ import { planResolve, type ResolveAs } from './resolve.js';
 import { SessionScope, whileLocked } from './scope.js';
 import { readMigrations } from './sources.js';
 import { type Deadline, deadline } from './time-limits.js';
-import { type ToolName, toolHistory } from './tools/index.js';
+import type { ToolName } from './tools/tool.js';
 
 /** A command that a transaction-mode pooler cannot carry goes through the direct URL instead. */
 const HAND_OFF = Symbol('hand off to the direct URL');
@@ -412,6 +412,7 @@ export class Migrator {
           throw new ConfigError(
             `adopt: lockstep keeps no ledger on ${driver.dialect.name} itself; adopt into the coordinator is not supported`,
           );
+        const { toolHistory } = await import('./tools/index.js');
         const history = toolHistory(from, session.connection, driver.dialect, options.table);
         // Read first without the lock: a table that is not there is said without taking it (and,
         // under a transaction-mode pooler's lock, a failing read would end the transaction).
@@ -750,8 +751,12 @@ async function refuseNotAdopted(
   rows: readonly LedgerRow[] | null,
 ): Promise<void> {
   if (driver.dialect.noTransactions) return;
+  const tools = toolsToCheck(rows);
+  if (tools.length === 0) return;
+  // Loaded only here: the path every worker takes at boot never pays for the other tools' readers.
+  const { toolHistory } = await import('./tools/index.js');
   const dir = path.resolve(config.cwd, config.dir);
-  for (const tool of toolsToCheck(rows)) {
+  for (const tool of tools) {
     const history = toolHistory(tool, session.connection, driver.dialect);
     const state = await history.read(dir, migrations);
     if (state === null || notAdopted(state, rows).length === 0) continue;
