@@ -1,4 +1,5 @@
 import type { QueryResult } from '../drivers/driver.js';
+import type { ToolName } from './tools/tool.js';
 
 /** Per-migration settings, from the marker line of a SQL file or the exports of a module. */
 export interface MigrationSettings {
@@ -51,14 +52,8 @@ export interface SqlStatement {
   readonly offset: number;
 }
 
-/** Whose format a migration file is written in (tool names as core/tools/tool.ts spells them). */
-export type MigrationFormat =
-  | 'lockstep'
-  | 'golang-migrate'
-  | 'goose'
-  | 'node-pg-migrate'
-  | 'prisma'
-  | 'drizzle';
+/** Whose format a migration file is written in: lockstep's (dbmate's), or a tool's whose SQL folders lockstep reads. */
+export type MigrationFormat = 'lockstep' | Exclude<ToolName, 'knex'>;
 
 /** A migration file, read and checked, not yet run. */
 export interface Migration {
