@@ -16,17 +16,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { cpSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
+import { TOOL_NAMES, type ToolName } from '../../src/core/tools/tool.js';
 import { type DatabaseKind, type ProcessResult, ROOT, runProcess, type TestDatabase } from './targets.js';
 
-export type ToolName = 'golang-migrate' | 'goose' | 'knex' | 'node-pg-migrate' | 'prisma' | 'drizzle';
-export const TOOLS: readonly ToolName[] = [
-  'golang-migrate',
-  'goose',
-  'knex',
-  'node-pg-migrate',
-  'prisma',
-  'drizzle',
-];
+export type { ToolName };
+export const TOOLS = TOOL_NAMES;
 
 /** Whether the real tool (not a writer of its table) runs in these tests. */
 export const REAL_TOOL: Readonly<Record<ToolName, boolean>> = {
