@@ -5,7 +5,7 @@
  * so that dbmate, run again, finds the database as lockstep left it.
  */
 import { DbmateTable } from '../drivers/dbmate-table.js';
-import type { Driver, Ledger, LedgerRow, Session } from '../drivers/driver.js';
+import type { DbmateMirror, Driver, Ledger, LedgerRow, Session } from '../drivers/driver.js';
 import type { HistoryProblem } from '../errors.js';
 import type { ResolvedConfig } from './config.js';
 import type { EventHandler } from './events.js';
@@ -15,25 +15,53 @@ import { compareVersions, type Migration } from './migration.js';
 /** Who applied an adopted migration, as its ledger row says. */
 export const DBMATE = 'dbmate';
 
+/** dbmate's table as the history uses it: lockstep's own reader and writer, or a driver's mirror. */
+type DbmateLedgerTable = Pick<DbmateTable, 'name' | 'versions' | 'create' | 'add' | 'remove'>;
+
+/**
+ * A mirror the driver keeps in line with the ledger (ClickHouse): read for what dbmate applied;
+ * never written here, the driver writes it after every change of the ledger.
+ */
+function readOnly(mirror: DbmateMirror): DbmateLedgerTable {
+  const nothing = async () => {};
+  return {
+    name: mirror.name,
+    versions: () => mirror.versions(),
+    create: nothing,
+    add: nothing,
+    remove: nothing,
+  };
+}
+
 export class DbmateHistory {
-  readonly #table: DbmateTable;
+  readonly #table: DbmateLedgerTable;
+  /** The driver keeps dbmate's table itself: nothing to write, and a lag is its to set right. */
+  readonly #mirrored: boolean;
   readonly #keep: boolean;
   readonly #on: EventHandler;
   /** dbmate's versions as last read; null: not read, or dbmate has no table here. */
   #versions: Set<string> | null = null;
   #looked = false;
 
-  private constructor(table: DbmateTable, keep: boolean, on: EventHandler) {
+  private constructor(table: DbmateLedgerTable, mirrored: boolean, keep: boolean, on: EventHandler) {
     this.#table = table;
+    this.#mirrored = mirrored;
     this.#keep = keep;
     this.#on = on;
   }
 
-  /** The history of this session's database; undefined when off, or where lockstep keeps no tables (ClickHouse mirrors it itself). */
+  /**
+   * The history of this session's database; undefined when off. Where the driver mirrors the
+   * ledger into dbmate's table (ClickHouse), what dbmate applied there is adopted and the driver
+   * keeps the table; elsewhere lockstep reads and writes it over the connection.
+   */
   static of(session: Session, driver: Driver, config: ResolvedConfig): DbmateHistory | undefined {
-    if (config.dbmate === 'off' || driver.dialect.noTransactions) return undefined;
+    if (config.dbmate === 'off') return undefined;
+    if (session.dbmateMirror)
+      return new DbmateHistory(readOnly(session.dbmateMirror), true, false, config.on);
+    if (driver.dialect.noTransactions) return undefined;
     const table = new DbmateTable(session.connection, driver.dialect, config.dbmateTable);
-    return new DbmateHistory(table, config.dbmate === 'keep', config.on);
+    return new DbmateHistory(table, false, config.dbmate === 'keep', config.on);
   }
 
   /**
@@ -82,7 +110,7 @@ export class DbmateHistory {
    * person's call, never lockstep's.
    */
   problems(rows: readonly LedgerRow[] | null): HistoryProblem[] {
-    if (!this.#versions) return [];
+    if (!this.#versions || this.#mirrored) return [];
     const name = this.#table.name;
     return (rows ?? [])
       .filter((r) => r.state === 'applied' && !this.#versions?.has(r.version))
@@ -138,7 +166,7 @@ export class DbmateHistory {
 
   /** The session's ledger, writing dbmate's table too when this run keeps it. */
   ledger(inner: Ledger): Ledger {
-    if (this.#versions === null && !this.#keep) return inner;
+    if (this.#mirrored || (this.#versions === null && !this.#keep)) return inner;
     return {
       read: () => inner.read(),
       create: () => inner.create(),

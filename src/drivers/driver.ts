@@ -39,6 +39,11 @@ export interface SessionParts {
   leftovers?(): Promise<string[]>;
   /** Where the ledger lives elsewhere than the work connection (ClickHouse: in the coordinator). */
   readonly ledger?: Ledger | undefined;
+  /**
+   * dbmate's table where the driver keeps it in line with the ledger itself (ClickHouse mirrors
+   * every change into it): read for what dbmate applied, never written by the runner.
+   */
+  readonly dbmateMirror?: DbmateMirror | undefined;
   /** Where statements go on running on the server after their client is gone (ClickHouse). */
   readonly inFlight?: InFlight | undefined;
   /**
@@ -47,6 +52,14 @@ export interface SessionParts {
    * work, on `connection`.
    */
   readonly ownTables?: OwnTables | undefined;
+}
+
+/** dbmate's table as a driver that mirrors the ledger into it reads it. */
+export interface DbmateMirror {
+  /** As messages name it. */
+  readonly name: string;
+  /** The versions applied there, or null when it is not there. */
+  versions(): Promise<string[] | null>;
 }
 
 /** A connection and dialect that hold lockstep's own tables for a database elsewhere. */

@@ -64,10 +64,12 @@ export async function createClickHouseDriver(
       });
       const tracker = new StatementTracker(client, target.database);
       const connection = new ClickHouseConnection(client, session, tracker, notice);
+      const ledger = new MirroredLedger(session.ledger, client, target.database, target.cluster, notice);
       return {
         connection,
         lock: session.lock,
-        ledger: new MirroredLedger(session.ledger, client, target.database, target.cluster, notice),
+        ledger,
+        dbmateMirror: ledger,
         inFlight: tracker,
         longRunning: new ClickHouseLongRunning(client, connection),
         ownTables: {

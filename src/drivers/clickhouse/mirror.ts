@@ -1,7 +1,7 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { Ledger, LedgerRow } from '../driver.js';
-import { literal, quote } from './dialect.js';
-import { serverMessage } from './errors.js';
+import type { DbmateMirror, Ledger, LedgerRow } from '../driver.js';
+import { CODES, literal, quote } from './dialect.js';
+import { codeOf, serverMessage } from './errors.js';
 import type { ClusterOptions } from './url.js';
 
 /** dbmate's ClickHouse ledger: the table a `SELECT` in ClickHouse shows, and dbmate reads. */
@@ -13,7 +13,8 @@ export const MIRROR_TABLE = 'schema_migrations';
  * applied versions, nothing else. A mirror that cannot be written does not undo what was
  * recorded: it is said (`notice`) and set right by the next run that changes the ledger.
  */
-export class MirroredLedger implements Ledger {
+export class MirroredLedger implements Ledger, DbmateMirror {
+  readonly name = MIRROR_TABLE;
   readonly #ledger: Ledger;
   readonly #client: ClickHouseClient;
   readonly #table: string;
@@ -53,16 +54,30 @@ export class MirroredLedger implements Ledger {
     await this.#sync();
   }
 
+  /** What the table says is applied (by dbmate, or mirrored from the ledger); null when it is not there. */
+  async versions(): Promise<string[] | null> {
+    try {
+      return await this.#applied();
+    } catch (error) {
+      if (isUnknownTable(error)) return null;
+      throw error;
+    }
+  }
+
+  async #applied(): Promise<string[]> {
+    const result = await this.#client.query({
+      query: `SELECT version FROM ${this.#table} FINAL WHERE applied`,
+      format: 'JSONEachRow',
+    });
+    return ((await result.json()) as { version: string }[]).map((r) => r.version);
+  }
+
   async #sync(): Promise<void> {
     try {
       const rows = (await this.#ledger.read()) ?? [];
       const applied = new Set(rows.filter((r) => r.state === 'applied').map((r) => r.version));
       await this.#ensureTable();
-      const result = await this.#client.query({
-        query: `SELECT version FROM ${this.#table} FINAL WHERE applied`,
-        format: 'JSONEachRow',
-      });
-      const mirrored = new Set(((await result.json()) as { version: string }[]).map((r) => r.version));
+      const mirrored = new Set(await this.#applied());
       const changes = [
         ...[...applied].filter((v) => !mirrored.has(v)).map((v) => `(${literal(v)}, 1)`),
         ...[...mirrored].filter((v) => !applied.has(v)).map((v) => `(${literal(v)}, 0)`),
@@ -94,3 +109,5 @@ export class MirroredLedger implements Ledger {
     this.#created = true;
   }
 }
+
+const isUnknownTable = (error: unknown) => codeOf(error) === CODES.UNKNOWN_TABLE;
