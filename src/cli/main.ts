@@ -301,6 +301,7 @@ function printHelp(text: string): number {
 
 /** Progress goes to stderr; stdout carries only the result (text, or JSON with --json). */
 function toOptions(values: Values, dbmate: DbmateSettings, url: string | undefined): LockstepOptions {
+  const warned = new Set<string>();
   const quiet = values.quiet ?? false;
   const ddlLockTimeout = values['ddl-lock-timeout'];
   const directUrl = values['direct-url'];
@@ -337,6 +338,12 @@ function toOptions(values: Values, dbmate: DbmateSettings, url: string | undefin
       if (event.type === 'migrating' || event.type === 'migrated') migrating = event.type === 'migrating';
       if (quiet && event.type !== 'lock-waiting') return;
       const line = formatEvent(event);
+      // The files are read once per command: a second read (dbmate's conventions check the
+      // history before up) says nothing new.
+      if (event.type === 'notice' && line?.startsWith('warning: ')) {
+        if (warned.has(line)) return;
+        warned.add(line);
+      }
       if (line) writeStderr(`${line}\n`);
     },
   };
