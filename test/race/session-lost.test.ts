@@ -1,8 +1,9 @@
 /**
- * Found by the soak campaign (soak/, backend termination at a ledger write): a non-transactional
- * migration's session killed by the server just as a progress write of the ledger was sent. That
- * write fails with the driver's raw "connection lost" error; it must be a ConnectionError (exit 5,
- * the session was lost), saying what stays applied, and the next runner refuses (exit 4).
+ * Found by the soak campaign (soak/, backend termination): the runner's session killed by the
+ * server (pg_terminate_backend, KILL CONNECTION) just as one of lockstep's own queries was sent —
+ * a non-transactional migration's progress write, the ledger read under the lock. Each failed
+ * with the driver's raw error (exit 1); it must be a ConnectionError (exit 5, the session was
+ * lost) saying what stays applied, and the next runner must go on per the guarantees.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -78,6 +79,45 @@ CREATE TABLE two (id integer);
         );
         assert.ok(next instanceof DirtyStateError, String(next));
         assert.equal(next.exitCode, 4);
+      } finally {
+        await db.cleanup();
+      }
+    });
+
+    it('the ledger read under the lock: ConnectionError (exit 5), then the next runner applies everything', async () => {
+      const db = await target.create();
+      try {
+        const dir = writeMigrations(db.dir, {
+          '001_one.sql': `-- migrate:up
+CREATE TABLE one (id integer);
+`,
+        });
+        let locked = false;
+        let killed = false;
+        const error = await migrate({
+          url: db.url,
+          dir,
+          on: (event) => {
+            if (event.type === 'lock-acquired') locked = true;
+            // The first query under the lock (the ledger read): the session ends before it is sent.
+            if (!locked || killed || event.type !== 'query') return;
+            killed = true;
+            execFileSync(process.execPath, ['-e', KILL_HOLDER[target.kind], db.url], { cwd: ROOT });
+          },
+        }).then(
+          () => assert.fail('the run went on after its session was killed'),
+          (e: unknown) => e,
+        );
+        assert.ok(killed, 'a query under the lock was reached');
+        assert.ok(error instanceof ConnectionError, `a ConnectionError, not ${String(error)}`);
+        assert.equal(error.exitCode, 5);
+        assert.match(error.message, /^lost the database session: /);
+
+        const next = await migrate({ url: db.url, dir });
+        assert.deepEqual(
+          next.applied.map((m) => m.version),
+          ['001'],
+        );
       } finally {
         await db.cleanup();
       }
