@@ -169,11 +169,11 @@ async function round(target, step, roundRandom, id) {
     const keep = path.join(SOAK, 'anomalies', id);
     mkdirSync(keep, { recursive: true });
     cpSync(dir, path.join(keep, 'work'), { recursive: true });
+    record.kept = db.where;
     writeFileSync(
       path.join(keep, 'round.json'),
       `${JSON.stringify({ ...record, set: outcome.set, logs }, null, 2)}\n`,
     );
-    record.kept = db.where;
     await db.keep();
     log(`kept ${db.where} and the logs in soak/anomalies/${id}/`);
   } else {

@@ -11,7 +11,8 @@ export default {
   async inject({ db, victim }) {
     const backend = await db.holderBackend(clientPorts(victim.pid));
     if (backend === null || backend === undefined) return null;
-    await db.terminate(backend);
+    // The session may have ended on its own a moment before (the victim finished): not a fault.
+    if (!(await db.terminate(backend))) return null;
     return {
       backend: Number(backend),
       how: db.kind === 'postgres' ? 'pg_terminate_backend' : 'KILL CONNECTION',

@@ -131,8 +131,13 @@ async function mariadb(name) {
       return row && ports.includes(Number(String(row.host).split(':').pop())) ? row.id : null;
     },
     terminate: async (id) => {
-      await query(`KILL CONNECTION ${Number(id)}`);
-      return true;
+      try {
+        await query(`KILL CONNECTION ${Number(id)}`);
+        return true;
+      } catch (error) {
+        if (error.code === 'ER_NO_SUCH_THREAD') return false;
+        throw error;
+      }
     },
     close: () => connection.end().catch(() => {}),
     async drop() {

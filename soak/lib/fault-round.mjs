@@ -107,7 +107,7 @@ export async function faultRound({ kind, random, db, dir, config, fault, logs })
   let observed = await observe(db, set);
   anomalies.push(...checkLedger(observed, set, { allowRunning: true }));
   const running = set.migrations.filter((m) => observed.ledger.get(m.version)?.state === 'running');
-  let outcome = 'continued';
+  let outcome = 'continued, no manual step';
   if (running.length === 0) {
     anomalies.push(...checkExitCodes([processes[1]], [0]));
     anomalies.push(...checkLedger(observed, set, { complete: true }));
@@ -159,7 +159,7 @@ async function resolveByHand({ db, dir, migration, observed, random, logs, anoma
   logs.push({ step: `resolve --${how}, up`, resolve: summary(resolved), up: summary(up) });
   if (resolved.code !== 0) anomalies.push(`resolve ${migration.version} --${how} exited ${resolved.code}`);
   if (up.code !== 0) anomalies.push(`up after resolve exited ${up.code}`);
-  return `refused, resolved --${how}`;
+  return `refused (exit 4) → resolve --${how} → up`;
 }
 
 function eventsOf(runner) {
