@@ -2,14 +2,14 @@
 // migration set, then the invariants) and fault rounds (a runner struck at an instant chosen from
 // its own events; then the guarantees). Every random choice comes from one seeded generator.
 //
-//   npm run soak -- [--quick] [--targets postgres,mysql,sqlite] [--races N] [--kills N]
-//                   [--terminations N] [--processes MIN-MAX] [--seed S]
+//   npm run soak -- [--quick] [--targets postgres,mysql,sqlite] [--races N] [--processes MIN-MAX]
+//                   [--seed S] [--<fault option> N: --kills N, --terminations N, one per faults/*.mjs]
 //
 // Writes soak/results.json and soak/RESULTS.md (a --quick run: soak/quick-results.*); an anomaly's
 // logs go to soak/anomalies/<id>/ and its database is kept.
 import { execSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,34 +22,38 @@ import { ROOT, SOAK } from './lib/processes.mjs';
 import { raceRound } from './lib/race.mjs';
 import { summarise, writeResults } from './lib/report.mjs';
 
-/** One module per fault kind: { kind, targets, instants, victimExits, inject }. */
-const FAULTS = {
-  kills: (await import('./faults/sigkill.mjs')).default,
-  terminations: (await import('./faults/terminate.mjs')).default,
-};
+/**
+ * One module per fault kind in faults/: { kind, option (its --option: how many per database),
+ * rounds: { quick, full }, targets, instants, victimExits, inject }. A new kind is one more file.
+ */
+const FAULTS = {};
+for (const file of readdirSync(path.join(SOAK, 'faults'))
+  .filter((f) => f.endsWith('.mjs'))
+  .sort()) {
+  const fault = (await import(`./faults/${file}`)).default;
+  FAULTS[fault.option] = fault;
+}
 
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     targets: { type: 'string', default: 'postgres,mysql,sqlite' },
     races: { type: 'string' },
-    kills: { type: 'string' },
-    terminations: { type: 'string' },
+    ...Object.fromEntries(Object.keys(FAULTS).map((option) => [option, { type: 'string' }])),
     processes: { type: 'string' },
     seed: { type: 'string' },
   },
 });
-const QUICK = { races: 10, kills: 8, terminations: 4, processes: '5-20' };
-const FULL = { races: 1000, kills: 200, terminations: 50, processes: '5-50' };
-const base = values.quick ? QUICK : FULL;
+const base = values.quick ? { races: 10, processes: '5-20' } : { races: 1000, processes: '5-50' };
 const seed = values.seed !== undefined ? Number(values.seed) : randomInt(2 ** 31);
 const config = {
   targets: values.targets.split(','),
   races: Number(values.races ?? base.races),
-  kills: Number(values.kills ?? base.kills),
-  terminations: Number(values.terminations ?? base.terminations),
   processes: (values.processes ?? base.processes).split('-').map(Number),
 };
+for (const [option, fault] of Object.entries(FAULTS)) {
+  config[option] = Number(values[option] ?? (values.quick ? fault.rounds.quick : fault.rounds.full));
+}
 for (const t of config.targets) {
   if (!['postgres', 'mysql', 'sqlite'].includes(t)) fail(`unknown target ${t} (postgres, mysql, sqlite)`);
 }
@@ -57,8 +61,7 @@ const argv = [
   values.quick ? '--quick' : '',
   `--targets ${config.targets.join(',')}`,
   `--races ${config.races}`,
-  `--kills ${config.kills}`,
-  `--terminations ${config.terminations}`,
+  ...Object.keys(FAULTS).map((option) => `--${option} ${config[option]}`),
   `--processes ${config.processes.join('-')}`,
   `--seed ${seed}`,
 ]

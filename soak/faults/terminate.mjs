@@ -4,6 +4,8 @@
 import { clientPorts } from '../lib/sockets.mjs';
 
 export default {
+  option: 'terminations',
+  rounds: { quick: 4, full: 50 },
   kind: 'backend-termination',
   targets: ['postgres', 'mysql'],
   instants: ['holding', 'mid-statement', 'ledger-write'],
