@@ -172,6 +172,7 @@ async function round(target, step, roundRandom, id) {
     const keep = path.join(SOAK, 'anomalies', id);
     mkdirSync(keep, { recursive: true });
     cpSync(dir, path.join(keep, 'work'), { recursive: true });
+    rmSync(dir, { recursive: true, force: true });
     record.kept = db.where;
     writeFileSync(
       path.join(keep, 'round.json'),
