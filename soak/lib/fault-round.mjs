@@ -67,8 +67,8 @@ export async function faultRound({ kind, random, db, dir, config, fault, logs })
   if (instant === 'mid-statement' && at) await sleepMs(random.int(10, 250));
   else if (instant === 'holding' && at) await sleepMs(random.int(0, 30));
   const survivorWaiting = survivor.events.some((e) => e.type === 'lock-waiting');
-  const struck = at && !victim.exited ? await fault.inject({ victim, db }) : null;
   const struckAt = now();
+  const struck = at && !victim.exited ? await fault.inject({ victim, db }) : null;
   const [victimResult, survivorResult] = await Promise.all([victim.done, survivor.done]);
   const processes = [
     { ...victimResult, pid: victim.pid, via: 'library', role: 'victim' },
