@@ -34,7 +34,7 @@ for (const file of readdirSync(path.join(SOAK, 'faults'))
   FAULTS[fault.option] = fault;
 }
 
-const { values } = parseArgs({
+const { values } = parseArgsOrFail({
   options: {
     quick: { type: 'boolean', default: false },
     targets: { type: 'string', default: 'postgres,mysql,sqlite' },
@@ -53,6 +53,9 @@ const config = {
 };
 for (const [option, fault] of Object.entries(FAULTS)) {
   config[option] = Number(values[option] ?? (values.quick ? fault.rounds.quick : fault.rounds.full));
+}
+for (const [option, n] of Object.entries({ seed, races: config.races, ...config })) {
+  if (option !== 'targets' && option !== 'processes' && !Number.isInteger(n)) fail(`--${option} takes an integer`);
 }
 for (const t of config.targets) {
   if (!['postgres', 'mysql', 'sqlite'].includes(t)) fail(`unknown target ${t} (postgres, mysql, sqlite)`);
@@ -229,6 +232,20 @@ function commit() {
     return dirty ? `${head} + uncommitted changes in src/` : head;
   } catch {
     return 'unknown';
+  }
+}
+
+function parseArgsOrFail(spec) {
+  try {
+    return parseArgs(spec);
+  } catch (error) {
+    fail(
+      `${error.message}\nusage: npm run soak -- [--quick] [--targets postgres,mysql,sqlite] [--races N] [--processes MIN-MAX] [--seed S] ${Object.keys(
+        FAULTS,
+      )
+        .map((o) => `[--${o} N]`)
+        .join(' ')}`,
+    );
   }
 }
 
