@@ -55,7 +55,8 @@ for (const [option, fault] of Object.entries(FAULTS)) {
   config[option] = Number(values[option] ?? (values.quick ? fault.rounds.quick : fault.rounds.full));
 }
 for (const [option, n] of Object.entries({ seed, races: config.races, ...config })) {
-  if (option !== 'targets' && option !== 'processes' && !Number.isInteger(n)) fail(`--${option} takes an integer`);
+  if (option !== 'targets' && option !== 'processes' && !Number.isInteger(n))
+    fail(`--${option} takes an integer`);
 }
 for (const t of config.targets) {
   if (!['postgres', 'mysql', 'sqlite'].includes(t)) fail(`unknown target ${t} (postgres, mysql, sqlite)`);
