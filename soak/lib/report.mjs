@@ -103,10 +103,10 @@ function markdown({ meta, perTarget, anomalies }) {
     for (const [kind, f] of Object.entries(t.faults)) {
       const instants = Object.entries(f.byInstant)
         .map(([k, n]) => `${k} ${n}`)
-        .join(', ');
+        .join('; ');
       const outcomes = Object.entries(f.outcomes)
         .map(([k, n]) => `${k} ${n}`)
-        .join(', ');
+        .join('; ');
       const p = f.proceed;
       const ms = (v) => (v === null ? '–' : `${v} ms`);
       lines.push(
