@@ -10,6 +10,7 @@ import {
 import {
   ConnectionError,
   LedgerConflictError,
+  LockstepError,
   MigrationError,
   type MigrationFailure,
   MigrationTimeoutError,
@@ -157,7 +158,7 @@ async function runNonTransactional(
     n > 0
       ? `Statements 1..${n} of this runner's attempt were applied and stay applied.`
       : "Nothing of this runner's attempt was applied.";
-  await inState(run.session.ledger.write(row, expected), stateLeft(0));
+  await inState(run, migration, run.session.ledger.write(row, expected), stateLeft(0));
   /** The statements recorded done: all of them but an open block's. */
   let recorded = 0;
   let block: OpenBlock | undefined;
@@ -173,7 +174,12 @@ async function runNonTransactional(
           return;
         }
         block = undefined;
-        await inState(run.session.ledger.write({ ...row, statementsDone: n }, row), stateLeft(n));
+        await inState(
+          run,
+          migration,
+          run.session.ledger.write({ ...row, statementsDone: n }, row),
+          stateLeft(n),
+        );
         recorded = n;
       },
     });
@@ -226,7 +232,7 @@ async function runNonTransactional(
           row,
         )
       : run.session.ledger.delete(row);
-  await inState(recordedEnd, stateLeft(done));
+  await inState(run, migration, recordedEnd, stateLeft(done));
 }
 
 /** A migration that ended inside a transaction it began: lockstep neither commits nor keeps it. */
@@ -507,12 +513,29 @@ async function recordFailure(
 
 const ROLLED_BACK = "This runner's attempt was rolled back: nothing of it was applied.";
 
-/** A ledger write whose lost-write error says what this runner's attempt left in the database. */
-async function inState(write: Promise<void>, stateLeft: string): Promise<void> {
+/**
+ * A ledger write of the non-transactional protocol whose error says what this runner's attempt
+ * left in the database: a lost-write conflict, or the session lost during the write (exit 5, as a
+ * session lost during a statement is).
+ */
+async function inState(
+  run: RunContext,
+  migration: Migration,
+  write: Promise<void>,
+  stateLeft: string,
+): Promise<void> {
   try {
     await write;
   } catch (error) {
-    throw error instanceof LedgerConflictError ? error.withStateLeft(stateLeft) : error;
+    if (error instanceof LedgerConflictError) throw error.withStateLeft(stateLeft);
+    if (error instanceof LockstepError || !run.session.connection.describeError(error).connectionLost)
+      throw error;
+    throw new ConnectionError(
+      `lost the database session while recording migration ${migration.version} (${migration.file}) in the ledger: ` +
+        `${run.session.connection.describeError(error).message.replace(/\.$/, '')}. ${stateLeft} The migration is not transactional ` +
+        'and the write may or may not have reached the database: `lockstep status` shows its row; while it is ' +
+        `\`running\` the next runner refuses until \`lockstep resolve ${migration.version} --applied|--rolled-back\`.`,
+    );
   }
 }
 

@@ -1,6 +1,7 @@
 import type { CallerHandle } from '../drivers/caller.js';
 import type { Driver, MigrationLock, PoolerMode, Session } from '../drivers/driver.js';
 import { openDriver, redactUrl, withoutSecrets } from '../drivers/registry.js';
+import { ConnectionError, LockstepError } from '../errors.js';
 import { acquireLock, type LockOptions } from './lock.js';
 
 /** The database one command works on, as the driver is opened for it. */
@@ -63,10 +64,27 @@ export class SessionScope {
     const session = await driver.connect();
     try {
       return await work(session, driver);
+    } catch (error) {
+      throw lostSession(session, error);
     } finally {
       await session.connection.close().catch(() => {});
     }
   }
+}
+
+/**
+ * A database error that says the session is gone (killed by the server, the connection cut), from
+ * a query of lockstep's own (the ledger, the lock) rather than a migration's statement (those are
+ * reported where they ran): a ConnectionError (exit 5), not the driver's raw error.
+ */
+function lostSession(session: Session, error: unknown): unknown {
+  if (error instanceof LockstepError || !(error instanceof Error)) return error;
+  const info = session.connection.describeError(error);
+  if (!info.connectionLost) return error;
+  return new ConnectionError(
+    `lost the database session: ${info.message.replace(/\.$/, '')}. The database released the lock with it; ` +
+      'what this run applied before is recorded in the ledger (`lockstep status`).',
+  );
 }
 
 /** The lock a scope's work runs under: as acquireLock waits for it, and what stands for the work when `nothingLeft` ends the wait. */
