@@ -7,7 +7,8 @@
 
 import { SessionScope } from '../core/scope.js';
 import type { Driver } from '../drivers/driver.js';
-import { PoolerRefusedError } from '../errors.js';
+import { ConnectionError, PoolerRefusedError } from '../errors.js';
+import { formatDuration } from '../util/duration.js';
 import { type AsyncConfig, type AsyncOptions, resolveAsyncConfig } from './config.js';
 import { checkName, unknownName } from './messages.js';
 import { ensureStore, type Opened } from './open.js';
@@ -17,7 +18,7 @@ import { type DefinitionFile, readDefinitionFiles } from './sources.js';
 import { isActive } from './states.js';
 import { type AsyncErrorRecord, NEW_RUN, storeOf } from './store.js';
 import { type AsyncRunView, describeRun } from './view.js';
-import { waitFor, workUntil } from './worker.js';
+import { sleepUnlessAborted, waitFor, workUntil } from './worker.js';
 
 export type { AsyncActionResult } from './requests.js';
 
@@ -132,10 +133,33 @@ export class AsyncMigrator {
     options: { readonly signal?: AbortSignal; readonly once?: boolean } = {},
   ): Promise<{ readonly runs: number }> {
     return this.#guard(async () => {
-      return this.#withSession(async (o) => {
-        await ensureStore(o, this.#config);
-        return workUntil(o, this.#config, options);
-      });
+      const tally = { runs: 0 };
+      // A worker that had its session outlives the database restarting (or the network dropping):
+      // it reconnects with backoff, and the run it was executing is then a dead worker's, taken
+      // over or marked errored per --on-dead. One that never reached the database says so at once.
+      for (let failures = 0; ; ) {
+        let connected = false;
+        try {
+          await this.#withSession(async (o) => {
+            connected = true;
+            await ensureStore(o, this.#config);
+            await workUntil(o, this.#config, options, tally);
+          });
+          return { runs: tally.runs };
+        } catch (error) {
+          const lost = error instanceof ConnectionError && !options.once && !options.signal?.aborted;
+          if (!lost || (!connected && failures === 0)) throw error;
+          failures = connected ? 1 : failures + 1;
+          const delayMs = reconnectDelayMs(failures);
+          this.#config.on({
+            type: 'async-log',
+            name: '-',
+            message: `${error.message} Reconnecting in ${formatDuration(delayMs)} (attempt ${failures}).`,
+          });
+          await sleepUnlessAborted(delayMs, options.signal);
+          if (options.signal?.aborted) return { runs: tally.runs };
+        }
+      }
     });
   }
 
@@ -180,4 +204,10 @@ function throughTransactionPooler(target: string): PoolerRefusedError {
       '  fix: run lockstep async commands (and workers) with a URL that reaches PostgreSQL itself, or a ' +
       'session-mode pooler (pooler=session)',
   });
+}
+
+/** Backoff between a worker's attempts to reach its database again: 0.2 s doubling to 10 s, jittered. */
+export function reconnectDelayMs(attempt: number): number {
+  const base = Math.min(10_000, 200 * 2 ** (attempt - 1));
+  return Math.round(base * (0.8 + Math.random() * 0.4));
 }

@@ -20,13 +20,16 @@ import { type AsyncRun, NEW_RUN, storeOf } from './store.js';
 import { type Step, transit } from './transitions.js';
 import { type AsyncRunView, describeRun } from './view.js';
 
-/** Executes runs until `signal` aborts (or, with `once`, until no run waits for a worker). */
+/**
+ * Executes runs until `signal` aborts (or, with `once`, until no run waits for a worker),
+ * counting them in `tally` (kept across the sessions of a worker that reconnects).
+ */
 export async function workUntil(
   o: Opened,
   config: AsyncConfig,
   options: { readonly signal?: AbortSignal | undefined; readonly once?: boolean | undefined },
-): Promise<{ readonly runs: number }> {
-  let runs = 0;
+  tally: { runs: number },
+): Promise<void> {
   while (!options.signal?.aborted) {
     let executed = false;
     try {
@@ -35,18 +38,17 @@ export async function workUntil(
     } catch (error) {
       if (!(error instanceof LockstepError) && o.session.connection.describeError(error).connectionLost) {
         throw new ConnectionError(
-          `the worker lost its database session: ${(error as Error).message}. A run it was executing is left to the next worker (its lock is free).`,
+          `the worker lost its database session: ${(error as Error).message}. A run it was executing is left to whichever worker takes it next (its lock went with the session).`,
         );
       }
       // A worker outlives what goes wrong in one run; the run's state says what happened.
       if (!(error instanceof LockstepError) || options.once) throw error;
       config.on({ type: 'async-log', name: '-', message: error.message });
     }
-    if (executed) runs++;
+    if (executed) tally.runs++;
     else if (options.once && !(await waitingForWorker(o))) break;
     else await sleepUnlessAborted(config.pollMs, options.signal);
   }
-  return { runs };
 }
 
 /**
@@ -195,7 +197,7 @@ async function claim(
   return { ...run, ...changes };
 }
 
-async function sleepUnlessAborted(ms: number, signal: AbortSignal | undefined): Promise<void> {
+export async function sleepUnlessAborted(ms: number, signal: AbortSignal | undefined): Promise<void> {
   if (!signal) return sleep(ms);
   if (signal.aborted) return;
   await new Promise<void>((resolve) => {

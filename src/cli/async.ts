@@ -40,7 +40,9 @@ Commands:
   rollback <name>           Undo a run (errored or completed): the rollback SQL of each operation
                             done or in flight, newest first.
   worker                    Execute triggered runs in the background, one at a time; run several
-                            for availability: exactly one executes each run.
+                            for availability: exactly one executes each run. A lost database
+                            session (a restart) is reconnected with backoff; the run it was
+                            executing is then a dead worker's (--on-dead).
       --once                Execute what is waiting, then exit.
       --poll <dur>          How often an idle worker looks for work. Default: ${asWritten(DEFAULT_POLL_MS)}
       --on-dead <error|resume>

@@ -5,9 +5,8 @@
  * dbmate's forms, MySQL's tls= and socket=, go-sql-driver's system variables, SQLite's forms.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -15,6 +14,7 @@ import pg from 'pg';
 import { createPostgresDriver } from '../../src/drivers/postgres/index.js';
 import { ConfigError, ConnectionError, migrate } from '../../src/index.js';
 import { createPooledPostgresDatabase, type PgBouncer, startPgBouncer } from '../helpers/pgbouncer.js';
+import { startPrivatePostgres } from '../helpers/private-postgres.js';
 import {
   createMysqlDatabase,
   createPostgresDatabase,
@@ -330,141 +330,70 @@ interface TlsCluster {
   stop(): Promise<void>;
 }
 
-const PG_BIN = process.env.LOCKSTEP_TEST_PG_BIN ?? '/usr/lib/postgresql/15/bin';
-
 async function startTlsCluster(): Promise<TlsCluster> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'lockstep-tls-pg-'));
-  const asPostgres = process.getuid?.() === 0;
-  const ids = asPostgres
-    ? {
-        uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim()),
-        gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim()),
-      }
-    : undefined;
-  const run = (file: string, args: string[]) =>
-    ids
-      ? execFileSync(
-          'setpriv',
-          [`--reuid=${ids.uid}`, `--regid=${ids.gid}`, '--init-groups', file, ...args],
-          { stdio: 'pipe' },
-        )
-      : execFileSync(file, args, { stdio: 'pipe' });
-  const ssl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  ssl([
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=lockstep test CA',
-  ]);
-  ssl([
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    'server.key',
-    '-out',
-    'server.csr',
-    '-subj',
-    '/CN=localhost',
-  ]);
-  writeFileSync(path.join(dir, 'san.cnf'), 'subjectAltName=DNS:localhost\n');
-  ssl([
-    'x509',
-    '-req',
-    '-in',
-    'server.csr',
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    'server.pem',
-    '-days',
-    '2',
-    '-extfile',
-    'san.cnf',
-  ]);
-  const data = path.join(dir, 'data');
-  if (ids) {
-    chownSync(dir, ids.uid, ids.gid);
-    for (const f of ['server.key', 'server.pem']) chownSync(path.join(dir, f), ids.uid, ids.gid);
-  }
-  execFileSync('chmod', ['600', path.join(dir, 'server.key')]);
-  run(path.join(PG_BIN, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8']);
-  const port = await freePort();
-  const server: ChildProcess = spawn(
-    ids ? 'setpriv' : path.join(PG_BIN, 'postgres'),
-    [
-      ...(ids
-        ? [`--reuid=${ids.uid}`, `--regid=${ids.gid}`, '--init-groups', path.join(PG_BIN, 'postgres')]
-        : []),
-      '-D',
-      data,
-      '-p',
-      String(port),
-      '-k',
-      dir,
-      '-c',
-      'listen_addresses=127.0.0.1',
-      '-c',
-      'ssl=on',
-      '-c',
-      `ssl_cert_file=${path.join(dir, 'server.pem')}`,
-      '-c',
-      `ssl_key_file=${path.join(dir, 'server.key')}`,
-      '-c',
-      'fsync=off',
-    ],
-    { stdio: 'ignore' },
-  );
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const client = new pg.Client({ host: dir, port, user: 'postgres', database: 'postgres' });
-    try {
-      await client.connect();
-      await client.end();
-      break;
-    } catch (error) {
-      await client.end().catch(() => {});
-      if (Date.now() > deadline)
-        throw new Error(`the TLS test cluster did not start: ${(error as Error).message}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-  return {
-    port,
-    socketDir: dir,
-    caFile: path.join(dir, 'ca.pem'),
-    async stop() {
-      await new Promise<void>((resolve) => {
-        server.once('exit', () => resolve());
-        server.kill('SIGINT');
-      });
-      rmSync(dir, { recursive: true, force: true });
+  const cluster = await startPrivatePostgres({
+    label: 'tls',
+    prepare: (dir) => {
+      const ssl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+      ssl([
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        'ca.key',
+        '-out',
+        'ca.pem',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=lockstep test CA',
+      ]);
+      ssl([
+        'req',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        'server.key',
+        '-out',
+        'server.csr',
+        '-subj',
+        '/CN=localhost',
+      ]);
+      writeFileSync(path.join(dir, 'san.cnf'), 'subjectAltName=DNS:localhost\n');
+      ssl([
+        'x509',
+        '-req',
+        '-in',
+        'server.csr',
+        '-CA',
+        'ca.pem',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-out',
+        'server.pem',
+        '-days',
+        '2',
+        '-extfile',
+        'san.cnf',
+      ]);
+      execFileSync('chmod', ['600', path.join(dir, 'server.key')]);
+      return {
+        ssl: 'on',
+        ssl_cert_file: path.join(dir, 'server.pem'),
+        ssl_key_file: path.join(dir, 'server.key'),
+      };
     },
-  };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
   });
+  return {
+    port: cluster.port,
+    socketDir: cluster.dir,
+    caFile: path.join(cluster.dir, 'ca.pem'),
+    stop: () => cluster.destroy(),
+  };
 }
 
 describe('PostgreSQL sslmode, against a server with TLS (a throwaway cluster, self-signed CA)', () => {
