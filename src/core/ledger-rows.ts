@@ -149,6 +149,15 @@ export function adoptedFrom(row: Pick<LedgerRow, 'checksum' | 'appliedBy'>): str
 }
 
 /**
+ * The tool that left this migration half-done, when the row is the failed one `adoptedFailedRow`
+ * wrote (an up lockstep never ran: every up lockstep starts carries its file's checksum); not a
+ * rollback of an adopted migration that lockstep itself left dirty.
+ */
+export function leftHalfDoneBy(row: LedgerRow): string | undefined {
+  return row.state === 'failed' && row.direction === 'up' ? adoptedFrom(row) : undefined;
+}
+
+/**
  * The tag of statement `index` (1-based) of the attempt `row` records, in the ledger `table`:
  * the runner that finds the row after its runner died derives the same one, and with it finds
  * what that runner left running (ClickHouse query ids).

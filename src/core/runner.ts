@@ -30,7 +30,7 @@ import { DbmateHistory } from './dbmate.js';
 import { runMigration, stepRunsInTransaction } from './execute.js';
 import { guardProcessExit } from './exit-guard.js';
 import { settleInFlight } from './in-flight.js';
-import { adoptedFrom, resolvedRow } from './ledger-rows.js';
+import { leftHalfDoneBy, resolvedRow } from './ledger-rows.js';
 import { compareVersions, type Migration, type Step } from './migration.js';
 import {
   describeStatus,
@@ -729,7 +729,7 @@ async function dirtyError(
     statementCount: row.statementCount ?? undefined,
     reachedLine,
     by: row.appliedBy,
-    adoptedFrom: adoptedFrom(row),
+    adoptedFrom: leftHalfDoneBy(row),
     since: row.startedAt,
     recordedError: row.error ?? undefined,
     leftovers: (await session.leftovers?.().catch(() => [])) ?? [],

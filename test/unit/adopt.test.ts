@@ -259,3 +259,21 @@ describe('tool rows', () => {
     );
   });
 });
+
+describe('who left a migration half-done', () => {
+  it("names the tool for the failed row adopt wrote, never for lockstep's own rollback of an adopted migration", async () => {
+    const { leftHalfDoneBy, adoptedFailedRow, rollingBackRow } = await import(
+      '../../src/core/ledger-rows.js'
+    );
+    const failed = adoptedFailedRow('002', undefined, 'golang-migrate', 'dirty', NOW);
+    assert.equal(leftHalfDoneBy(failed), 'golang-migrate');
+    const rollback = rollingBackRow(adoptedRow('002', undefined, 'golang-migrate', NOW));
+    assert.equal(leftHalfDoneBy(rollback), undefined, 'an interrupted rollback by lockstep');
+    assert.equal(
+      leftHalfDoneBy({ ...rollback, state: 'failed' }),
+      undefined,
+      'a failed rollback by lockstep',
+    );
+    assert.equal(leftHalfDoneBy(row('003', { state: 'failed' })), undefined);
+  });
+});
