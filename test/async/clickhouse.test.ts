@@ -174,7 +174,9 @@ describe('long-running migrations on ClickHouse, state in a PostgreSQL coordinat
   });
 
   it(`twenty simultaneous triggers, ${ROUNDS} rounds: exactly one starts, the rest are refused naming it; queued, three workers run them one after another`, async () => {
-    await ch.query('CREATE TABLE trace (name String, ev String) ENGINE = Log');
+    // TinyLog reads in one stream, in insertion order: the order runs wrote in (Log reads its
+    // marks in parallel, so two rows of one run could come back swapped).
+    await ch.query('CREATE TABLE trace (name String, ev String) ENGINE = TinyLog');
     for (let round = 1; round <= ROUNDS; round++) {
       const names = (prefix: string) =>
         Array.from({ length: 20 }, (_, i) => `${prefix}${round}_${String(i).padStart(2, '0')}`);
