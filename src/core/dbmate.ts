@@ -73,7 +73,9 @@ export class DbmateHistory {
   async look(rows: readonly LedgerRow[] | null, changing = false): Promise<void> {
     if (this.#looked) return;
     const follows = rows === null || rows.some((r) => r.appliedBy === DBMATE);
-    if (!this.#keep && !changing && !follows) return;
+    // A driver's mirror is read only where it can hold what dbmate applied: the first run, or
+    // after an adoption (the driver keeps it in line with every change itself).
+    if (this.#mirrored ? !follows : !this.#keep && !changing && !follows) return;
     this.#looked = true;
     const versions = await this.#table.versions();
     this.#versions = versions && new Set(versions);

@@ -108,8 +108,20 @@ export class ClickHouseConnection implements Connection {
     return { rows: [], rowCount: 0 };
   }
 
-  query(sql: string): Promise<QueryResult> {
-    return this.#send(sql, `lockstep-${randomUUID()}`, true);
+  /**
+   * One of lockstep's own statements. A read the server could not start yet, or whose answer was
+   * lost, is sent again (it changed nothing), as a migration's statement would be.
+   */
+  async query(sql: string): Promise<QueryResult> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#send(sql, `lockstep-${randomUUID()}`, true);
+      } catch (error) {
+        const again = READS_ROWS.test(sql) && (isRetryable(error) || isTransportFailure(error));
+        if (!again || attempt >= RETRIES) throw error;
+        await sleep(Math.min(250 * 2 ** attempt, MAX_PAUSE_MS) * (0.5 + Math.random()));
+      }
+    }
   }
 
   /** The ledger is written on the coordinator's own session: nothing here to settle first. */

@@ -64,7 +64,14 @@ export async function createClickHouseDriver(
       });
       const tracker = new StatementTracker(client, target.database);
       const connection = new ClickHouseConnection(client, session, tracker, notice);
-      const ledger = new MirroredLedger(session.ledger, client, target.database, target.cluster, notice);
+      const ledger = new MirroredLedger(
+        session.ledger,
+        client,
+        target.database,
+        target.cluster,
+        notice,
+        (sql) => connection.query(sql),
+      );
       return {
         connection,
         lock: session.lock,

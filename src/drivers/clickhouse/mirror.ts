@@ -1,5 +1,5 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { DbmateMirror, Ledger, LedgerRow } from '../driver.js';
+import type { DbmateMirror, Ledger, LedgerRow, QueryResult } from '../driver.js';
 import { CODES, literal, quote } from './dialect.js';
 import { codeOf, serverMessage } from './errors.js';
 import type { ClusterOptions } from './url.js';
@@ -20,6 +20,8 @@ export class MirroredLedger implements Ledger, DbmateMirror {
   readonly #table: string;
   readonly #cluster: ClusterOptions;
   readonly #notice: (message: string) => void;
+  /** lockstep's own reads: through the connection (sent again when the server could not start them), else the client. */
+  readonly #read: (sql: string) => Promise<QueryResult>;
   #created = false;
 
   constructor(
@@ -28,8 +30,18 @@ export class MirroredLedger implements Ledger, DbmateMirror {
     database: string,
     cluster: ClusterOptions,
     notice: (message: string) => void,
+    read?: (sql: string) => Promise<QueryResult>,
   ) {
     this.#ledger = ledger;
+    this.#read =
+      read ??
+      (async (sql) => {
+        const rows = (await (await client.query({ query: sql, format: 'JSONEachRow' })).json()) as Record<
+          string,
+          unknown
+        >[];
+        return { rows, rowCount: rows.length };
+      });
     this.#client = client;
     this.#table = `${quote(database)}.${quote(MIRROR_TABLE)}`;
     this.#cluster = cluster;
@@ -65,11 +77,8 @@ export class MirroredLedger implements Ledger, DbmateMirror {
   }
 
   async #applied(): Promise<string[]> {
-    const result = await this.#client.query({
-      query: `SELECT version FROM ${this.#table} FINAL WHERE applied`,
-      format: 'JSONEachRow',
-    });
-    return ((await result.json()) as { version: string }[]).map((r) => r.version);
+    const { rows } = await this.#read(`SELECT version FROM ${this.#table} FINAL WHERE applied`);
+    return rows.map((r) => String(r.version));
   }
 
   async #sync(): Promise<void> {
