@@ -25,6 +25,8 @@ export interface DrizzleJournal {
   readonly file: string;
   /** The `.sql` file names the journal lists. */
   readonly files: ReadonlySet<string>;
+  /** Each entry's tag by its `when` (what drizzle-orm records as a migration's `created_at`). */
+  readonly tagsByWhen: ReadonlyMap<number, string>;
   readonly problems: SourceProblem[];
 }
 
@@ -49,6 +51,7 @@ export function readDrizzleJournal(
     return {
       file: shown(fullPath),
       files: new Set(),
+      tagsByWhen: new Map(),
       problems: [{ file: shown(fullPath), problem: `cannot be read: ${(error as Error).message}` }],
     };
   }
@@ -59,6 +62,7 @@ export function readDrizzleJournal(
 export function parseDrizzleJournal(text: string, file: string): DrizzleJournal {
   const problems: SourceProblem[] = [];
   const files = new Set<string>();
+  const tagsByWhen = new Map<number, string>();
   let journal: unknown;
   try {
     journal = JSON.parse(text);
@@ -70,12 +74,12 @@ export function parseDrizzleJournal(text: string, file: string): DrizzleJournal 
       ...(line ? { line } : {}),
       problem: `is not valid JSON (${(error as Error).message}): Drizzle Kit writes it; restore it`,
     });
-    return { file, files, problems };
+    return { file, files, tagsByWhen, problems };
   }
   const entries = isObject(journal) ? journal.entries : undefined;
   if (!Array.isArray(entries)) {
     problems.push({ file, problem: 'has no "entries" list: it is not a Drizzle Kit journal' });
-    return { file, files, problems };
+    return { file, files, tagsByWhen, problems };
   }
   entries.forEach((entry, index) => {
     const tag = isObject(entry) ? entry.tag : undefined;
@@ -94,8 +98,9 @@ export function parseDrizzleJournal(text: string, file: string): DrizzleJournal 
         problem: `entry ${index} ("${tag}"): lockstep's version is the tag's leading digits, and it has none`,
       });
     files.add(`${tag}.sql`);
+    if (typeof entry.when === 'number') tagsByWhen.set(entry.when, tag);
   });
-  return { file, files, problems };
+  return { file, files, tagsByWhen, problems };
 }
 
 /** The line of the index-th `"tag"` of the journal's text (Drizzle Kit writes one per entry). */

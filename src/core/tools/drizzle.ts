@@ -1,14 +1,9 @@
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { AdoptRefusedError } from '../../errors.js';
+import { AdoptRefusedError, formatSourceProblem } from '../../errors.js';
+import { DRIZZLE_JOURNAL, readDrizzleJournal } from '../formats/drizzle.js';
 import { compareVersions } from '../migration.js';
 import { folderVersion, leadingVersion, rowsIfThere, toolTable } from './rows.js';
 import type { ToolHistoryOf } from './tool.js';
-
-interface JournalEntry {
-  readonly tag: string;
-  readonly when: number;
-}
 
 /**
  * Drizzle's `__drizzle_migrations (id, hash, created_at)` (in the `drizzle` schema on
@@ -32,20 +27,20 @@ export const drizzleHistory: ToolHistoryOf = (connection, dialect, named) => {
       );
       if (rows === null) return null;
       if (rows.length === 0) return { applied: [], failed: [], unmapped: [] };
-      const journal = await readJournal(dir);
-      const byTime = new Map(journal.map((e) => [e.when, e]));
+      const tagsByWhen = journalTags(dir);
       const applied: { version: string; at: string | null }[] = [];
       const unmapped: { key: string; why: string }[] = [];
       for (const row of rows) {
         const when = Number(row.created_at);
-        const entry = byTime.get(when);
-        const version = entry && leadingVersion(entry.tag);
-        if (!entry || version === null || version === undefined) {
+        const tag = tagsByWhen.get(when);
+        const version = tag === undefined ? null : leadingVersion(tag);
+        if (version === null) {
           unmapped.push({
             key: `hash ${String(row.hash).slice(0, 12)}…, created_at ${row.created_at}`,
-            why: entry
-              ? `its journal tag ${entry.tag} does not start with a version`
-              : 'no journal entry has this time',
+            why:
+              tag !== undefined
+                ? `its journal tag ${tag} does not start with a version`
+                : 'no journal entry has this time',
           });
           continue;
         }
@@ -59,26 +54,17 @@ export const drizzleHistory: ToolHistoryOf = (connection, dialect, named) => {
   };
 };
 
-async function readJournal(dir: string): Promise<JournalEntry[]> {
-  const file = path.join(dir, 'meta', '_journal.json');
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(await readFile(file, 'utf8'));
-  } catch (error) {
+/** The folder's journal, as the folder reader reads it; a missing or broken one is refused. */
+function journalTags(dir: string): ReadonlyMap<number, string> {
+  const journal = readDrizzleJournal(dir, (fullPath) => fullPath);
+  if (journal === undefined || journal.problems.length > 0) {
+    const why = journal
+      ? journal.problems.map(formatSourceProblem).join('; ')
+      : `${path.join(dir, DRIZZLE_JOURNAL)}: not found`;
     throw new AdoptRefusedError(
-      `${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (error as Error).message}. ` +
-        "Drizzle's history names migrations by the times in its journal: --dir must be Drizzle's out folder " +
+      `${why}. Drizzle's history names migrations by the times in its journal: --dir must be Drizzle's out folder ` +
         '(the one holding meta/_journal.json). Nothing was changed.',
     );
   }
-  const entries = (parsed as { entries?: unknown }).entries;
-  if (
-    !Array.isArray(entries) ||
-    !entries.every((e) => typeof e?.tag === 'string' && typeof e?.when === 'number')
-  ) {
-    throw new AdoptRefusedError(
-      `${file}: not a Drizzle journal (entries of {tag, when}). Nothing was changed.`,
-    );
-  }
-  return entries as JournalEntry[];
+  return journal.tagsByWhen;
 }
