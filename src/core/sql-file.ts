@@ -35,6 +35,8 @@ const KNOWN = 'transaction, lock_timeout, lock_retries, timeout, requires';
 
 /** Whether a file has a dbmate marker line: then it is read as dbmate's, whatever its name. */
 export function hasDbmateMarker(text: string): boolean {
+  // Every file is read at each boot: one without the word has no marker, and is not split.
+  if (!text.includes('migrate:')) return false;
   return text.split('\n').some((line) => MARKER.test(line.replace(/\r$/, '')));
 }
 
